@@ -1,0 +1,30 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+from tiny_models import build_tiny_models
+
+
+@pytest.fixture(scope="session")
+def tiny_models(request, tmp_path_factory):
+    """Tiny random models in a hub cache, served offline by hub id.
+
+    Built once into the pytest cache (``.pytest_cache/d/tiny-models``) so reruns are instant, or a
+    session temp dir when the cache plugin is off. Sets HF_HUB_CACHE and HF_HUB_OFFLINE=1 in
+    os.environ (inherited by subprocesses) and in huggingface_hub.constants (which reads them once
+    at import), restoring both at session end.
+    """
+    cache = getattr(request.config, "cache", None)
+    hub_cache = cache.mkdir("tiny-models") if cache is not None else tmp_path_factory.mktemp("tiny-models")
+    kinds = build_tiny_models(hub_cache)
+
+    import huggingface_hub.constants as hf_constants
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_CACHE", str(hub_cache))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setattr(hf_constants, "HF_HUB_CACHE", str(hub_cache))
+        mp.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+        yield {**kinds, "hub_cache": str(hub_cache)}
