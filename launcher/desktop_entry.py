@@ -408,14 +408,16 @@ def install_desktop_entry(command: list[str] | None = None) -> list[Path]:
             written.append(dest)
         _make_dirs(base / APP_ID, created)
         files = sorted({str(p.relative_to(base)) for p in written} | set(previous.get("files", [])))
-        dirs = sorted({str(d.relative_to(base)) for d in created if d != base and base in d.parents})
+        dirs = sorted({str(d.relative_to(base)) for d in created if base in d.parents})
+        # The data home itself and folders above it, if this install had to create them.
+        above = sum(1 for d in created if d == base or d in base.parents)
         manifest = {
             "version": MANIFEST_VERSION,
             "app": APP_ID,
             "command": command,
             "files": files,
             "dirs": dirs,
-            "created_base": bool(previous.get("created_base")) or base in created,
+            "created_levels_above": max(int(previous.get("created_levels_above", 0)), above),
         }
         _write_atomic(base / APP_ID / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
     except OSError as exc:
@@ -443,8 +445,8 @@ def uninstall_desktop_entry() -> list[Path]:
     own = base / APP_ID / MANIFEST_NAME
     own.unlink(missing_ok=True)
     folders = [_inside(base, d) for d in manifest.get("dirs", [])]
-    if manifest.get("created_base"):
-        folders.append(base)
+    levels = int(manifest.get("created_levels_above", 0))
+    folders += [base, *base.parents][: min(levels, len(base.parents))]
     _remove_empty_dirs(folders)
     _refresh_caches(base)
     return removed
