@@ -570,7 +570,8 @@ def main(argv: list[str] | None = None) -> int:
             path = set_autostart(args.state == "on", start_serving=args.start)
             print(f"{'wrote' if args.state == 'on' else 'removed'} {path}")
         else:
-            print(f"desktop entry: {'installed at ' + str(desktop_entry_path()) if desktop_entry_installed() else 'not installed'}")
+            where = f"installed at {desktop_entry_path()}" if desktop_entry_installed() else "not installed"
+            print(f"desktop entry: {where}")
             print(f"autostart: {'on' if autostart_enabled() else 'off'}"
                   + (" (starts serving)" if autostart_enabled() and autostart_starts_serving() else ""))
             print(f"command: {' '.join(launcher_command())}")

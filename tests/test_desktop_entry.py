@@ -172,7 +172,8 @@ def test_install_then_uninstall_leaves_nothing(xdg):
     for size in de.ICON_SIZES:
         png = hicolor / f"{size}x{size}" / "apps" / "gradio-serve-launcher.png"
         assert png in written
-        assert png.read_bytes() == (ICONS / "hicolor" / f"{size}x{size}" / "apps" / "gradio-serve-launcher.png").read_bytes()
+        shipped = ICONS / "hicolor" / f"{size}x{size}" / "apps" / "gradio-serve-launcher.png"
+        assert png.read_bytes() == shipped.read_bytes()
     svg = hicolor / "scalable" / "apps" / "gradio-serve-launcher.svg"
     assert svg in written and svg.read_bytes() == (ICONS / "gradio-serve-launcher.svg").read_bytes()
     assert de.desktop_entry_installed()
@@ -222,7 +223,7 @@ def test_existing_caches_are_refreshed_and_restored(xdg, monkeypatch):
     subprocess.run([update_db, str(apps)], check=True, timeout=30)
     hicolor = data / "icons" / "hicolor"
     (hicolor / "48x48" / "apps").mkdir(parents=True)
-    (hicolor / "48x48" / "apps" / "other.png").write_bytes((ICONS / "hicolor" / "48x48" / "apps" / "gradio-serve-launcher.png").read_bytes())
+    shutil.copy(ICONS / "hicolor" / "48x48" / "apps" / "gradio-serve-launcher.png", hicolor / "48x48" / "apps" / "other.png")
     icon_cache_tool = shutil.which("gtk-update-icon-cache")
     if icon_cache_tool:  # Debian's gtk-update-icon-cache; optional for the launcher
         subprocess.run([icon_cache_tool, "-q", "-t", "-f", str(hicolor)], check=True, timeout=30)
