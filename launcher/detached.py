@@ -1,0 +1,129 @@
+"""A supervisor some earlier launch left serving ("Quit, keep serving"), or a `gradio-serve up` in a terminal.
+
+Found through serving.paths.supervisor_record(); followed by reading
+status_record() once a second (in a worker); stopped with SIGTERM to its
+pid, then its process group after a grace period.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import psutil
+from PySide6.QtCore import QObject, QTimer
+
+from serving import paths
+
+from launcher.logs import launcher_logger
+from launcher.supervisor_process import ServingController, ServingState, killpg_safely, state_for_phase
+from launcher.worker import QueryOp
+
+
+def _looks_like_supervisor(proc: psutil.Process) -> bool:
+    try:
+        cmd = " ".join(proc.cmdline())
+    except (psutil.Error, OSError):
+        return False
+    return "serving" in cmd or "gradio-serve" in cmd
+
+
+def find_running() -> dict | None:
+    """The supervisor record if its process is alive (and is a supervisor, not a reused pid)."""
+    record = paths.read_json(paths.supervisor_record())
+    if not record:
+        return None
+    try:
+        pid = int(record.get("pid") or 0)
+    except (TypeError, ValueError):
+        return None
+    if pid <= 1:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE or not _looks_like_supervisor(proc):
+            return None
+    except psutil.Error:
+        return None
+    return record
+
+
+def _read_status() -> dict | None:
+    return paths.read_json(paths.status_record())
+
+
+class AttachedSupervisor(ServingController):
+    """Follows and can stop a supervisor this launcher did not start."""
+
+    owned = False
+    poll_ms = 1000
+    stop_grace_s = 45.0
+
+    def __init__(self, record: dict, parent: QObject | None = None):
+        super().__init__(parent)
+        self.record = record
+        self.pid = int(record["pid"])
+        self.pgid = int(record["pgid"]) if record.get("pgid") else None
+        self.url = record.get("url")
+        self._stop_sent_at: float | None = None
+        self._killed = False
+        self._polling = False
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self._poll)
+        self._state = ServingState.running
+
+    def start_following(self) -> None:
+        launcher_logger().info("found a running app (supervisor pid %s) at %s", self.pid, self.url)
+        self._timer.start(self.poll_ms)
+        self._poll()
+
+    def running(self) -> bool:
+        return psutil.pid_exists(self.pid) and self._alive()
+
+    def _alive(self) -> bool:
+        try:
+            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def stop(self) -> None:
+        if self._stop_sent_at is not None or not self.running():
+            return
+        launcher_logger().info("stopping the running app (SIGTERM to supervisor pid %s)", self.pid)
+        self._stop_sent_at = time.monotonic()
+        self._set_state(ServingState.stopping)
+        self.message_changed.emit("Stopping…")
+        killpg_safely(None, self.pid, signal.SIGTERM)
+
+    def _poll(self) -> None:
+        if not self.running():
+            self._timer.stop()
+            # It is gone: whatever its group left behind goes too.
+            if self.pgid:
+                killpg_safely(self.pgid, None, signal.SIGKILL)
+            self._set_state(ServingState.stopped)
+            self.message_changed.emit("Stopped")
+            return
+        if self._stop_sent_at is not None and not self._killed:
+            if time.monotonic() - self._stop_sent_at > self.stop_grace_s:
+                self._killed = True
+                launcher_logger().warning("the app did not stop in time; killing its process group")
+                killpg_safely(self.pgid, self.pid, signal.SIGKILL)
+        if not self._polling:
+            self._polling = True
+            QueryOp(self, _read_status, self._on_status, self._on_status_failed, what="Reading the app's status").run()
+
+    def _on_status_failed(self, exc: BaseException) -> None:
+        self._polling = False
+
+    def _on_status(self, status: dict | None) -> None:
+        self._polling = False
+        if not status or self._stop_sent_at is not None:
+            return
+        self._set_url(status.get("url"))
+        if status.get("deployments") is not None:
+            self.last_status = status
+            self.status_changed.emit(status)
+        state = state_for_phase(status.get("phase"))
+        if state is not None and state is not ServingState.stopped:
+            self._set_state(state)

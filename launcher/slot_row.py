@@ -1,0 +1,261 @@
+"""One model slot in the window: model picker, CPUs, GPUs, replicas (and remove, in fan-out).
+
+The picker lists catalog entries (name, then task, size, memory estimate and
+offline availability in grey) and takes free text: a hub id or a folder.
+Numbers are bounded by what the machine has; values the window does not
+show (label, generation, autoscaling...) are kept from the loaded slot.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QGridLayout,
+    QLabel,
+    QSpinBox,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QToolButton,
+    QWidget,
+)
+
+from serving.config import ModelSlot, Mode
+
+from launcher.model_catalog import ModelChoice
+
+DETAILS_ROLE = Qt.ItemDataRole.UserRole + 1
+CHOICE_ROLE = Qt.ItemDataRole.UserRole + 2
+
+# Column widths shared with the header row so rows line up.
+COL_CPUS = 78
+COL_GPUS = 78
+COL_REPLICAS = 70
+COL_BUTTON = 28
+
+SCHEMA_MAX_CPUS = 1024.0
+SCHEMA_MAX_GPUS = 64.0
+SCHEMA_MAX_REPLICAS = 64
+
+
+class ChoiceDelegate(QStyledItemDelegate):
+    """Draws "name    details" in the picker's list, details dimmed."""
+
+    def paint(self, painter, option, index):
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        details = index.data(DETAILS_ROLE) or ""
+        name = opt.text
+        opt.text = ""
+        style = opt.widget.style() if opt.widget else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+        rect = opt.rect.adjusted(6, 0, -6, 0)
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
+        group = QPalette.ColorGroup.Normal
+        painter.save()
+        painter.setPen(opt.palette.color(group, QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text))
+        painter.drawText(rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, name)
+        name_width = opt.fontMetrics.horizontalAdvance(name) + 24
+        dim = opt.palette.color(group, QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.PlaceholderText)
+        painter.setPen(dim)
+        detail_rect = rect.adjusted(name_width, 0, 0, 0)
+        painter.drawText(detail_rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
+                         opt.fontMetrics.elidedText(details, Qt.TextElideMode.ElideLeft, detail_rect.width()))
+        painter.restore()
+
+    def sizeHint(self, option, index):
+        base = super().sizeHint(option, index)
+        details = index.data(DETAILS_ROLE) or ""
+        width = option.fontMetrics.horizontalAdvance(f"{index.data() or ''}{details}") + 60
+        return QSize(max(base.width(), width), max(base.height(), option.fontMetrics.height() + 8))
+
+
+class SlotRow(QWidget):
+    changed = Signal()
+    remove_requested = Signal(object)  # self
+
+    def __init__(self, slot: ModelSlot | None = None, max_cpus: float = SCHEMA_MAX_CPUS,
+                 max_gpus: float = SCHEMA_MAX_GPUS, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._base = slot or ModelSlot()
+        self._choices: dict[str, ModelChoice] = {}
+        self._max_cpus = 1.0
+
+        self.number = QLabel("1.")
+        self.number.setFixedWidth(18)
+        self.model = QComboBox()
+        self.model.setEditable(True)
+        self.model.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.model.setItemDelegate(ChoiceDelegate(self.model))
+        self.model.setMinimumContentsLength(22)
+        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model.setToolTip("A model from the list, a Hugging Face hub id, or a local model folder")
+        self.model.lineEdit().setPlaceholderText("model name, hub id or folder")
+        self.browse = QToolButton()
+        self.browse.setText("…")
+        self.browse.setToolTip("Pick a local model folder")
+        self.browse.setFixedWidth(COL_BUTTON)
+
+        self.cpus = QDoubleSpinBox()
+        self.cpus.setDecimals(2)
+        self.cpus.setSingleStep(0.25)
+        self.cpus.setMinimum(0.25)
+        self.cpus.setFixedWidth(COL_CPUS)
+        self.cpus.setToolTip("CPUs per replica (also the model's thread count)")
+        self.gpus = QDoubleSpinBox()
+        self.gpus.setDecimals(2)
+        self.gpus.setSingleStep(0.25)
+        self.gpus.setMinimum(0.0)
+        self.gpus.setFixedWidth(COL_GPUS)
+        self.replicas = QSpinBox()
+        self.replicas.setMinimum(1)
+        self.replicas.setFixedWidth(COL_REPLICAS)
+        self.replicas.setToolTip("Copies of this model serving requests in parallel")
+        self.remove = QToolButton()
+        self.remove.setText("✕")
+        self.remove.setToolTip("Remove this model")
+        self.remove.setFixedWidth(COL_BUTTON)
+
+        self.details = QLabel()
+        self.details.setObjectName("slotDetails")
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        palette = self.details.palette()
+        palette.setColor(QPalette.ColorRole.WindowText, palette.color(QPalette.ColorRole.PlaceholderText))
+        self.details.setPalette(palette)
+
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(6)
+        grid.setVerticalSpacing(1)
+        grid.addWidget(self.number, 0, 0)
+        grid.addWidget(self.model, 0, 1)
+        grid.addWidget(self.browse, 0, 2)
+        grid.addWidget(self.cpus, 0, 3)
+        grid.addWidget(self.gpus, 0, 4)
+        grid.addWidget(self.replicas, 0, 5)
+        grid.addWidget(self.remove, 0, 6)
+        grid.addWidget(self.details, 1, 1, 1, 2)
+        grid.setColumnStretch(1, 1)
+
+        self.set_bounds(max_cpus, max_gpus)
+        self.set_slot(self._base)
+
+        self.model.currentTextChanged.connect(self._on_model_text)
+        self.cpus.valueChanged.connect(self._on_cpus)
+        self.gpus.valueChanged.connect(lambda _v: self.changed.emit())
+        self.replicas.valueChanged.connect(lambda _v: self.changed.emit())
+        self.browse.clicked.connect(self._pick_folder)
+        self.remove.clicked.connect(lambda: self.remove_requested.emit(self))
+
+    # ---- values ---------------------------------------------------------
+
+    def set_slot(self, slot: ModelSlot) -> None:
+        self._base = slot
+        self.model.setEditText(slot.model)
+        self.cpus.setValue(slot.num_cpus)
+        self.gpus.setValue(slot.num_gpus)
+        if slot.autoscaling:
+            self.replicas.setValue(slot.autoscaling.max_replicas)
+            self.replicas.setEnabled(False)
+            self.replicas.setToolTip(
+                f"Autoscaling from the configuration: {slot.autoscaling.min_replicas} to "
+                f"{slot.autoscaling.max_replicas} replicas"
+            )
+        else:
+            self.replicas.setValue(slot.replicas)
+        self._update_details()
+
+    def model_ref(self) -> str:
+        return self.model.currentText().strip()
+
+    def slot_dict(self) -> dict:
+        """This slot as LaunchConfig data (validated by the caller, which names the field)."""
+        data = self._base.model_dump(mode="json")
+        data.update(model=self.model_ref(), num_cpus=self.cpus.value(), num_gpus=self.gpus.value())
+        if not self._base.autoscaling:
+            data["replicas"] = self.replicas.value()
+        return data
+
+    def max_replicas(self) -> int:
+        return self._base.autoscaling.max_replicas if self._base.autoscaling else self.replicas.value()
+
+    def choice(self) -> ModelChoice | None:
+        return self._choices.get(self.model_ref())
+
+    def set_number(self, n: int) -> None:
+        self.number.setText(f"{n}.")
+
+    def set_removable(self, removable: bool) -> None:
+        self.remove.setVisible(removable)
+
+    # ---- catalog and bounds ----------------------------------------------
+
+    def set_choices(self, choices: list[ModelChoice], mode: Mode) -> None:
+        """Offer the entries that suit the mode; keep whatever is typed."""
+        text = self.model.currentText()
+        self._choices = {c.name: c for c in choices}
+        self.model.blockSignals(True)
+        self.model.clear()
+        for c in choices:
+            if not c.fits(mode):
+                continue
+            self.model.addItem(c.name)
+            i = self.model.count() - 1
+            self.model.setItemData(i, c.details(), DETAILS_ROLE)
+            self.model.setItemData(i, (c.description + "\n" if c.description else "") + c.details(),
+                                   Qt.ItemDataRole.ToolTipRole)
+        self.model.setEditText(text)
+        self.model.blockSignals(False)
+        self._update_details()
+
+    def set_bounds(self, max_cpus: float, max_gpus: float) -> None:
+        """Cap CPUs and GPUs per replica at what the cluster has; replicas follow the CPUs."""
+        self._max_cpus = max(0.25, float(max_cpus))
+        self.cpus.setMaximum(self._max_cpus)
+        self.gpus.setMaximum(max(0.0, float(max_gpus)))
+        self.gpus.setEnabled(max_gpus > 0)
+        self.gpus.setToolTip("GPUs per replica; fractions share one GPU" if max_gpus > 0 else "No GPU found on this machine")
+        self._update_replica_bound()
+
+    def _update_replica_bound(self) -> None:
+        fit = math.floor(self._max_cpus / max(self.cpus.value(), 0.01) + 1e-9)
+        self.replicas.setMaximum(max(1, min(SCHEMA_MAX_REPLICAS, fit)))
+
+    def _on_cpus(self, _value: float) -> None:
+        self._update_replica_bound()
+        self.changed.emit()
+
+    def _on_model_text(self, _text: str) -> None:
+        self._update_details()
+        self.changed.emit()
+
+    def _update_details(self) -> None:
+        c = self.choice()
+        if c is not None:
+            self.details.setText(c.details())
+            self.details.setToolTip(c.description)
+        elif self.model_ref():
+            self.details.setText("hub id or folder: checked when you press Start")
+            self.details.setToolTip("")
+        else:
+            self.details.setText("choose a model")
+            self.details.setToolTip("")
+
+    def _pick_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Model folder (with config.json)")
+        if folder:
+            self.model.setEditText(folder)
+
+    def set_editable(self, editable: bool) -> None:
+        for w in (self.model, self.browse, self.cpus, self.gpus, self.remove):
+            w.setEnabled(editable)
+        self.replicas.setEnabled(editable and not self._base.autoscaling)
+        if editable:
+            self.gpus.setEnabled(self.gpus.maximum() > 0)

@@ -1,0 +1,72 @@
+"""The per-deployment status table, filled from the supervisor's "status" events.
+
+Columns: model, Serve status (Serve's own words), replicas running/target,
+message. The ingress (Gradio) deployment is listed too: it is what answers.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+
+_STATUS_COLOURS = {
+    "RUNNING": "#15803d",
+    "HEALTHY": "#15803d",
+    "DEPLOYING": "#b45309",
+    "UPSCALING": "#b45309",
+    "DOWNSCALING": "#b45309",
+    "NOT_STARTED": "#6b7280",
+    "UNHEALTHY": "#b91c1c",
+    "DEPLOY_FAILED": "#b91c1c",
+}
+
+COLUMNS = ("Model", "Status", "Replicas", "Message")
+
+
+class StatusTable(QTableWidget):
+    def __init__(self, parent=None):
+        super().__init__(0, len(COLUMNS), parent)
+        self.setHorizontalHeaderLabels(COLUMNS)
+        self.verticalHeader().setVisible(False)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setAlternatingRowColors(True)
+        self.setWordWrap(False)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.setMinimumHeight(90)
+
+    def show_status(self, event: dict) -> None:
+        deployments = event.get("deployments") or []
+        self.setRowCount(len(deployments))
+        for row, d in enumerate(deployments):
+            name = d.get("label") or d.get("model") or d.get("name") or "?"
+            if d.get("model") and d.get("label") and d["label"] != d["model"]:
+                name = f"{d['label']} ({d['model']})"
+            status = str(d.get("status") or "")
+            running, target = d.get("replicas_running"), d.get("replicas_target")
+            replicas = f"{running if running is not None else '?'}/{target if target is not None else '?'}"
+            cells = (name, status, replicas, str(d.get("message") or ""))
+            for col, text in enumerate(cells):
+                item = self.item(row, col)
+                if item is None:
+                    item = QTableWidgetItem()
+                    self.setItem(row, col, item)
+                item.setText(text)
+                item.setToolTip(text if col in (0, 3) else "")
+                if col == 2:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+            colour = _STATUS_COLOURS.get(status)
+            self.item(row, 1).setForeground(QBrush(QColor(colour)) if colour else QBrush())
+
+    def clear_status(self) -> None:
+        self.setRowCount(0)
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """The table's text, row by row (tests and the tray tooltip read it)."""
+        return [tuple(self.item(r, c).text() if self.item(r, c) else "" for c in range(self.columnCount()))
+                for r in range(self.rowCount())]

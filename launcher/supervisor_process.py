@@ -1,0 +1,373 @@
+"""The supervisor (`python -m serving.cli up --events`) run as a QProcess.
+
+It parses the JSON event lines (serving/events.py is the contract) into Qt
+signals and turns them into one of five states. Start and stop are
+idempotent. Stop asks nicely ("stop" on stdin), then after a grace period
+ends the supervisor's whole process group (it leads its own group, so Ray's
+helpers go too), first with SIGTERM, then SIGKILL. Nothing here blocks the
+main thread except `kill_now()`, which is only for the moment of exit.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib.util
+import os
+import signal
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+
+from serving import paths
+from serving.config import LaunchConfig
+from serving.events import Phase, parse_line
+
+from launcher.logs import launcher_logger, supervisor_logger
+
+
+class ServingState(str, enum.Enum):
+    stopped = "stopped"
+    starting = "starting"
+    running = "running"
+    stopping = "stopping"
+    error = "error"
+
+
+_PHASE_STATE = {
+    Phase.validating.value: ServingState.starting,
+    Phase.starting_cluster.value: ServingState.starting,
+    Phase.deploying.value: ServingState.starting,
+    Phase.running.value: ServingState.running,
+    Phase.stopping.value: ServingState.stopping,
+    Phase.stopped.value: ServingState.stopped,
+    Phase.error.value: ServingState.error,
+}
+
+
+def state_for_phase(phase: str | None) -> ServingState | None:
+    return _PHASE_STATE.get(phase or "")
+
+
+def killpg_safely(pgid: int | None, pid: int | None, sig: int) -> bool:
+    """Signal the supervisor's group, never our own (if it failed to lead one, signal just its pid).
+
+    Returns True if something was signalled.
+    """
+    try:
+        if pgid and pgid > 1 and pgid != os.getpgrp():
+            os.killpg(pgid, sig)
+            return True
+        if pid and pid > 1 and pid != os.getpid():
+            os.kill(pid, sig)
+            return True
+    except (ProcessLookupError, PermissionError):
+        pass
+    return False
+
+
+def group_alive(pgid: int | None) -> bool:
+    if not pgid or pgid <= 1 or pgid == os.getpgrp():
+        return False
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+
+
+class ServingController(QObject):
+    """What the window needs from whatever runs the app (owned process or a detached one)."""
+
+    state_changed = Signal(str)  # ServingState value
+    status_changed = Signal(dict)  # the latest "status" event
+    message_changed = Signal(str)  # the latest phase message, for the status line
+    error_reported = Signal(str, str)  # message, hint
+    url_changed = Signal(str)
+
+    owned = True  # False for a supervisor another launcher left running
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._state = ServingState.stopped
+        self.url: str | None = None
+        self.pid: int | None = None
+        self.pgid: int | None = None
+        self.last_status: dict | None = None
+        self.last_error: tuple[str, str] | None = None
+
+    @property
+    def state(self) -> ServingState:
+        return self._state
+
+    def is_active(self) -> bool:
+        """Something is running (or on its way up or down)."""
+        return self._state in (ServingState.starting, ServingState.running, ServingState.stopping)
+
+    def _set_state(self, state: ServingState) -> None:
+        if state is not self._state:
+            self._state = state
+            self.state_changed.emit(state.value)
+
+    def _set_url(self, url: str | None) -> None:
+        if url and url != self.url:
+            self.url = url
+            self.url_changed.emit(url)
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class SupervisorProcess(ServingController):
+    """Owns one `gradio-serve up --events` child at a time."""
+
+    stop_grace_ms = 45_000  # Serve + Ray shutdown takes ~10 s on 2 cores; give it room
+    term_grace_ms = 5_000  # after SIGTERM to the group, before SIGKILL
+    finished = Signal(int)  # exit code, after the state settled
+
+    def __init__(self, parent: QObject | None = None, command: list[str] | None = None):
+        super().__init__(parent)
+        # The command up to "up"; tests may put a fake supervisor here.
+        self.command = command or [sys.executable, "-m", "serving.cli"]
+        self.process: QProcess | None = None
+        self.detached = False
+        self._stdout_buf = b""
+        self._stderr_buf = b""
+        self._stop_requested = False
+        self._grace = QTimer(self, singleShot=True)
+        self._grace.timeout.connect(self._on_grace_over)
+        self._reaper = QTimer(self, singleShot=True)
+        self._reaper.timeout.connect(self._reap_group)
+        self._reap_signal = signal.SIGTERM
+
+    # ---- starting -------------------------------------------------------
+
+    def config_file(self) -> Path:
+        return paths.state_dir() / "launcher-config.json"
+
+    def start(self, config: LaunchConfig, extra_args: list[str] | None = None) -> bool:
+        """Start serving `config`; False (and nothing done) if already running."""
+        if self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning:
+            return False
+        path = self.config_file()
+        try:
+            paths.write_json_atomic(path, config.model_dump(mode="json"))
+        except OSError as exc:
+            self._fail(f"Could not write the launch configuration to {path}: {exc.strerror}.",
+                       "Check that the folder is writable and has free space.")
+            return False
+
+        self.url = None
+        self.pid = self.pgid = None
+        self.last_status = None
+        self.last_error = None
+        self.detached = False
+        self._stop_requested = False
+        self._stdout_buf = self._stderr_buf = b""
+
+        proc = QProcess(self)
+        proc.setProcessEnvironment(self._environment())
+        proc.readyReadStandardOutput.connect(self._read_stdout)
+        proc.readyReadStandardError.connect(self._read_stderr)
+        proc.finished.connect(self._on_finished)
+        proc.errorOccurred.connect(self._on_process_error)
+        self.process = proc
+        args = self.command[1:] + ["up", "--events", "--config", str(path)] + list(extra_args or [])
+        launcher_logger().info("starting the supervisor: %s %s", self.command[0], " ".join(args))
+        self._set_state(ServingState.starting)
+        self.message_changed.emit("Starting…")
+        proc.start(self.command[0], args)
+        return True
+
+    def _environment(self) -> QProcessEnvironment:
+        env = QProcessEnvironment.systemEnvironment()
+        env.insert("PYTHONUNBUFFERED", "1")  # events and logs arrive as they happen
+        # Run the same `serving` package this launcher imports, installed or not.
+        spec = importlib.util.find_spec("serving")
+        if spec and spec.submodule_search_locations:
+            root = str(Path(list(spec.submodule_search_locations)[0]).resolve().parent)
+            current = env.value("PYTHONPATH", "")
+            if root not in current.split(os.pathsep):
+                env.insert("PYTHONPATH", root + (os.pathsep + current if current else ""))
+        return env
+
+    # ---- stopping -------------------------------------------------------
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning
+
+    def stop(self) -> None:
+        """Ask the supervisor to stop; escalate after a grace period. Idempotent."""
+        if not self.running():
+            return
+        if self._stop_requested:
+            return
+        self._stop_requested = True
+        self._set_state(ServingState.stopping)
+        self.message_changed.emit("Stopping…")
+        self._write(b"stop\n")
+        self._grace.start(self.stop_grace_ms)
+
+    def detach(self) -> bool:
+        """Leave the supervisor serving after this launcher exits ("Quit, keep serving")."""
+        if not self.running() or self._stop_requested:
+            return False
+        self.detached = True
+        self._write(b"detach\n")
+        self.process.waitForBytesWritten(2000)  # a few bytes to a pipe; must land before we exit
+        launcher_logger().info("detached: the supervisor (pid %s) keeps serving %s", self.pid, self.url or "")
+        return True
+
+    def kill_now(self, wait_s: float = 10.0) -> None:
+        """Exit path: end the whole group now (SIGTERM, then SIGKILL). Blocks up to wait_s."""
+        if not self.running() or self.detached:
+            return
+        self._write(b"stop\n")
+        if self.process.waitForFinished(int(wait_s * 1000 / 2)):
+            self._reap_group_now()
+            return
+        pid = self.pid or self.process.processId()
+        killpg_safely(self.pgid, pid, signal.SIGTERM)
+        if not self.process.waitForFinished(int(wait_s * 1000 / 2)):
+            killpg_safely(self.pgid, pid, signal.SIGKILL)
+            self.process.kill()
+            self.process.waitForFinished(2000)
+        self._reap_group_now()
+
+    def _write(self, data: bytes) -> None:
+        if self.running():
+            self.process.write(data)
+
+    def _on_grace_over(self) -> None:
+        if not self.running():
+            return
+        launcher_logger().warning("the supervisor did not stop within %d s; ending its process group",
+                                  self.stop_grace_ms // 1000)
+        killpg_safely(self.pgid, self.pid or self.process.processId(), signal.SIGTERM)
+        self._grace.timeout.disconnect(self._on_grace_over)
+        self._grace.timeout.connect(self._on_term_grace_over)
+        self._grace.start(self.term_grace_ms)
+
+    def _on_term_grace_over(self) -> None:
+        self._grace.timeout.disconnect(self._on_term_grace_over)
+        self._grace.timeout.connect(self._on_grace_over)
+        if self.running():
+            killpg_safely(self.pgid, self.pid or self.process.processId(), signal.SIGKILL)
+            self.process.kill()
+
+    def _reap_group(self) -> None:
+        """Whatever of the group outlived the supervisor (Ray agents can) is ended."""
+        if not group_alive(self.pgid):
+            return
+        launcher_logger().info("ending leftover processes of group %s (signal %s)", self.pgid, self._reap_signal)
+        killpg_safely(self.pgid, None, self._reap_signal)
+        if self._reap_signal == signal.SIGTERM:
+            self._reap_signal = signal.SIGKILL
+            self._reaper.start(3000)
+
+    def _reap_group_now(self) -> None:
+        if group_alive(self.pgid):
+            killpg_safely(self.pgid, None, signal.SIGKILL)
+
+    # ---- output ---------------------------------------------------------
+
+    def _read_stdout(self) -> None:
+        self._stdout_buf += bytes(self.process.readAllStandardOutput())
+        *lines, self._stdout_buf = self._stdout_buf.split(b"\n")
+        for raw in lines:
+            self._handle_stdout_line(raw.decode("utf-8", "replace"))
+
+    def _read_stderr(self) -> None:
+        self._stderr_buf += bytes(self.process.readAllStandardError())
+        *lines, self._stderr_buf = self._stderr_buf.split(b"\n")
+        log = supervisor_logger()
+        for raw in lines:
+            text = raw.decode("utf-8", "replace").rstrip()
+            if text:
+                log.info(text)
+
+    def _flush_buffers(self) -> None:
+        if self.process is not None:
+            self._read_stdout()
+            self._read_stderr()
+        if self._stdout_buf.strip():
+            self._handle_stdout_line(self._stdout_buf.decode("utf-8", "replace"))
+        if self._stderr_buf.strip():
+            supervisor_logger().info(self._stderr_buf.decode("utf-8", "replace").rstrip())
+        self._stdout_buf = self._stderr_buf = b""
+
+    def _handle_stdout_line(self, line: str) -> None:
+        event = parse_line(line)
+        if event is None:
+            if line.strip():
+                supervisor_logger().info(line.rstrip())  # not an event: still worth seeing
+            return
+        self.handle_event(event)
+
+    def handle_event(self, event: dict) -> None:
+        kind = event.get("event")
+        log = supervisor_logger()
+        if kind == "phase":
+            if event.get("pid"):
+                self.pid = int(event["pid"])
+            if event.get("pgid"):
+                self.pgid = int(event["pgid"])
+            self._set_url(event.get("url"))
+            message = event.get("message") or event.get("phase", "")
+            log.info("[%s] %s", event.get("phase"), message)
+            self.message_changed.emit(message)
+            state = state_for_phase(event.get("phase"))
+            if state is not None and not (self._stop_requested and state is ServingState.running):
+                self._set_state(state)
+        elif kind == "status":
+            self.last_status = event
+            self.status_changed.emit(event)
+        elif kind == "error":
+            message, hint = str(event.get("message", "")), str(event.get("hint") or "")
+            self.last_error = (message, hint)
+            log.error("error: %s%s", message, f" (hint: {hint})" if hint else "")
+            self.error_reported.emit(message, hint)
+        elif kind == "log":
+            level = {"warning": 30, "error": 40}.get(str(event.get("level")), 20)
+            log.log(level, "%s", event.get("message", ""))
+        else:
+            log.info("%s", event)
+
+    # ---- end ------------------------------------------------------------
+
+    def _on_process_error(self, error: QProcess.ProcessError) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            self._fail(
+                f"Could not start the supervisor ({self.command[0]} {' '.join(self.command[1:])}).",
+                "Check that the gradio-serve-launcher package is installed in this Python environment.",
+            )
+
+    def _on_finished(self, code: int, status: QProcess.ExitStatus) -> None:
+        self._flush_buffers()
+        self._grace.stop()
+        crashed = status == QProcess.ExitStatus.CrashExit
+        launcher_logger().info("the supervisor exited (%s)", "crashed" if crashed else f"code {code}")
+        # Ray helpers may outlive the supervisor; end them (the detached case never gets here alive).
+        self._reap_signal = signal.SIGTERM
+        self._reaper.start(1000)
+        if self._stop_requested:
+            self._set_state(ServingState.stopped)
+            self.message_changed.emit("Stopped")
+        elif code != 0 or crashed or self._state is ServingState.error:
+            if self.last_error is None:
+                self._fail(
+                    f"The supervisor {'crashed' if crashed else f'exited with code {code}'} before it finished.",
+                    "The log view (Open logs folder) has its output; fix what it names and start again.",
+                )
+            self._set_state(ServingState.error)
+        else:
+            self._set_state(ServingState.stopped)
+            self.message_changed.emit("Stopped")
+        self.finished.emit(-1 if crashed else code)
+
+    def _fail(self, message: str, hint: str) -> None:
+        self.last_error = (message, hint)
+        self.error_reported.emit(message, hint)
+        self._set_state(ServingState.error)

@@ -1,0 +1,866 @@
+"""The main window: what to serve and with what, Start/Stop/Open, status, log.
+
+The window edits a LaunchConfig (fields it does not show, such as generation
+settings or autoscaling from a --config file, are kept), validates it, checks
+models, port, memory and CPUs in a worker, then hands it to a
+SupervisorProcess. It follows the supervisor's state through signals only.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from typing import Callable
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPalette
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from serving.config import ConfigError, LaunchConfig, Mode, ModelSlot
+
+from launcher import errors, machine, model_catalog
+from launcher import settings as settings_mod
+from launcher.browser import BrowserOpener, open_url
+from launcher.detached import AttachedSupervisor
+from launcher.errors import show_error
+from launcher.icons import STATE_COLOURS, app_icon
+from launcher.log_view import LogView, open_logs_folder
+from launcher.logs import launcher_logger
+from launcher.model_catalog import ModelChoice
+from launcher.settings import Settings
+from launcher.slot_row import (
+    COL_BUTTON,
+    COL_CPUS,
+    COL_GPUS,
+    COL_REPLICAS,
+    SCHEMA_MAX_CPUS,
+    SCHEMA_MAX_GPUS,
+    SlotRow,
+)
+from launcher.status_panel import StatusTable
+from launcher.supervisor_process import ServingController, ServingState, SupervisorProcess
+from launcher.tray import Tray
+from launcher.worker import QueryOp
+
+TITLE = "Gradio Serve Launcher"
+MAX_SLOTS = 8
+# Ray's processes, Serve's controller and proxy, and the Gradio ingress, before any model (rough).
+SERVING_OVERHEAD_MB = 800
+
+_MODE_HELP = {
+    Mode.summarize: "One model summarizes the text you paste.",
+    Mode.fanout: "One prompt goes to several models at once; their answers appear side by side.",
+}
+
+
+@dataclass
+class PrestartReport:
+    """What the pre-start worker found (computed off the main thread)."""
+
+    memory_available: int = 0
+    choices: list[ModelChoice | None] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    port_in_use: bool = False
+    free_port: int | None = None
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    bind_host = "127.0.0.1" if host in ("localhost", "0.0.0.0", "::") else host
+    with socket.socket(socket.AF_INET6 if ":" in bind_host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((bind_host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _free_port_near(port: int) -> int | None:
+    for candidate in range(port + 1, min(port + 50, 65536)):
+        if not _port_in_use("127.0.0.1", candidate):
+            return candidate
+    return None
+
+
+def prestart_check(config: LaunchConfig) -> PrestartReport:
+    """Models exist and suit the mode, the port is free, and how much memory is free (worker thread)."""
+    report = PrestartReport(memory_available=machine.memory()[1])
+    for i, slot in enumerate(config.models):
+        try:
+            report.choices.append(model_catalog.resolve(slot.model, config.mode, f"Model {i + 1} ({slot.model})"))
+        except ConfigError as exc:
+            report.choices.append(None)
+            report.problems.append(str(exc))
+    if config.cluster.address is None and _port_in_use(config.http.host, config.http.port):
+        report.port_in_use = True
+        report.free_port = _free_port_near(config.http.port)
+    return report
+
+
+class MainWindow(QMainWindow):
+    quit_requested = Signal(bool)  # keep_serving; app.py ends the event loop
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        open_browser: bool | None = None,
+        controller_factory: Callable[[QWidget], SupervisorProcess] | None = None,
+    ):
+        super().__init__()
+        self.settings = settings or Settings()
+        self._open_browser_override = open_browser  # --no-browser, this session only
+        self._controller_factory = controller_factory or (lambda parent: SupervisorProcess(parent))
+        self.controller: ServingController | None = None
+        self.machine = machine.MachineInfo(cpus=machine.cpu_count(), memory_total=0, memory_available=0)
+        self._machine_probed = False
+        self.choices: list[ModelChoice] = model_catalog.fallback_choices()
+        self.catalog_loaded = False
+        self._base = self.settings.config
+        self.rows: list[SlotRow] = []
+        self._stashed: list[ModelSlot] = []  # fan-out slots kept while in summarizer mode
+        self._checking = False  # a pre-start check is running
+        self._browser_pending = False
+        self._quitting = False
+        self._confirm_box: QMessageBox | None = None
+        self._close_box: QMessageBox | None = None
+        self._loading = False
+
+        self.setWindowTitle(TITLE)
+        self.setWindowIcon(app_icon())
+        self.browser = BrowserOpener(self, opener=open_url)
+        self._save_timer = QTimer(self, singleShot=True, interval=500)
+        self._save_timer.timeout.connect(self.save_settings)
+
+        self._build_actions()
+        self._build_ui()
+        self.tray = Tray(
+            [self.start_action, self.stop_action, self.open_action, None, self.show_action, self.logs_action, None,
+             self.quit_keep_action, self.quit_action],
+            self,
+        )
+        self.tray.activated.connect(self.toggle_visible)
+        self.tray.show()
+        errors.set_presenter(self.show_status_line, self)
+
+        self.apply_config(self.settings.config)
+        if self.settings.geometry:
+            self.restoreGeometry(QByteArray.fromBase64(self.settings.geometry.encode()))
+        self._apply_state(ServingState.stopped)
+
+        # Slow look-ups go to workers; the window is usable at once with what is known.
+        QueryOp(self, machine.probe, self._on_machine, what="Detecting CPUs, memory and GPUs").run()
+        QueryOp(self, model_catalog.load_choices, self._on_catalog, self._on_catalog_failed,
+                what="Listing models").run()
+
+    # ---- construction -----------------------------------------------------
+
+    def _build_actions(self) -> None:
+        self.start_action = QAction("Start", self, triggered=lambda: self.start_serving())
+        self.stop_action = QAction("Stop", self, triggered=self.stop_serving)
+        self.open_action = QAction("Open in browser", self, triggered=self.open_in_browser)
+        self.show_action = QAction("Show window", self, triggered=self.bring_forward)
+        self.logs_action = QAction("Open logs folder", self, triggered=open_logs_folder)
+        self.quit_keep_action = QAction("Quit, keep serving", self, triggered=lambda: self.request_quit(True))
+        self.quit_action = QAction("Quit", self, triggered=lambda: self.request_quit(False))
+        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        self.addAction(self.quit_action)
+
+        menu = self.menuBar().addMenu("&File")
+        menu.addAction(QAction("Load configuration…", self, triggered=self._load_config_file))
+        menu.addAction(QAction("Save configuration as…", self, triggered=self._save_config_file))
+        menu.addSeparator()
+        menu.addAction(self.logs_action)
+        menu.addSeparator()
+        menu.addAction(self.quit_keep_action)
+        menu.addAction(self.quit_action)
+
+    def _build_ui(self) -> None:
+        central = QWidget()
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(10, 8, 10, 6)
+
+        # Mode
+        mode_row = QHBoxLayout()
+        mode_row.addWidget(QLabel("<b>Mode</b>"))
+        self.mode_summarize = QRadioButton("Summarizer")
+        self.mode_fanout = QRadioButton("Parallel fan-out")
+        self.mode_group = QButtonGroup(self)
+        self.mode_group.addButton(self.mode_summarize)
+        self.mode_group.addButton(self.mode_fanout)
+        self.mode_summarize.setChecked(True)
+        mode_row.addWidget(self.mode_summarize)
+        mode_row.addWidget(self.mode_fanout)
+        self.mode_help = QLabel()
+        self.mode_help.setEnabled(False)  # dimmed explanatory text
+        mode_row.addSpacing(12)
+        mode_row.addWidget(self.mode_help, 1)
+        outer.addLayout(mode_row)
+        self.mode_fanout.toggled.connect(self._on_mode_toggled)
+
+        # Models
+        self.models_box = QGroupBox("Models")
+        models_layout = QVBoxLayout(self.models_box)
+        models_layout.setSpacing(4)
+        header = QHBoxLayout()
+        header.setSpacing(6)
+        header.addSpacing(18 + 6)
+        header.addWidget(QLabel("Model"), 1)
+        header.addSpacing(COL_BUTTON + 6)
+        for text, width in (("CPUs", COL_CPUS), ("GPUs", COL_GPUS), ("Replicas", COL_REPLICAS)):
+            label = QLabel(text)
+            label.setFixedWidth(width)
+            header.addWidget(label)
+        header.addSpacing(COL_BUTTON)
+        models_layout.addLayout(header)
+        self.rows_layout = QVBoxLayout()
+        self.rows_layout.setSpacing(6)
+        models_layout.addLayout(self.rows_layout)
+        below = QHBoxLayout()
+        self.add_button = QPushButton("Add model")
+        self.add_button.setToolTip(f"Fan-out sends each prompt to every model (up to {MAX_SLOTS})")
+        self.add_button.clicked.connect(lambda: self.add_slot())
+        below.addWidget(self.add_button)
+        self.resources_label = QLabel()
+        self.resources_label.setWordWrap(True)
+        below.addWidget(self.resources_label, 1)
+        models_layout.addLayout(below)
+        outer.addWidget(self.models_box)
+
+        # Serving options
+        options = QHBoxLayout()
+        options.addWidget(QLabel("Port"))
+        self.port = QSpinBox()
+        self.port.setRange(1, 65535)
+        self.port.setToolTip("HTTP port of the app (on 127.0.0.1 unless the configuration says otherwise)")
+        self.port.valueChanged.connect(self._on_edited)
+        options.addWidget(self.port)
+        options.addSpacing(12)
+        self.open_browser_box = QCheckBox("Open browser when ready")
+        self.open_browser_box.toggled.connect(self._on_open_browser_toggled)
+        options.addWidget(self.open_browser_box)
+        self.autostart_box = QCheckBox("Start at login")
+        self.autostart_serve_box = QCheckBox("and start serving")
+        options.addWidget(self.autostart_box)
+        options.addWidget(self.autostart_serve_box)
+        options.addStretch(1)
+        outer.addLayout(options)
+        self._init_autostart()
+
+        # Controls
+        controls = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.start_button.setDefault(True)
+        self.stop_button = QPushButton("Stop")
+        self.open_button = QPushButton("Open in browser")
+        self.start_button.clicked.connect(self.start_action.trigger)
+        self.stop_button.clicked.connect(self.stop_action.trigger)
+        self.open_button.clicked.connect(self.open_action.trigger)
+        for b in (self.start_button, self.stop_button, self.open_button):
+            controls.addWidget(b)
+        controls.addSpacing(12)
+        self.state_label = QLabel()
+        self.state_label.setTextFormat(Qt.TextFormat.RichText)
+        self.state_label.setOpenExternalLinks(False)
+        self.state_label.linkActivated.connect(lambda _url: self.open_in_browser())
+        controls.addWidget(self.state_label, 1)
+        outer.addLayout(controls)
+
+        # Status and log, resizable against each other
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        status_box = QGroupBox("Status")
+        status_layout = QVBoxLayout(status_box)
+        self.phase_label = QLabel("Not serving.")
+        self.phase_label.setWordWrap(True)
+        status_layout.addWidget(self.phase_label)
+        self.status_table = StatusTable()
+        status_layout.addWidget(self.status_table)
+        log_box = QGroupBox("Log")
+        log_layout = QVBoxLayout(log_box)
+        self.log_view = LogView()
+        log_layout.addWidget(self.log_view)
+        splitter.addWidget(status_box)
+        splitter.addWidget(log_box)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+        splitter.setChildrenCollapsible(False)
+        outer.addWidget(splitter, 1)
+
+        self.setCentralWidget(central)
+        self.resize(820, 720)
+
+    def _init_autostart(self) -> None:
+        try:
+            from launcher import desktop_entry  # the other half of desktop integration; may be absent
+
+            enabled = bool(desktop_entry.autostart_enabled())
+            serve = bool(getattr(desktop_entry, "autostart_starts_serving", lambda: False)())
+        except Exception as exc:  # noqa: BLE001 - a missing or broken module only disables the box
+            launcher_logger().info("start at login is unavailable: %s", exc)
+            for box in (self.autostart_box, self.autostart_serve_box):
+                box.setEnabled(False)
+                box.setToolTip("Desktop integration is not available in this installation")
+            return
+        self.autostart_box.setChecked(enabled)
+        self.autostart_serve_box.setChecked(serve)
+        self.autostart_serve_box.setEnabled(enabled)
+        self.autostart_box.setToolTip("Start the launcher (in the tray) when you log in")
+        self.autostart_serve_box.setToolTip("Also start serving with these settings at login")
+        self.autostart_box.toggled.connect(self._on_autostart_toggled)
+        self.autostart_serve_box.toggled.connect(self._on_autostart_toggled)
+
+    def _on_autostart_toggled(self, _checked: bool) -> None:
+        enabled, serve = self.autostart_box.isChecked(), self.autostart_serve_box.isChecked()
+        self.autostart_serve_box.setEnabled(enabled)
+        try:
+            from launcher import desktop_entry
+
+            desktop_entry.set_autostart(enabled, serve)
+        except Exception as exc:  # noqa: BLE001 - reported, and the box shows the real state
+            show_error(f"Could not change Start at login: {exc}",
+                       "Check that ~/.config/autostart is writable, then try again.", detail=repr(exc))
+            for box, value in ((self.autostart_box, not enabled), (self.autostart_serve_box, False)):
+                box.blockSignals(True)
+                box.setChecked(value)
+                box.blockSignals(False)
+
+    # ---- the configuration in the widgets ---------------------------------
+
+    def mode(self) -> Mode:
+        return Mode.fanout if self.mode_fanout.isChecked() else Mode.summarize
+
+    def apply_config(self, config: LaunchConfig) -> None:
+        """Show `config` in the widgets (what they cannot show is kept for the next start)."""
+        self._loading = True
+        try:
+            self._base = config
+            self._stashed = []
+            for row in list(self.rows):
+                self._drop_row(row)
+            (self.mode_fanout if config.mode is Mode.fanout else self.mode_summarize).setChecked(True)
+            for slot in config.models:
+                self._add_row(slot)
+            self.port.setValue(config.http.port)
+            self.open_browser_box.setChecked(self._open_browser_default())
+        finally:
+            self._loading = False
+        self._refresh_rows()
+
+    def _open_browser_default(self) -> bool:
+        return self.settings.open_browser if self._open_browser_override is None else self._open_browser_override
+
+    def config_dict(self) -> dict:
+        data = self._base.model_dump(mode="json")
+        data["mode"] = self.mode().value
+        data["models"] = [row.slot_dict() for row in self.rows]
+        data["http"]["port"] = self.port.value()
+        return data
+
+    def current_config(self) -> LaunchConfig:
+        """The validated configuration; ConfigError says which field is wrong."""
+        for i, row in enumerate(self.rows):
+            if not row.model_ref():
+                raise ConfigError(f"Model {i + 1} is empty: pick a model from the list, or type a hub id or a folder.")
+        return LaunchConfig.from_dict(self.config_dict())
+
+    def _cluster_bounds(self) -> tuple[float, float]:
+        cluster = self._base.cluster
+        if cluster.address:
+            return SCHEMA_MAX_CPUS, SCHEMA_MAX_GPUS  # someone else's cluster: its size is unknown here
+        cpus = cluster.num_cpus or self.machine.cpus
+        gpus = cluster.num_gpus if cluster.num_gpus is not None else self.machine.gpu_count
+        return float(cpus), float(gpus)
+
+    def _add_row(self, slot: ModelSlot) -> SlotRow:
+        cpus, gpus = self._cluster_bounds()
+        row = SlotRow(slot, max_cpus=cpus, max_gpus=gpus)
+        row.set_choices(self.choices, self.mode())
+        row.changed.connect(self._on_edited)
+        row.remove_requested.connect(self.remove_slot)
+        self.rows.append(row)
+        self.rows_layout.addWidget(row)
+        return row
+
+    def _drop_row(self, row: SlotRow) -> None:
+        self.rows.remove(row)
+        self.rows_layout.removeWidget(row)
+        row.setParent(None)
+        row.deleteLater()
+
+    def add_slot(self, slot: ModelSlot | None = None) -> SlotRow | None:
+        if len(self.rows) >= MAX_SLOTS:
+            return None
+        row = self._add_row(slot or ModelSlot(model=self._next_model()))
+        self._refresh_rows()
+        self._on_edited()
+        return row
+
+    def remove_slot(self, row: SlotRow) -> None:
+        if self.mode() is Mode.fanout and len(self.rows) <= 2:
+            self.show_status_line("Fan-out needs at least two models; switch to Summarizer for one.")
+            return
+        if row in self.rows:
+            self._drop_row(row)
+        self._refresh_rows()
+        self._on_edited()
+
+    def _next_model(self) -> str:
+        """A model not used yet that suits fan-out and works offline, for a new slot."""
+        used = {r.model_ref() for r in self.rows}
+        for c in self.choices:
+            if c.fits(Mode.fanout) and c.available_offline and c.name not in used:
+                return c.name
+        return self.choices[0].name if self.choices else ModelSlot().model
+
+    def _on_mode_toggled(self, _checked: bool) -> None:
+        mode = self.mode()
+        self.mode_help.setText(_MODE_HELP[mode])
+        if self._loading:
+            return
+        if mode is Mode.summarize:
+            # Keep the extra fan-out slots to bring back if the user switches back.
+            self._stashed = [ModelSlot.model_validate(r.slot_dict()) for r in self.rows[1:] if r.model_ref()]
+            for row in self.rows[1:]:
+                self._drop_row(row)
+        else:
+            for slot in self._stashed:
+                self._add_row(slot)
+            self._stashed = []
+            while len(self.rows) < 2:
+                self._add_row(ModelSlot(model=self._next_model()))
+        for row in self.rows:
+            row.set_choices(self.choices, mode)
+        self._refresh_rows()
+        self._on_edited()
+
+    def _refresh_rows(self) -> None:
+        fanout = self.mode() is Mode.fanout
+        self.mode_help.setText(_MODE_HELP[self.mode()])
+        for i, row in enumerate(self.rows):
+            row.set_number(i + 1)
+            row.set_removable(fanout and len(self.rows) > 2)
+        self.add_button.setVisible(fanout)
+        self.add_button.setEnabled(fanout and len(self.rows) < MAX_SLOTS and self._editable())
+        self._update_resources()
+
+    def _on_edited(self, *_args) -> None:
+        if self._loading:
+            return
+        self._update_resources()
+        self._schedule_save()
+
+    # ---- resources ---------------------------------------------------------
+
+    def resource_warnings(self, config: LaunchConfig, memory_available: int | None = None,
+                          choices: list[ModelChoice | None] | None = None) -> list[str]:
+        """What will not fit this machine: CPUs, GPUs, memory (empty for a remote cluster)."""
+        if config.cluster.address:
+            return []
+        warnings = []
+        cpus, gpus = self._cluster_bounds()
+        need_cpus = config.requested_cpus()
+        if need_cpus > cpus + 1e-9:
+            warnings.append(
+                f"The models ask for {need_cpus:g} CPUs (ingress {config.ingress_cpus:g} included) but this "
+                f"machine has {cpus:g}: replicas that do not fit will never start. "
+                f"Lower CPUs or replicas."
+            )
+        need_gpus = config.requested_gpus()
+        if need_gpus > gpus + 1e-9:
+            warnings.append(f"The models ask for {need_gpus:g} GPUs but {gpus:g} were found. Set GPUs to 0 or fewer.")
+        available = memory_available if memory_available is not None else self.machine.memory_available
+        need_mb, unknown = self.memory_estimate_mb(config, choices)
+        if available and need_mb * 1024 * 1024 > available:
+            warnings.append(
+                f"The models need about {machine.format_bytes(need_mb * 1024 * 1024)} of memory but only "
+                f"{machine.format_bytes(available)} is free: the machine may swap or a replica may be killed. "
+                f"Use fewer replicas or smaller models, or close other programs."
+                + (f" (Not counted: {', '.join(unknown)}.)" if unknown else "")
+            )
+        return warnings
+
+    def memory_estimate_mb(self, config: LaunchConfig,
+                           choices: list[ModelChoice | None] | None = None) -> tuple[int, list[str]]:
+        """(estimated MB, models whose size is unknown)."""
+        by_name = {c.name: c for c in self.choices}
+        total, unknown = SERVING_OVERHEAD_MB, []
+        for i, slot in enumerate(config.models):
+            choice = choices[i] if choices and i < len(choices) and choices[i] else by_name.get(slot.model)
+            if choice is None or not choice.memory_mb:
+                unknown.append(slot.model)
+                continue
+            total += choice.memory_mb * slot.max_replicas
+        return total, unknown
+
+    def _update_resources(self) -> None:
+        try:
+            config = LaunchConfig.from_dict(self.config_dict())
+        except (ConfigError, Exception):  # noqa: BLE001 - half-typed values: no summary yet
+            self.resources_label.setText("")
+            return
+        if config.cluster.address:
+            self.resources_label.setText(f"Cluster at {config.cluster.address}: resources are checked there.")
+            return
+        cpus, gpus = self._cluster_bounds()
+        need_mb, unknown = self.memory_estimate_mb(config)
+        parts = [f"{config.requested_cpus():g} of {cpus:g} CPUs"]
+        if gpus or config.requested_gpus():
+            parts.append(f"{config.requested_gpus():g} of {gpus:g} GPUs")
+        mem = f"~{machine.format_bytes(need_mb * 1024 * 1024)}"
+        if self.machine.memory_available:
+            mem += f" of {machine.format_bytes(self.machine.memory_available)} free"
+        parts.append(mem + (" (some sizes unknown)" if unknown else ""))
+        over = bool(self.resource_warnings(config))
+        colour = STATE_COLOURS["error"] if over else self.palette().color(QPalette.ColorRole.PlaceholderText).name()
+        self.resources_label.setText(f"<span style='color:{colour}'>Needs {' · '.join(parts)}</span>")
+        self.resources_label.setToolTip("\n".join(self.resource_warnings(config)) or
+                                        "Estimates: Ray + Serve + Gradio, plus each model's replicas")
+
+    def _on_machine(self, info: machine.MachineInfo) -> None:
+        self.machine = info
+        self._machine_probed = True
+        launcher_logger().info("this machine: %d CPUs, %s free of %s, GPUs: %s", info.cpus,
+                               machine.format_bytes(info.memory_available), machine.format_bytes(info.memory_total),
+                               ", ".join(info.gpus) or "none")
+        cpus, gpus = self._cluster_bounds()
+        for row in self.rows:
+            row.set_bounds(cpus, gpus)
+        self._refresh_rows()
+
+    def _on_catalog(self, choices: list[ModelChoice]) -> None:
+        self.choices = choices or model_catalog.fallback_choices()
+        self.catalog_loaded = True
+        for row in self.rows:
+            row.set_choices(self.choices, self.mode())
+        self._update_resources()
+
+    def _on_catalog_failed(self, exc: BaseException) -> None:
+        self.catalog_loaded = True
+        show_error("The model list could not be read; only the built-in model is offered.",
+                   "You can still type a hub id or a folder. The log has the details.",
+                   detail=getattr(exc, "__traceback_text__", repr(exc)), dialog=False)
+
+    # ---- start / stop ---------------------------------------------------------
+
+    def start_serving(self, interactive: bool = True) -> None:
+        """Validate, check, then start. Idempotent: does nothing while serving or checking."""
+        if self._checking or (self.controller is not None and self.controller.is_active()):
+            return
+        try:
+            config = self.current_config()
+        except ConfigError as exc:
+            show_error("The settings cannot be started as they are:\n" + str(exc).removeprefix("invalid configuration:\n"),
+                       "Fix the value named above and press Start again.")
+            return
+        self._base = config
+        self.save_settings()
+        self._checking = True
+        self._apply_state(self._state())
+        self.show_status_line("Checking models, port and memory…")
+        QueryOp(self, lambda: prestart_check(config), lambda report: self._after_check(config, report, interactive),
+                self._check_failed, what="Checking before start").run()
+
+    def _check_failed(self, exc: BaseException) -> None:
+        self._checking = False
+        self._apply_state(self._state())
+        show_error(f"Could not check the settings before starting: {exc}", "Try again; the log has the details.",
+                   detail=getattr(exc, "__traceback_text__", repr(exc)))
+
+    def _after_check(self, config: LaunchConfig, report: PrestartReport, interactive: bool) -> None:
+        self.machine = machine.MachineInfo(self.machine.cpus, self.machine.memory_total, report.memory_available,
+                                           self.machine.gpus)
+        if report.problems:
+            self._checking = False
+            self._apply_state(self._state())
+            show_error("\n".join(report.problems),
+                       "Pick another model, or switch mode (plain text-generation models only fit fan-out).")
+            return
+        if report.port_in_use:
+            self._checking = False
+            self._apply_state(self._state())
+            port = config.http.port
+            suggestion = f" (for example {report.free_port})" if report.free_port else ""
+            show_error(f"Port {port} is already in use on this machine.",
+                       f"Choose another port{suggestion}, or stop the program using {port}.")
+            return
+        warnings = self.resource_warnings(config, report.memory_available, report.choices)
+        if warnings and interactive:
+            self._confirm_start(config, warnings)
+            return
+        for w in warnings:
+            launcher_logger().warning("%s", w)
+        self._launch(config)
+
+    def _confirm_start(self, config: LaunchConfig, warnings: list[str]) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, TITLE, "This may not fit this machine.", QMessageBox.StandardButton.Cancel, self)
+        box.setInformativeText("\n\n".join(warnings))
+        start = box.addButton("Start anyway", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+
+        def done(_result: int) -> None:
+            self._confirm_box = None
+            if box.clickedButton() is start:
+                self._launch(config)
+            else:
+                self._checking = False
+                self._apply_state(self._state())
+                self.show_status_line("Start cancelled.")
+
+        box.finished.connect(done)
+        self._confirm_box = box
+        box.open()
+
+    def _launch(self, config: LaunchConfig) -> None:
+        self._checking = False
+        if not isinstance(self.controller, SupervisorProcess):
+            self._set_controller(self._controller_factory(self))
+        self.status_table.clear_status()
+        self._browser_pending = self.open_browser_box.isChecked()
+        self.controller.start(config)
+
+    def _set_controller(self, controller: ServingController) -> None:
+        if self.controller is not None:
+            self.controller.deleteLater()
+        self.controller = controller
+        controller.state_changed.connect(lambda s: self._apply_state(ServingState(s)))
+        controller.status_changed.connect(self.status_table.show_status)
+        controller.message_changed.connect(self._on_phase_message)
+        controller.url_changed.connect(lambda _url: self._apply_state(self._state()))
+        controller.error_reported.connect(self._on_supervisor_error)
+
+    def _on_supervisor_error(self, message: str, hint: str) -> None:
+        show_error(message, hint or "The log view has the supervisor's output.",
+                   detail="See the log view for the supervisor's output.")
+
+    def _on_phase_message(self, message: str) -> None:
+        self.phase_label.setText(message)
+
+    def stop_serving(self) -> None:
+        self.browser.cancel()
+        self._browser_pending = False
+        if self.controller is not None:
+            self.controller.stop()
+
+    def open_in_browser(self) -> None:
+        url = self.controller.url if self.controller else None
+        if url:
+            self.browser.opener(url)
+
+    def attach(self, record: dict) -> None:
+        """Follow an app an earlier launch left serving (and show what it serves)."""
+        config = record.get("config")
+        if isinstance(config, dict):
+            try:
+                self.apply_config(LaunchConfig.from_dict(config))
+            except ConfigError:
+                pass  # the widgets keep the saved settings; the status still shows
+        controller = AttachedSupervisor(record, self)
+        self._set_controller(controller)
+        self._apply_state(controller.state)
+        self.phase_label.setText(f"Serving (started earlier, supervisor pid {controller.pid}).")
+        controller.start_following()
+
+    # ---- state -------------------------------------------------------------------
+
+    def _state(self) -> ServingState:
+        return self.controller.state if self.controller is not None else ServingState.stopped
+
+    def _editable(self) -> bool:
+        return not self._checking and self._state() in (ServingState.stopped, ServingState.error)
+
+    def _apply_state(self, state: ServingState) -> None:
+        url = self.controller.url if self.controller else None
+        editable = self._editable()
+        self.start_action.setEnabled(editable)
+        self.stop_action.setEnabled(state in (ServingState.starting, ServingState.running))
+        self.open_action.setEnabled(state is ServingState.running and bool(url))
+        self.quit_keep_action.setEnabled(self.controller is not None and self.controller.is_active()
+                                         and state is not ServingState.stopping)
+        self.start_button.setEnabled(self.start_action.isEnabled())
+        self.stop_button.setEnabled(self.stop_action.isEnabled())
+        self.open_button.setEnabled(self.open_action.isEnabled())
+        for w in (self.mode_summarize, self.mode_fanout, self.port):
+            w.setEnabled(editable)
+        for row in self.rows:
+            row.set_editable(editable)
+        self.add_button.setEnabled(editable and self.mode() is Mode.fanout and len(self.rows) < MAX_SLOTS)
+
+        colour = STATE_COLOURS.get(state.value, "#9ca3af")
+        words = {
+            ServingState.stopped: "Checking…" if self._checking else "Stopped",
+            ServingState.starting: "Starting…",
+            ServingState.running: f"Running at <a href='{url}'>{url}</a>" if url else "Running",
+            ServingState.stopping: "Stopping…",
+            ServingState.error: "Checking…" if self._checking else "Failed (see the message and the log)",
+        }
+        self.state_label.setText(f"<span style='color:{colour}; font-size:14pt'>●</span> {words[state]}")
+        self.tray.set_state(state.value, url)
+        self.setWindowTitle(TITLE if state is ServingState.stopped else f"{TITLE} ({state.value})")
+
+        if state is ServingState.running and url and self._browser_pending:
+            self._browser_pending = False
+            self.browser.open_when_ready(url)
+        if state is ServingState.stopped:
+            self.status_table.clear_status()
+            if not self._checking:
+                self.phase_label.setText("Not serving.")
+        if state in (ServingState.stopped, ServingState.error):
+            self.browser.cancel()
+            if self._quitting:
+                self.quit_requested.emit(False)
+
+    def state_text(self) -> str:
+        """The state line without markup (tests and the tray read it)."""
+        label = self.state_label.text()
+        return label.split("</span>", 1)[-1].strip() if "</span>" in label else label
+
+    def show_status_line(self, text: str) -> None:
+        self.statusBar().showMessage(text.replace("\n", " "), 15000)
+
+    # ---- window life ----------------------------------------------------------------
+
+    def bring_forward(self) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    def toggle_visible(self) -> None:
+        if self.isVisible() and not self.isMinimized():
+            self.hide()
+        else:
+            self.bring_forward()
+
+    def request_quit(self, keep_serving: bool = False) -> None:
+        """Quit; stop serving first unless keep_serving (the app is then found by the next launch)."""
+        self.save_settings()
+        controller = self.controller
+        if controller is None or not controller.is_active():
+            self._quitting = True
+            self.quit_requested.emit(False)
+            return
+        if keep_serving:
+            if isinstance(controller, SupervisorProcess) and not controller.detach():
+                return  # stopping already: a plain quit will follow
+            self._quitting = True
+            self.quit_requested.emit(True)
+            return
+        self._quitting = True
+        self.show_status_line("Stopping before quitting…")
+        self.phase_label.setText("Stopping before quitting…")
+        controller.stop()
+        if controller.state in (ServingState.stopped, ServingState.error):
+            self.quit_requested.emit(False)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_settings()
+        if self._quitting:
+            event.accept()
+            return
+        if self.tray.available():
+            event.ignore()
+            self.hide()
+            if not self.settings.tray_hint_shown:
+                shown = self.tray.message(TITLE, "Still running in the tray. Use Quit in the tray's menu to stop "
+                                                 "serving and exit.")
+                if shown:
+                    self.settings.tray_hint_shown = True
+                    self.save_settings()
+            return
+        if self.controller is None or not self.controller.is_active():
+            event.accept()
+            self.request_quit(False)
+            return
+        event.ignore()
+        self._ask_on_close()
+
+    def _ask_on_close(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Question, TITLE, "The app is still serving. Stop it and quit?",
+                          QMessageBox.StandardButton.Cancel, self)
+        box.setInformativeText("“Quit, keep serving” leaves it running; the next launch finds it and can stop it.")
+        stop = box.addButton("Stop serving and quit", QMessageBox.ButtonRole.AcceptRole)
+        keep = box.addButton("Quit, keep serving", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(stop)
+
+        def done(_result: int) -> None:
+            self._close_box = None
+            clicked = box.clickedButton()
+            if clicked is stop:
+                self.request_quit(False)
+            elif clicked is keep:
+                self.request_quit(True)
+
+        box.finished.connect(done)
+        self._close_box = box
+        box.open()
+
+    # ---- settings ----------------------------------------------------------------------
+
+    def _on_open_browser_toggled(self, checked: bool) -> None:
+        if self._loading:
+            return
+        # A --no-browser session does not overwrite the saved preference.
+        if self._open_browser_override is None:
+            self.settings.open_browser = checked
+        else:
+            self._open_browser_override = checked
+        self._schedule_save()
+
+    def _schedule_save(self) -> None:
+        if not self._loading:
+            self._save_timer.start()
+
+    def save_settings(self) -> None:
+        self._save_timer.stop()
+        try:
+            self.settings.config = self.current_config()
+        except ConfigError:
+            pass  # keep the last valid configuration; the user is mid-edit
+        self.settings.geometry = bytes(self.saveGeometry().toBase64()).decode()
+        try:
+            settings_mod.save(self.settings)
+        except OSError as exc:
+            show_error(f"Could not save the settings to {settings_mod.settings_path()} ({exc.strerror}).",
+                       "Check that the folder is writable; the settings apply to this session only.", dialog=False)
+
+    def _load_config_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load configuration", "", "JSON (*.json);;All files (*)")
+        if not path:
+            return
+        try:
+            self.apply_config(LaunchConfig.load(path))
+        except ConfigError as exc:
+            show_error(f"{path} cannot be used: {exc}", "Fix the file (it is the same JSON as gradio-serve up --config).")
+            return
+        self._on_edited()
+
+    def _save_config_file(self) -> None:
+        try:
+            config = self.current_config()
+        except ConfigError as exc:
+            show_error(f"The settings are not valid yet: {exc}", "Fix them, then save again.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save configuration", "gradio-serve.json", "JSON (*.json)")
+        if not path:
+            return
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(config.to_json() + "\n")
+        except OSError as exc:
+            show_error(f"Could not write {path} ({exc.strerror}).", "Pick a folder you can write to.")
+            return
+        self.show_status_line(f"Saved; run it without the window: gradio-serve up --config {path}")
