@@ -51,6 +51,7 @@ class SingleInstance(QObject):
         self.server = QLocalServer(self)
         self.server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
         self.server.newConnection.connect(self._on_connection)
+        self._clients: list[QLocalSocket] = []
 
     def listen(self) -> bool:
         if self.server.listen(self.name):
@@ -65,17 +66,25 @@ class SingleInstance(QObject):
     def _on_connection(self) -> None:
         while self.server.hasPendingConnections():
             sock = self.server.nextPendingConnection()
-            sock.readyRead.connect(lambda s=sock: self._read(s))
-            sock.disconnected.connect(sock.deleteLater)
+            self._clients.append(sock)
+            sock.readyRead.connect(self._read_clients)
+            sock.disconnected.connect(self._drop_closed)
 
-    def _read(self, sock: QLocalSocket) -> None:
-        if not sock.canReadLine():
-            return
-        try:
-            data = json.loads(bytes(sock.readLine()).decode())
-            argv = [str(a) for a in data.get("argv", [])]
-        except (ValueError, AttributeError):
-            argv = []
-        sock.write(b"ok\n")
-        sock.flush()
-        self.message_received.emit(argv)
+    def _read_clients(self) -> None:
+        # One slot for all clients (no per-socket lambdas: they outlive the sockets Qt deletes).
+        for sock in list(self._clients):
+            while sock.canReadLine():
+                try:
+                    data = json.loads(bytes(sock.readLine()).decode())
+                    argv = [str(a) for a in data.get("argv", [])]
+                except (ValueError, AttributeError):
+                    argv = []
+                sock.write(b"ok\n")
+                sock.flush()
+                self.message_received.emit(argv)
+
+    def _drop_closed(self) -> None:
+        for sock in list(self._clients):
+            if sock.state() == QLocalSocket.LocalSocketState.UnconnectedState:
+                self._clients.remove(sock)
+                sock.deleteLater()

@@ -644,8 +644,7 @@ class MainWindow(QMainWindow):
         controller.error_reported.connect(self._on_supervisor_error)
 
     def _on_supervisor_error(self, message: str, hint: str) -> None:
-        show_error(message, hint or "The log view has the supervisor's output.",
-                   detail="See the log view for the supervisor's output.")
+        show_error(message, hint or "The log view has the supervisor's output.")
 
     def _on_phase_message(self, message: str) -> None:
         self.phase_label.setText(message)

@@ -1,0 +1,477 @@
+"""The launcher window: widgets, bounds, validation, warnings, tray/close behaviour, flags.
+
+Offscreen Qt (no tray there). The supervisor is not started here except through
+a fake command in one test; the real one runs in test_launcher_cycle.py.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from serving.config import LaunchConfig, Mode, ModelSlot
+
+from launcher import app as app_mod
+from launcher import errors, machine
+from launcher.model_catalog import ModelChoice
+from launcher.settings import Settings
+from launcher.supervisor_process import ServingState, SupervisorProcess
+from launcher.window import MAX_SLOTS, TITLE, MainWindow
+from launcher.worker import pending_count
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHOICES = [
+    ModelChoice(name="smollm2-135m-instruct", kind="instruct", params_m=135, memory_mb=900),
+    ModelChoice(name="t5-tiny", kind="seq2seq", params_m=1, memory_mb=400, source="cache"),
+    ModelChoice(name="gpt-tiny", kind="causal", tasks=("fanout",), params_m=1, memory_mb=400, source="cache"),
+    ModelChoice(name="big-download", kind="causal", tasks=("fanout",), params_m=7000, memory_mb=30000,
+                available_offline=False, source="hub"),
+]
+
+
+@pytest.fixture(autouse=True)
+def launcher_env(tmp_path, monkeypatch):
+    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    for name in ("GRADIO_SERVE_STATE_DIR", "GRADIO_SERVE_LOG_DIR", "GRADIO_SERVE_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    errors.last_dialog = None
+    yield
+    errors.set_presenter(None, None)
+
+
+@pytest.fixture
+def window(qtbot, monkeypatch):
+    """A window on a known 4-CPU, 8 GB, no-GPU machine with a known catalog."""
+    monkeypatch.setattr(machine, "cpu_count", lambda: 4)
+    monkeypatch.setattr(machine, "probe", lambda: machine.MachineInfo(4, 16 << 30, 8 << 30, ()))
+    monkeypatch.setattr("launcher.model_catalog.load_choices", lambda: list(CHOICES))
+    w = MainWindow(Settings(), open_browser=False)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.catalog_loaded and w._machine_probed, timeout=5_000)
+    return w
+
+
+def dialog_text() -> str:
+    box = errors.last_dialog
+    assert box is not None, "expected an error dialog"
+    return f"{box.text()}\n{box.informativeText()}"
+
+
+def test_window_title_and_opens_fast(qtbot):
+    started = time.perf_counter()
+    w = MainWindow(Settings(), open_browser=False)
+    qtbot.addWidget(w)
+    w.show()
+    assert time.perf_counter() - started < 0.5, "the window must not wait for the catalog or the machine probe"
+    assert w.windowTitle() == TITLE
+    assert w.state_text() == "Stopped"
+    assert not w.stop_button.isEnabled() and not w.open_button.isEnabled() and w.start_button.isEnabled()
+    qtbot.waitUntil(lambda: pending_count() == 0, timeout=10_000)
+
+
+def test_mode_switch_adds_and_removes_slots(window):
+    w = window
+    assert w.mode() is Mode.summarize and len(w.rows) == 1
+    assert not w.add_button.isVisible()
+    w.mode_fanout.setChecked(True)
+    assert len(w.rows) == 2 and w.add_button.isVisible()
+    # The new slot is an offline fan-out model not used yet.
+    assert w.rows[1].model_ref() == "t5-tiny"
+    assert w.rows[0].remove.isHidden(), "fan-out keeps at least two models"
+    third = w.add_slot()
+    assert third is not None and third.model_ref() == "gpt-tiny"
+    assert not any(r.remove.isHidden() for r in w.rows)
+    w.remove_slot(w.rows[0])
+    assert [r.model_ref() for r in w.rows] == ["t5-tiny", "gpt-tiny"]
+    while w.add_slot() is not None:
+        pass
+    assert len(w.rows) == MAX_SLOTS and not w.add_button.isEnabled()
+    # Back to one model, and the fan-out slots come back when switching again.
+    w.mode_summarize.setChecked(True)
+    assert len(w.rows) == 1 and w.current_config().mode is Mode.summarize
+    w.mode_fanout.setChecked(True)
+    assert len(w.rows) == MAX_SLOTS
+
+
+def test_picker_lists_catalog_entries_that_suit_the_mode(window):
+    combo = window.rows[0].model
+    names = [combo.itemText(i) for i in range(combo.count())]
+    assert names == ["smollm2-135m-instruct", "t5-tiny"], "plain causal models cannot summarize"
+    details = window.rows[0].details.text()
+    assert "instruct" in details and "135M params" in details and "per replica" in details and "offline" in details
+    window.mode_fanout.setChecked(True)
+    names = [combo.itemText(i) for i in range(combo.count())]
+    assert "gpt-tiny" in names and "big-download" in names
+    window.rows[1].model.setEditText("big-download")
+    assert "needs a download" in window.rows[1].details.text()
+    window.rows[1].model.setEditText("someone/some-model")
+    assert "checked when you press Start" in window.rows[1].details.text()
+
+
+def test_numbers_are_bounded_by_the_machine(window):
+    row = window.rows[0]
+    assert row.cpus.maximum() == 4
+    assert not row.gpus.isEnabled() and row.gpus.maximum() == 0, "no GPU found"
+    row.cpus.setValue(1)
+    assert row.replicas.maximum() == 4
+    row.cpus.setValue(2)
+    assert row.replicas.maximum() == 2
+    row.cpus.setValue(99)
+    assert row.cpus.value() == 4
+
+
+def test_gpu_bounds_follow_detected_gpus(qtbot, monkeypatch):
+    monkeypatch.setattr(machine, "probe", lambda: machine.MachineInfo(8, 16 << 30, 8 << 30, ("NVIDIA H100",)))
+    w = MainWindow(Settings(), open_browser=False)
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w._machine_probed, timeout=5_000)
+    assert w.rows[0].gpus.isEnabled() and w.rows[0].gpus.maximum() == 1
+    w.rows[0].gpus.setValue(0.5)
+    assert w.current_config().models[0].num_gpus == 0.5
+
+
+def test_config_round_trip_keeps_fields_the_window_does_not_show(window):
+    config = LaunchConfig.from_dict({
+        "mode": "fanout",
+        "models": [
+            {"model": "t5-tiny", "label": "T5", "num_cpus": 0.5, "generation": {"num_beams": 4}},
+            {"model": "gpt-tiny", "autoscaling": {"min_replicas": 1, "max_replicas": 3}},
+        ],
+        "ingress_cpus": 0.5,
+        "http": {"port": 8123},
+    })
+    window.apply_config(config)
+    assert window.mode() is Mode.fanout and window.port.value() == 8123
+    assert not window.rows[1].replicas.isEnabled(), "autoscaling comes from the file"
+    assert window.current_config() == config
+    window.rows[0].cpus.setValue(1.5)
+    window.port.setValue(8124)
+    got = window.current_config()
+    assert got.models[0].num_cpus == 1.5 and got.models[0].generation.num_beams == 4
+    assert got.models[0].label == "T5" and got.http.port == 8124 and got.ingress_cpus == 0.5
+
+
+def test_empty_model_is_refused_with_a_message(window, qtbot):
+    window.rows[0].model.setEditText("")
+    window.start_serving()
+    assert "Model 1 is empty" in dialog_text()
+    assert window.controller is None
+
+
+def test_unknown_model_is_refused_before_any_process(window, qtbot, monkeypatch):
+    from serving.config import ConfigError
+
+    def resolve(ref, mode, field):
+        raise ConfigError(f"{field}: unknown model {ref!r}: run `gradio-serve models`")
+
+    monkeypatch.setattr("launcher.model_catalog.resolve", resolve)
+    window.rows[0].model.setEditText("nobody/nothing")
+    window.start_serving()
+    qtbot.waitUntil(lambda: errors.last_dialog is not None, timeout=5_000)
+    assert "unknown model 'nobody/nothing'" in dialog_text()
+    assert window.controller is None and window.start_button.isEnabled()
+
+
+def test_port_in_use_is_refused_with_a_suggestion(window, qtbot, monkeypatch):
+    monkeypatch.setattr("launcher.model_catalog.resolve", lambda ref, mode, field: CHOICES[0])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        window.port.setValue(port)
+        window.start_serving()
+        qtbot.waitUntil(lambda: errors.last_dialog is not None, timeout=5_000)
+    text = dialog_text()
+    assert f"Port {port} is already in use" in text and "Choose another port" in text
+    assert window.controller is None
+
+
+def test_warnings_before_start_when_cpus_or_memory_exceed_the_machine(window, qtbot, monkeypatch):
+    monkeypatch.setattr("launcher.model_catalog.resolve", lambda ref, mode, field: CHOICES[0])
+    started = []
+    monkeypatch.setattr(window, "_launch", started.append)
+    window.rows[0].cpus.setValue(4)
+    config = window.current_config()
+    warnings = window.resource_warnings(config, memory_available=100 << 20)
+    assert len(warnings) == 2
+    assert "4.25 CPUs" in warnings[0] and "has 4" in warnings[0]
+    assert "memory" in warnings[1] and "free" in warnings[1]
+    assert "Needs 4.25 of 4 CPUs" in window.resources_label.text()
+
+    window.port.setValue(_free_port())
+    window.start_serving()
+    qtbot.waitUntil(lambda: window._confirm_box is not None, timeout=5_000)
+    box = window._confirm_box
+    assert "CPUs" in box.informativeText()
+    box.reject()  # Cancel
+    qtbot.waitUntil(lambda: window._confirm_box is None, timeout=2_000)
+    assert started == [] and window.start_button.isEnabled()
+
+    window.start_serving()
+    qtbot.waitUntil(lambda: window._confirm_box is not None, timeout=5_000)
+    box = window._confirm_box
+    start = next(b for b in box.buttons() if b.text() == "Start anyway")
+    start.click()
+    qtbot.waitUntil(lambda: len(started) == 1, timeout=2_000)
+    assert started[0].models[0].num_cpus == 4
+
+
+def test_fitting_config_has_no_warnings(window):
+    assert window.resource_warnings(window.current_config(), memory_available=8 << 30) == []
+    remote = LaunchConfig.from_dict({"models": [{"num_cpus": 64}], "cluster": {"address": "auto"}})
+    assert window.resource_warnings(remote, memory_available=1) == [], "a remote cluster is checked there"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_status_table_and_buttons_follow_the_supervisor(window, qtbot, tmp_path, monkeypatch):
+    from test_launcher_supervisor import FAKE
+
+    script = tmp_path / "fake_supervisor.py"
+    script.write_text(FAKE)
+    monkeypatch.setenv("FAKE_MODE", "ok")
+    monkeypatch.setattr("launcher.model_catalog.resolve", lambda ref, mode, field: CHOICES[0])
+    window._controller_factory = lambda parent: SupervisorProcess(parent, command=[sys.executable, str(script)])
+    opened = []
+    window.browser.opener = lambda url: opened.append(url) or True
+    window.open_browser_box.setChecked(True)
+    port = _free_port()
+    window.port.setValue(port)
+    window.start_serving()
+    qtbot.waitUntil(lambda: window.state_text().startswith("Running"), timeout=10_000)
+    try:
+        assert f"http://127.0.0.1:{port}/" in window.state_label.text()
+        assert window.status_table.rows() == [("m0 (smollm2-135m-instruct)", "RUNNING", "1/1", "")]
+        assert window.stop_button.isEnabled() and window.open_button.isEnabled()
+        assert not window.start_button.isEnabled() and not window.rows[0].cpus.isEnabled()
+        assert window.tray.state == "running" and str(port) in window.tray.tooltip
+        # Nothing answers on the fake's URL, so no browser yet: it opens once the page answers.
+        qtbot.wait(1500)
+        assert opened == []
+        window.open_in_browser()
+        assert opened == [f"http://127.0.0.1:{port}/"]
+    finally:
+        window.stop_serving()
+        qtbot.waitUntil(lambda: window.state_text() == "Stopped", timeout=10_000)
+    assert window.status_table.rows() == [] and window.start_button.isEnabled()
+    assert window.tray.state == "stopped"
+
+
+def test_supervisor_error_reaches_a_dialog(window, qtbot, tmp_path, monkeypatch):
+    from test_launcher_supervisor import FAKE
+
+    script = tmp_path / "fake_supervisor.py"
+    script.write_text(FAKE)
+    monkeypatch.setenv("FAKE_MODE", "fail")
+    monkeypatch.setattr("launcher.model_catalog.resolve", lambda ref, mode, field: CHOICES[0])
+    window._controller_factory = lambda parent: SupervisorProcess(parent, command=[sys.executable, str(script)])
+    window.port.setValue(_free_port())
+    window.start_serving()
+    qtbot.waitUntil(lambda: window._state() is ServingState.error, timeout=10_000)
+    assert "port 8000 is in use" in dialog_text() and "pick another port" in dialog_text()
+    assert window.tray.state == "error" and window.start_button.isEnabled()
+    assert "port 8000 is in use" in window.log_view.plain_text()
+
+
+def test_browser_opens_only_once_the_page_answers(qtbot):
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    import threading
+
+    from launcher.browser import BrowserOpener
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    port = _free_port()
+    opened = []
+    opener = BrowserOpener(opener=lambda url: opened.append(url) or True)
+    opener.poll_ms = 100
+    url = f"http://127.0.0.1:{port}/"
+    opener.open_when_ready(url, timeout_s=20)
+    qtbot.wait(500)
+    assert opened == [] and opener.waiting()
+    server = HTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        qtbot.waitUntil(lambda: opened == [url], timeout=10_000)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not opener.waiting()
+
+
+def test_tray_menu_offers_the_actions(window):
+    texts = [a.text() for a in window.tray.menu.actions() if not a.isSeparator()]
+    assert texts == ["Start", "Stop", "Open in browser", "Show window", "Open logs folder",
+                     "Quit, keep serving", "Quit"]
+    assert not window.tray.available(), "offscreen has no tray"
+
+
+def test_close_without_tray_quits_when_idle(window, qtbot):
+    with qtbot.waitSignal(window.quit_requested, timeout=2_000) as sig:
+        window.close()
+    assert sig.args == [False]
+
+
+def test_close_without_tray_asks_while_serving(window, qtbot, monkeypatch):
+    class Busy:
+        state = ServingState.running
+        url = "http://127.0.0.1:1/"
+
+        def is_active(self):
+            return True
+
+    monkeypatch.setattr(window, "controller", Busy())
+    quits = []
+    window.quit_requested.connect(quits.append)
+    window.close()
+    assert window.isVisible(), "closing asks first"
+    box = window._close_box
+    assert box is not None and "still serving" in box.text()
+    names = [b.text() for b in box.buttons()]
+    assert "Stop serving and quit" in names and "Quit, keep serving" in names
+    box.reject()
+    qtbot.waitUntil(lambda: window._close_box is None, timeout=2_000)
+    assert quits == [] and window.isVisible()
+    monkeypatch.setattr(window, "controller", None)
+
+
+def test_tray_close_hides_and_says_so_once(window, qtbot, monkeypatch):
+    messages = []
+    monkeypatch.setattr(window.tray, "available", lambda: True)
+    monkeypatch.setattr(window.tray, "message", lambda title, text: messages.append(text) or True)
+    window.close()
+    assert not window.isVisible() and len(messages) == 1 and "tray" in messages[0]
+    assert window.settings.tray_hint_shown
+    window.bring_forward()
+    window.close()
+    assert len(messages) == 1, "said once"
+
+
+def test_errors_go_through_one_function(window):
+    errors.show_error("Something broke.", "Do this to fix it.", detail="Traceback (most recent call last): ...")
+    assert dialog_text() == "Something broke.\nDo this to fix it."
+    assert "Traceback" not in dialog_text()
+    assert errors.last_dialog.detailedText().startswith("Traceback")
+    assert "Something broke." in window.statusBar().currentMessage()
+    assert "Traceback" in window.log_view.plain_text()
+
+
+def test_flags_parse():
+    args = app_mod.parse_args(["--start", "--no-browser", "--port", "8123", "--config", "x.json", "--minimized"])
+    assert args.start and args.no_browser and args.port == 8123 and args.config == "x.json" and args.minimized
+    with pytest.raises(SystemExit):
+        app_mod.parse_args(["--port", "0"])
+
+
+def test_desktop_flags_pass_through(monkeypatch, capsys):
+    import types
+
+    calls = []
+    fake = types.SimpleNamespace(
+        install_desktop_entry=lambda: calls.append("install") or [Path("/x/app.desktop")],
+        uninstall_desktop_entry=lambda: calls.append("uninstall") or [],
+        set_autostart=lambda enabled, start_serving=False: calls.append(("autostart", enabled, start_serving)),
+        autostart_enabled=lambda: False,
+    )
+    monkeypatch.setitem(sys.modules, "launcher.desktop_entry", fake)
+    import launcher
+
+    monkeypatch.setattr(launcher, "desktop_entry", fake, raising=False)
+    assert app_mod.main(["--install-desktop-entry"]) == 0
+    assert app_mod.main(["--uninstall-desktop-entry"]) == 0
+    assert app_mod.main(["--autostart", "on", "--start"]) == 0
+    assert app_mod.main(["--autostart", "off"]) == 0
+    assert calls == ["install", "uninstall", ("autostart", True, True), ("autostart", False, False)]
+    assert "installed /x/app.desktop" in capsys.readouterr().out
+
+
+def test_start_at_login_checkbox_calls_desktop_entry(qtbot, monkeypatch):
+    import types
+
+    import launcher
+
+    calls = []
+    fake = types.SimpleNamespace(
+        autostart_enabled=lambda: False,
+        autostart_starts_serving=lambda: False,
+        set_autostart=lambda enabled, start_serving=False: calls.append((enabled, start_serving)),
+    )
+    monkeypatch.setitem(sys.modules, "launcher.desktop_entry", fake)
+    monkeypatch.setattr(launcher, "desktop_entry", fake, raising=False)
+    w = MainWindow(Settings(), open_browser=False)
+    qtbot.addWidget(w)
+    assert w.autostart_box.isEnabled() and not w.autostart_serve_box.isEnabled()
+    w.autostart_box.setChecked(True)
+    w.autostart_serve_box.setChecked(True)
+    w.autostart_box.setChecked(False)
+    assert calls == [(True, False), (True, True), (False, True)]
+
+
+def test_single_instance_brings_the_first_window_forward(qtbot):
+    from launcher.single_instance import SingleInstance, server_name
+
+    first = SingleInstance()
+    assert first.listen()
+    second = None
+    try:
+        with qtbot.waitSignal(first.message_received, timeout=10_000) as got:
+            # A second launch, as a real process: it must hand over and exit at once.
+            second = subprocess.Popen(
+                [sys.executable, "-m", "launcher.app", "--start"], cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True,
+            )
+        assert got.args == [["--start"]]
+        _, err = second.communicate(timeout=20)
+        assert second.returncode == 0 and "already running" in err
+    finally:
+        first.close()
+        if second is not None and second.poll() is None:  # it did not hand over: never leave it running
+            second.kill()
+            second.wait()
+    assert server_name().startswith("gradio-serve-launcher-")
+
+
+def test_single_instance_takes_over_a_stale_socket(tmp_path):
+    from PySide6.QtCore import QDir
+    from PySide6.QtNetwork import QLocalServer
+
+    from launcher.single_instance import SingleInstance
+
+    name = f"gradio-serve-launcher-test-{os.getpid()}"
+    path = os.path.join(QDir.tempPath(), name)
+    # What a crashed launcher leaves: the socket file, with nobody listening.
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(path)
+    stale.close()
+    assert os.path.exists(path)
+    second = SingleInstance(name)
+    try:
+        assert second.listen()
+    finally:
+        second.close()
+        QLocalServer.removeServer(name)
