@@ -405,7 +405,7 @@ class MainWindow(QMainWindow):
     def add_slot(self, slot: ModelSlot | None = None) -> SlotRow | None:
         if len(self.rows) >= MAX_SLOTS:
             return None
-        row = self._add_row(slot or ModelSlot(model=self._next_model()))
+        row = self._add_row(slot or self._new_slot())
         self._refresh_rows()
         self._on_edited()
         return row
@@ -418,6 +418,13 @@ class MainWindow(QMainWindow):
             self._drop_row(row)
         self._refresh_rows()
         self._on_edited()
+
+    def _new_slot(self) -> ModelSlot:
+        """A new slot that still fits the machine's CPUs when it can (on 2 cores: 0.75 next to 1 + ingress)."""
+        cpus, _gpus = self._cluster_bounds()
+        used = self._base.ingress_cpus + sum(r.cpus.value() * r.max_replicas() for r in self.rows)
+        fit = max(0.25, min(1.0, (cpus - used) // 0.25 * 0.25))
+        return ModelSlot(model=self._next_model(), num_cpus=fit)
 
     def _next_model(self) -> str:
         """A model not used yet that suits fan-out and works offline, for a new slot."""
@@ -442,7 +449,7 @@ class MainWindow(QMainWindow):
                 self._add_row(slot)
             self._stashed = []
             while len(self.rows) < 2:
-                self._add_row(ModelSlot(model=self._next_model()))
+                self._add_row(self._new_slot())
         for row in self.rows:
             row.set_choices(self.choices, mode)
         self._refresh_rows()
