@@ -1,0 +1,217 @@
+"""The launcher with the real supervisor (`gradio-serve up --events`), real Ray and tiny models.
+
+1. The window's full cycle: Start -> status Running -> the page answers 200 -> Stop ->
+   Stopped -> the supervisor's process group (Ray included) is gone, the port is free.
+2. SIGKILL of a real `python -m launcher.app --start` process: the supervisor sees its
+   stdin close and everything it started ends within ~30 s.
+
+Slow (a local Ray cluster each); every process started here is ended by PID at the end.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import psutil
+import pytest
+
+from launcher import errors
+from launcher.settings import Settings
+from launcher.supervisor_process import SupervisorProcess, group_alive
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_MS = 240_000  # cold Ray + Serve + Gradio on 2 cores is ~20 s; leave room on a loaded CI box
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("serving.cli") is None,
+                                reason="serving.cli (the supervisor) is not there yet")
+
+
+@pytest.fixture
+def launcher_env(tmp_path, monkeypatch):
+    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    for name in ("GRADIO_SERVE_STATE_DIR", "GRADIO_SERVE_LOG_DIR", "GRADIO_SERVE_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    errors.last_dialog = None
+    yield tmp_path
+    errors.set_presenter(None, None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def http_get(url: str) -> int | None:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=10) as resp:
+            return resp.status
+    except Exception:  # noqa: BLE001 - any failure means "not answering"
+        return None
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def alive(procs: list[psutil.Process]) -> list[str]:
+    out = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(f"{p.pid} {' '.join(p.cmdline())[:100]}")
+        except psutil.Error:
+            pass
+    return out
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def kill_all(procs: list[psutil.Process], pgid: int | None) -> None:
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    if pgid and group_alive(pgid):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def test_full_cycle_start_running_page_stop_nothing_left(qtbot, tiny_models, launcher_env):
+    from launcher.window import MainWindow
+
+    window = MainWindow(Settings(), open_browser=False)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.catalog_loaded, timeout=30_000)
+    row = window.rows[0]
+    row.model.setEditText(tiny_models["seq2seq"])
+    row.cpus.setValue(1)
+    port = free_port()
+    window.port.setValue(port)
+
+    window.start_serving(interactive=False)
+    qtbot.waitUntil(lambda: isinstance(window.controller, SupervisorProcess) and window.controller.pid,
+                    timeout=60_000)
+    controller = window.controller
+    tree: list[psutil.Process] = []
+    try:
+        qtbot.waitUntil(lambda: window.state_text().startswith("Running") or window.state_text().startswith("Failed"),
+                        timeout=START_TIMEOUT_MS)
+        assert window.state_text().startswith("Running"), window.log_view.plain_text()[-3000:]
+        url = controller.url
+        assert url == f"http://127.0.0.1:{port}/"
+        tree = [psutil.Process(controller.pid)] + descendants(controller.pid)
+        assert controller.pgid and controller.pgid != os.getpgrp()
+
+        # The status panel follows the supervisor's status events.
+        qtbot.waitUntil(lambda: any(r[1] == "RUNNING" for r in window.status_table.rows()), timeout=30_000)
+        assert window.stop_button.isEnabled() and window.open_button.isEnabled()
+
+        assert http_get(url) == 200
+        pgid = controller.pgid
+
+        window.stop_serving()
+        qtbot.waitUntil(lambda: window.state_text() == "Stopped", timeout=120_000)
+        assert window.status_table.rows() == []
+        assert window.start_button.isEnabled()
+        assert wait_for(lambda: not group_alive(pgid), 30), f"group {pgid} still has processes"
+        assert wait_for(lambda: not alive(tree), 30), f"left behind: {alive(tree)}"
+        assert wait_for(lambda: port_free(port), 10), f"port {port} still taken"
+        assert errors.last_dialog is None, errors.last_dialog and errors.last_dialog.text()
+    finally:
+        if controller.running():
+            controller.kill_now(wait_s=10)
+        kill_all(tree, controller.pgid)
+
+
+def test_killing_the_launcher_leaves_no_ray_process(tiny_models, tmp_path):
+    from serving.events import parse_line  # noqa: F401 - the protocol the record mirrors
+
+    port = free_port()
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"models": [{"model": tiny_models["seq2seq"], "num_cpus": 1}],
+                                  "http": {"port": port}}))
+    state = tmp_path / "state"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT),
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_STATE_HOME": str(state),
+           "XDG_CACHE_HOME": str(tmp_path / "cache"), "XDG_DATA_HOME": str(tmp_path / "data")}
+    for name in ("GRADIO_SERVE_STATE_DIR", "GRADIO_SERVE_LOG_DIR", "GRADIO_SERVE_CACHE_DIR"):
+        env.pop(name, None)
+    log = (tmp_path / "launcher.out").open("w")
+    # Its own session, so the SIGKILL below cannot reach pytest.
+    launcher = subprocess.Popen([sys.executable, "-m", "launcher.app", "--start", "--no-browser",
+                                 "--config", str(config)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    app_state = state / "gradio-serve-launcher"
+    tree: list[psutil.Process] = []
+    pgid = None
+    try:
+        def running() -> bool:
+            status = _read(app_state / "status.json")
+            return bool(status) and status.get("phase") == "running"
+
+        ok = wait_for(lambda: running() or launcher.poll() is not None, START_TIMEOUT_MS / 1000, 1.0)
+        assert ok and launcher.poll() is None, (tmp_path / "launcher.out").read_text()[-3000:]
+        record = _read(app_state / "supervisor.json")
+        assert record and record.get("pgid")
+        pgid = int(record["pgid"])
+        assert http_get(f"http://127.0.0.1:{port}/") == 200
+        tree = descendants(launcher.pid)
+        assert any(p.pid == int(record["pid"]) for p in tree), "the supervisor is the launcher's child"
+        assert len(tree) > 2, "Ray's processes run under the supervisor"
+
+        launcher.send_signal(signal.SIGKILL)
+        launcher.wait(timeout=10)
+        gone = wait_for(lambda: not alive(tree) and not group_alive(pgid), 30, 1.0)
+        assert gone, f"still running 30 s after the launcher was killed: {alive(tree)}"
+        assert wait_for(lambda: port_free(port), 10)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+        kill_all(tree, pgid)
+        log.close()
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
