@@ -2,6 +2,7 @@
 
     gradio-serve-launcher [--start] [--no-browser] [--port N] [--config FILE] [--minimized]
     gradio-serve-launcher --install-desktop-entry | --uninstall-desktop-entry | --autostart on|off
+    gradio-serve-launcher --quit | --quit-keep-serving       (tells the running launcher)
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, metavar="N", help="HTTP port of the app")
     p.add_argument("--config", metavar="FILE", help="launch configuration (same JSON as `gradio-serve up --config`)")
     p.add_argument("--minimized", action="store_true", help="start in the tray, without showing the window")
+    running = p.add_argument_group("tell the running launcher (then exit)")
+    running.add_argument("--quit", action="store_true", help="stop serving and quit the running launcher")
+    running.add_argument("--quit-keep-serving", action="store_true",
+                         help="quit the running launcher but keep the app serving (the next launch finds it)")
     desktop = p.add_argument_group("desktop integration (then exit)")
     desktop.add_argument("--install-desktop-entry", action="store_true", help="add the launcher to the app menu")
     desktop.add_argument("--uninstall-desktop-entry", action="store_true", help="remove it from the app menu")
@@ -101,7 +106,12 @@ def main(argv: list[str] | None = None) -> int:
 
     forwarded = sys.argv[1:] if argv is None else list(argv)
     if send_to_running(forwarded):
-        print("Gradio Serve Launcher is already running; brought its window forward.", file=sys.stderr)
+        if not (args.quit or args.quit_keep_serving):
+            print("Gradio Serve Launcher is already running; brought its window forward.", file=sys.stderr)
+        return 0
+    if args.quit or args.quit_keep_serving:
+        print("Gradio Serve Launcher is not running (to stop an app left serving: gradio-serve down).",
+              file=sys.stderr)
         return 0
     single = SingleInstance()
     if not single.listen():
@@ -144,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_message(argv_from_other: list[str]) -> None:
         log.info("another launch asked for the window (%s)", " ".join(argv_from_other) or "no flags")
+        if "--quit" in argv_from_other or "--quit-keep-serving" in argv_from_other:
+            window.request_quit("--quit-keep-serving" in argv_from_other)
+            return
         window.bring_forward()
         if "--start" in argv_from_other:
             window.start_serving()
@@ -160,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_signal(signum: int) -> None:
         log.info("signal %d: quitting", signum)
-        if window._quitting:  # second signal: stop waiting
+        if window.quitting:  # second signal: stop waiting
             controller = window.controller
             if isinstance(controller, SupervisorProcess):
                 controller.kill_now(wait_s=4)

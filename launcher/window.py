@@ -751,6 +751,10 @@ class MainWindow(QMainWindow):
         else:
             self.bring_forward()
 
+    @property
+    def quitting(self) -> bool:
+        return self._quitting
+
     def request_quit(self, keep_serving: bool = False) -> None:
         """Quit; stop serving first unless keep_serving (the app is then found by the next launch)."""
         self.save_settings()

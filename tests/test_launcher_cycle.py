@@ -4,6 +4,8 @@
    Stopped -> the supervisor's process group (Ray included) is gone, the port is free.
 2. SIGKILL of a real `python -m launcher.app --start` process: the supervisor sees its
    stdin close and everything it started ends within ~30 s.
+3. "Quit, keep serving": the launcher exits, the app keeps answering, and the next launch
+   finds it (URL, status) and stops it.
 
 Slow (a local Ray cluster each); every process started here is ended by PID at the end.
 """
@@ -161,36 +163,42 @@ def test_full_cycle_start_running_page_stop_nothing_left(qtbot, tiny_models, lau
         kill_all(tree, controller.pgid)
 
 
-def test_killing_the_launcher_leaves_no_ray_process(tiny_models, tmp_path):
-    from serving.events import parse_line  # noqa: F401 - the protocol the record mirrors
-
-    port = free_port()
+def _start_launcher(tiny_models, tmp_path, port: int) -> tuple[subprocess.Popen, dict, Path]:
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"models": [{"model": tiny_models["seq2seq"], "num_cpus": 1}],
                                   "http": {"port": port}}))
-    state = tmp_path / "state"
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT),
-           "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_STATE_HOME": str(state),
-           "XDG_CACHE_HOME": str(tmp_path / "cache"), "XDG_DATA_HOME": str(tmp_path / "data")}
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
     for name in ("GRADIO_SERVE_STATE_DIR", "GRADIO_SERVE_LOG_DIR", "GRADIO_SERVE_CACHE_DIR"):
         env.pop(name, None)
-    log = (tmp_path / "launcher.out").open("w")
-    # Its own session, so the SIGKILL below cannot reach pytest.
+    log = tmp_path / "launcher.out"
+    # Its own session, so a SIGKILL to it cannot reach pytest.
     launcher = subprocess.Popen([sys.executable, "-m", "launcher.app", "--start", "--no-browser",
-                                 "--config", str(config)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    app_state = state / "gradio-serve-launcher"
+                                 "--config", str(config)], cwd=ROOT, env=env, stdout=log.open("w"),
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    return launcher, env, log
+
+
+def _wait_running(launcher: subprocess.Popen, log: Path) -> dict:
+    from serving import paths
+
+    def running() -> bool:
+        status = _read(paths.status_record())
+        return bool(status) and status.get("phase") == "running"
+
+    ok = wait_for(lambda: running() or launcher.poll() is not None, START_TIMEOUT_MS / 1000, 1.0)
+    assert ok and launcher.poll() is None, log.read_text()[-3000:]
+    record = _read(paths.supervisor_record())
+    assert record and record.get("pgid") and record.get("pid")
+    return record
+
+
+def test_killing_the_launcher_leaves_no_ray_process(tiny_models, launcher_env, tmp_path):
+    port = free_port()
+    launcher, _env, log = _start_launcher(tiny_models, tmp_path, port)
     tree: list[psutil.Process] = []
     pgid = None
     try:
-        def running() -> bool:
-            status = _read(app_state / "status.json")
-            return bool(status) and status.get("phase") == "running"
-
-        ok = wait_for(lambda: running() or launcher.poll() is not None, START_TIMEOUT_MS / 1000, 1.0)
-        assert ok and launcher.poll() is None, (tmp_path / "launcher.out").read_text()[-3000:]
-        record = _read(app_state / "supervisor.json")
-        assert record and record.get("pgid")
+        record = _wait_running(launcher, log)
         pgid = int(record["pgid"])
         assert http_get(f"http://127.0.0.1:{port}/") == 200
         tree = descendants(launcher.pid)
@@ -207,7 +215,47 @@ def test_killing_the_launcher_leaves_no_ray_process(tiny_models, tmp_path):
             launcher.kill()
             launcher.wait()
         kill_all(tree, pgid)
-        log.close()
+
+
+def test_quit_keep_serving_then_the_next_launch_finds_and_stops_it(qtbot, tiny_models, launcher_env, tmp_path):
+    from launcher.detached import find_running
+    from launcher.window import MainWindow
+
+    port = free_port()
+    launcher, env, log = _start_launcher(tiny_models, tmp_path, port)
+    tree: list[psutil.Process] = []
+    pgid = None
+    try:
+        record = _wait_running(launcher, log)
+        pgid = int(record["pgid"])
+        tree = descendants(launcher.pid)
+        asked = subprocess.run([sys.executable, "-m", "launcher.app", "--quit-keep-serving"], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=60)
+        assert asked.returncode == 0, asked.stderr
+        assert launcher.wait(timeout=30) == 0
+        time.sleep(5)  # the launcher's pipes are closed now; the app must not notice
+        assert alive([p for p in tree if p.pid == int(record["pid"])]), log.read_text()[-3000:]
+        assert http_get(f"http://127.0.0.1:{port}/") == 200
+
+        found = find_running()
+        assert found and found["pid"] == record["pid"]
+        window = MainWindow(Settings(), open_browser=False)
+        qtbot.addWidget(window)
+        window.attach(found)
+        assert window.state_text().startswith("Running") and f":{port}/" in window.state_label.text()
+        assert window.stop_button.isEnabled() and not window.start_button.isEnabled()
+        qtbot.waitUntil(lambda: any(r[1] == "RUNNING" for r in window.status_table.rows()), timeout=10_000)
+
+        window.stop_serving()
+        qtbot.waitUntil(lambda: window.state_text() == "Stopped", timeout=120_000)
+        assert wait_for(lambda: not alive(tree) and not group_alive(pgid), 30), f"left behind: {alive(tree)}"
+        assert wait_for(lambda: port_free(port), 10)
+        assert find_running() is None
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+        kill_all(tree, pgid)
 
 
 def _read(path: Path) -> dict | None:

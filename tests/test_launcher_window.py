@@ -475,3 +475,54 @@ def test_single_instance_takes_over_a_stale_socket(tmp_path):
     finally:
         second.close()
         QLocalServer.removeServer(name)
+
+
+def _launcher_process(*flags: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "launcher.app", *flags], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_log(text: str, timeout: float = 20.0) -> bool:
+    from launcher.logs import log_file
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if text in log_file().read_text():
+                return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def test_app_quits_on_quit_flag_and_on_sigterm():
+    import signal
+
+    first = _launcher_process("--no-browser")
+    try:
+        assert _wait_for_log(f"launcher started (pid {first.pid})")
+        time.sleep(0.3)
+        asked = subprocess.run([sys.executable, "-m", "launcher.app", "--quit"], cwd=ROOT,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=30)
+        assert asked.returncode == 0
+        assert first.wait(timeout=20) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    again = subprocess.run([sys.executable, "-m", "launcher.app", "--quit"], cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=30)
+    assert again.returncode == 0 and "not running" in again.stderr
+
+    second = _launcher_process("--no-browser", "--minimized")
+    try:
+        assert _wait_for_log(f"launcher started (pid {second.pid})")
+        time.sleep(0.3)
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=20) == 0
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
