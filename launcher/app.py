@@ -1,8 +1,8 @@
 """`gradio-serve-launcher`: the entry point. Flags, single instance, window and tray, clean exit.
 
-    gradio-serve-launcher [--start] [--no-browser] [--port N] [--config FILE] [--minimized]
-    gradio-serve-launcher --install-desktop-entry | --uninstall-desktop-entry | --autostart on|off
-    gradio-serve-launcher --quit | --quit-keep-serving       (tells the running launcher)
+gradio-serve-launcher [--start] [--no-browser] [--port N] [--config FILE] [--minimized]
+gradio-serve-launcher --install-desktop-entry | --uninstall-desktop-entry | --autostart on|off
+gradio-serve-launcher --quit | --quit-keep-serving       (tells the running launcher)
 """
 
 from __future__ import annotations
@@ -29,8 +29,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--minimized", action="store_true", help="start in the tray, without showing the window")
     running = p.add_argument_group("tell the running launcher (then exit)")
     running.add_argument("--quit", action="store_true", help="stop serving and quit the running launcher")
-    running.add_argument("--quit-keep-serving", action="store_true",
-                         help="quit the running launcher but keep the app serving (the next launch finds it)")
+    running.add_argument(
+        "--quit-keep-serving",
+        action="store_true",
+        help="quit the running launcher but keep the app serving (the next launch finds it)",
+    )
     desktop = p.add_argument_group("desktop integration (then exit)")
     desktop.add_argument("--install-desktop-entry", action="store_true", help="add the launcher to the app menu")
     desktop.add_argument("--uninstall-desktop-entry", action="store_true", help="remove it from the app menu")
@@ -60,7 +63,10 @@ def desktop_integration(args: argparse.Namespace) -> int:
                 print("no desktop entry was installed")
         if args.autostart:
             desktop_entry.set_autostart(args.autostart == "on", args.start)
-            print(f"start at login: {args.autostart}" + (" (and start serving)" if args.start and args.autostart == "on" else ""))
+            print(
+                f"start at login: {args.autostart}"
+                + (" (and start serving)" if args.start and args.autostart == "on" else "")
+            )
     except Exception as exc:  # noqa: BLE001 - a clear line, never a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -110,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             print("Gradio Serve Launcher is already running; brought its window forward.", file=sys.stderr)
         return 0
     if args.quit or args.quit_keep_serving:
-        print("Gradio Serve Launcher is not running (to stop an app left serving: gradio-serve down).",
-              file=sys.stderr)
+        print("Gradio Serve Launcher is not running (to stop an app left serving: gradio-serve down).", file=sys.stderr)
         return 0
     single = SingleInstance()
     if not single.listen():
@@ -127,11 +132,17 @@ def main(argv: list[str] | None = None) -> int:
         try:
             settings.config = LaunchConfig.load(args.config)
         except ConfigError as exc:
-            config_problem = (f"{args.config} cannot be used:\n{exc}", "Fix the file; the saved settings are shown instead.")
+            config_problem = (
+                f"{args.config} cannot be used:\n{exc}",
+                "Fix the file; the saved settings are shown instead.",
+            )
     if args.port is not None:
-        settings.config = LaunchConfig.from_dict({**settings.config.model_dump(mode="json"),
-                                                  "http": {**settings.config.http.model_dump(mode="json"),
-                                                           "port": args.port}})
+        settings.config = LaunchConfig.from_dict(
+            {
+                **settings.config.model_dump(mode="json"),
+                "http": {**settings.config.http.model_dump(mode="json"), "port": args.port},
+            }
+        )
 
     window = MainWindow(settings, open_browser=False if args.no_browser else None)
     if settings_message:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
@@ -73,8 +73,13 @@ class BrowserOpener(QObject):
             return
         url = self._url
         self._in_flight = True
-        QueryOp(self, lambda: http_status(url), lambda status: self._on_result(url, status),
-                lambda _exc: self._on_result(url, None), what="Checking the app's page").run()
+        QueryOp(
+            self,
+            lambda: http_status(url),
+            lambda status: self._on_result(url, status),
+            lambda _exc: self._on_result(url, None),
+            what="Checking the app's page",
+        ).run()
 
     def _on_result(self, url: str, status: int | None) -> None:
         self._in_flight = False
@@ -90,8 +95,10 @@ class BrowserOpener(QObject):
             return
         if time.monotonic() > self._deadline:
             self._url = None
-            show_error(f"The app at {url} did not answer in time, so no browser was opened.",
-                       "It may still be loading: press Open in browser in a moment, or check the log.",
-                       dialog=False)
+            show_error(
+                f"The app at {url} did not answer in time, so no browser was opened.",
+                "It may still be loading: press Open in browser in a moment, or check the log.",
+                dialog=False,
+            )
             return
         self._timer.start(self.poll_ms)

@@ -13,11 +13,10 @@ import time
 import psutil
 from PySide6.QtCore import QObject, QTimer
 
-from serving import paths
-
 from launcher.logs import launcher_logger
 from launcher.supervisor_process import ServingController, ServingState, killpg_safely, state_for_phase
 from launcher.worker import QueryOp
+from serving import paths
 
 
 def _looks_like_supervisor(proc: psutil.Process) -> bool:
@@ -104,11 +103,11 @@ class AttachedSupervisor(ServingController):
             self._set_state(ServingState.stopped)
             self.message_changed.emit("Stopped")
             return
-        if self._stop_sent_at is not None and not self._killed:
-            if time.monotonic() - self._stop_sent_at > self.stop_grace_s:
-                self._killed = True
-                launcher_logger().warning("the app did not stop in time; killing its process group")
-                killpg_safely(self.pgid, self.pid, signal.SIGKILL)
+        overdue = self._stop_sent_at is not None and time.monotonic() - self._stop_sent_at > self.stop_grace_s
+        if overdue and not self._killed:
+            self._killed = True
+            launcher_logger().warning("the app did not stop in time; killing its process group")
+            killpg_safely(self.pgid, self.pid, signal.SIGKILL)
         if not self._polling:
             self._polling = True
             QueryOp(self, _read_status, self._on_status, self._on_status_failed, what="Reading the app's status").run()

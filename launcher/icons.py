@@ -8,7 +8,7 @@ coloured dot is drawn instead, so a partial install never breaks the tray.
 from __future__ import annotations
 
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from PySide6.QtCore import QRectF, Qt
@@ -16,11 +16,13 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 
 _HERE = Path(__file__).resolve().parent
 _SEARCH = tuple(
-    p for p in (
+    p
+    for p in (
         Path(sys._MEIPASS) / "resources" / "icons" if hasattr(sys, "_MEIPASS") else None,  # PyInstaller build
         _HERE / "resources" / "icons",  # installed package data
         _HERE.parent / "resources" / "icons",  # source checkout
-    ) if p is not None
+    )
+    if p is not None
 )
 
 STATE_COLOURS = {
@@ -66,11 +68,11 @@ def _from_file(name: str) -> QIcon | None:
     return None if icon.isNull() else icon
 
 
-@lru_cache(maxsize=None)
+@cache
 def state_icon(state: str) -> QIcon:
     return _from_file(_STATE_FILES.get(state, f"tray-{state}.svg")) or dot_icon(STATE_COLOURS.get(state, "#9ca3af"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def app_icon() -> QIcon:
     return _from_file("gradio-serve-launcher.svg") or dot_icon("#2b9bff")

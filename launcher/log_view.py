@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import QUrl
-from PySide6.QtGui import QDesktopServices, QFontDatabase, QTextCharFormat, QColor
+from PySide6.QtGui import QColor, QDesktopServices, QFontDatabase, QTextCharFormat
 from PySide6.QtWidgets import QHBoxLayout, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
-
-from serving import paths
 
 from launcher import logs
 from launcher.errors import show_error
+from serving import paths
 
 MAX_LINES = 5000  # older lines stay in the log files
 
@@ -21,8 +20,10 @@ def open_logs_folder() -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        show_error(f"The logs folder {folder} cannot be created ({exc.strerror}).",
-                   "Check the permissions of its parent folder.")
+        show_error(
+            f"The logs folder {folder} cannot be created ({exc.strerror}).",
+            "Check the permissions of its parent folder.",
+        )
         return
     if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
         show_error(f"No file manager could open {folder}.", f"Open {folder} yourself.", dialog=False)
@@ -64,7 +65,7 @@ class LogView(QWidget):
         bar = self.text.verticalScrollBar()
         at_bottom = bar.value() >= bar.maximum() - 4
         # An explicit format on every line, so a red line's colour never carries over.
-        fmt = self._formats.get(logging.ERROR if level >= logging.ERROR else level, self._plain)
+        fmt = self._formats.get(min(logging.ERROR, level), self._plain)
         cursor = self.text.textCursor()
         cursor.movePosition(cursor.MoveOperation.End)
         if not self.text.document().isEmpty():

@@ -73,8 +73,11 @@ def detect_gpus(timeout: float = 5.0) -> tuple[str, ...]:
         try:
             out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=timeout, check=False).stdout
             # "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-...)"
-            names = [line.split(":", 1)[1].split("(UUID")[0].strip() for line in out.splitlines()
-                     if line.startswith("GPU ") and ":" in line]
+            names = [
+                line.split(":", 1)[1].split("(UUID")[0].strip()
+                for line in out.splitlines()
+                if line.startswith("GPU ") and ":" in line
+            ]
         except (OSError, subprocess.SubprocessError):
             names = []
     if not names:

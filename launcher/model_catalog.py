@@ -30,7 +30,9 @@ class ModelChoice:
         """One line for the picker: task, size, memory estimate, offline availability."""
         parts = [self.kind]
         if self.params_m:
-            parts.append(f"{self.params_m:g}M params" if self.params_m < 1000 else f"{self.params_m / 1000:.1f}B params")
+            parts.append(
+                f"{self.params_m:g}M params" if self.params_m < 1000 else f"{self.params_m / 1000:.1f}B params"
+            )
         if self.memory_mb:
             parts.append(f"~{_mb(self.memory_mb)} per replica")
         parts.append("offline" if self.available_offline else "needs a download")

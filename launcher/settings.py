@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from serving import paths
-from serving.config import ConfigError, LaunchConfig
+from serving.config import LaunchConfig
 
 FILENAME = "launcher.json"
 
@@ -48,18 +48,18 @@ def to_dict(settings: Settings) -> dict:
 
 
 def from_dict(data: object) -> Settings:
-    """Raises ValueError (ConfigError included) describing what is wrong."""
+    """Raises ValueError or TypeError (ConfigError included) describing what is wrong."""
     if not isinstance(data, dict):
-        raise ValueError("it does not hold a JSON object")
+        raise TypeError("it does not hold a JSON object")
     settings = Settings()
     if "config" in data:
         if not isinstance(data["config"], dict):
-            raise ValueError("'config' is not a JSON object")
+            raise TypeError("'config' is not a JSON object")
         settings.config = LaunchConfig.from_dict(data["config"])
     for name, kind in _PREFS.items():
         if name in data:
             if not isinstance(data[name], kind):
-                raise ValueError(f"'{name}' has the wrong type")
+                raise TypeError(f"'{name}' has the wrong type")
             setattr(settings, name, data[name])
     # Unknown keys (a newer release's) are ignored, not fatal.
     return settings
@@ -78,7 +78,7 @@ def load(path: Path | None = None) -> tuple[Settings, str | None]:
         return from_dict(json.loads(text)), None
     except json.JSONDecodeError as exc:
         reason = f"not valid JSON, line {exc.lineno}: {exc.msg}"
-    except (ValueError, ConfigError) as exc:
+    except (ValueError, TypeError) as exc:  # ConfigError is a ValueError
         reason = str(exc).replace("\n ", "")
     aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
     try:

@@ -27,9 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from serving.config import ModelSlot, Mode
-
 from launcher.model_catalog import ModelChoice
+from serving.config import Mode, ModelSlot
 
 DETAILS_ROLE = Qt.ItemDataRole.UserRole + 1
 CHOICE_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -60,14 +59,21 @@ class ChoiceDelegate(QStyledItemDelegate):
         selected = bool(opt.state & QStyle.StateFlag.State_Selected)
         group = QPalette.ColorGroup.Normal
         painter.save()
-        painter.setPen(opt.palette.color(group, QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text))
+        painter.setPen(
+            opt.palette.color(group, QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
+        )
         painter.drawText(rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, name)
         name_width = opt.fontMetrics.horizontalAdvance(name) + 24
-        dim = opt.palette.color(group, QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.PlaceholderText)
+        dim = opt.palette.color(
+            group, QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.PlaceholderText
+        )
         painter.setPen(dim)
         detail_rect = rect.adjusted(name_width, 0, 0, 0)
-        painter.drawText(detail_rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
-                         opt.fontMetrics.elidedText(details, Qt.TextElideMode.ElideLeft, detail_rect.width()))
+        painter.drawText(
+            detail_rect,
+            Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
+            opt.fontMetrics.elidedText(details, Qt.TextElideMode.ElideLeft, detail_rect.width()),
+        )
         painter.restore()
 
     def sizeHint(self, option, index):
@@ -81,8 +87,13 @@ class SlotRow(QWidget):
     changed = Signal()
     remove_requested = Signal(object)  # self
 
-    def __init__(self, slot: ModelSlot | None = None, max_cpus: float = SCHEMA_MAX_CPUS,
-                 max_gpus: float = SCHEMA_MAX_GPUS, parent: QWidget | None = None):
+    def __init__(
+        self,
+        slot: ModelSlot | None = None,
+        max_cpus: float = SCHEMA_MAX_CPUS,
+        max_gpus: float = SCHEMA_MAX_GPUS,
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         self._base = slot or ModelSlot()
         self._choices: dict[str, ModelChoice] = {}
@@ -209,8 +220,9 @@ class SlotRow(QWidget):
             self.model.addItem(c.name)
             i = self.model.count() - 1
             self.model.setItemData(i, c.details(), DETAILS_ROLE)
-            self.model.setItemData(i, (c.description + "\n" if c.description else "") + c.details(),
-                                   Qt.ItemDataRole.ToolTipRole)
+            self.model.setItemData(
+                i, (c.description + "\n" if c.description else "") + c.details(), Qt.ItemDataRole.ToolTipRole
+            )
         self.model.setEditText(text)
         self.model.blockSignals(False)
         self._update_details()
@@ -221,7 +233,9 @@ class SlotRow(QWidget):
         self.cpus.setMaximum(self._max_cpus)
         self.gpus.setMaximum(max(0.0, float(max_gpus)))
         self.gpus.setEnabled(max_gpus > 0)
-        self.gpus.setToolTip("GPUs per replica; fractions share one GPU" if max_gpus > 0 else "No GPU found on this machine")
+        self.gpus.setToolTip(
+            "GPUs per replica; fractions share one GPU" if max_gpus > 0 else "No GPU found on this machine"
+        )
         self._update_replica_bound()
 
     def _update_replica_bound(self) -> None:

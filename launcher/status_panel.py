@@ -68,5 +68,7 @@ class StatusTable(QTableWidget):
 
     def rows(self) -> list[tuple[str, ...]]:
         """The table's text, row by row (tests and the tray tooltip read it)."""
-        return [tuple(self.item(r, c).text() if self.item(r, c) else "" for c in range(self.columnCount()))
-                for r in range(self.rowCount())]
+        return [
+            tuple(self.item(r, c).text() if self.item(r, c) else "" for c in range(self.columnCount()))
+            for r in range(self.rowCount())
+        ]

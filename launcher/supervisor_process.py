@@ -19,11 +19,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
+from launcher.logs import launcher_logger, supervisor_logger
 from serving import paths
 from serving.config import LaunchConfig
 from serving.events import Phase, parse_line
-
-from launcher.logs import launcher_logger, supervisor_logger
 
 
 class ServingState(str, enum.Enum):
@@ -155,8 +154,10 @@ class SupervisorProcess(ServingController):
         try:
             paths.write_json_atomic(path, config.model_dump(mode="json"))
         except OSError as exc:
-            self._fail(f"Could not write the launch configuration to {path}: {exc.strerror}.",
-                       "Check that the folder is writable and has free space.")
+            self._fail(
+                f"Could not write the launch configuration to {path}: {exc.strerror}.",
+                "Check that the folder is writable and has free space.",
+            )
             return False
 
         self.url = None
@@ -187,7 +188,7 @@ class SupervisorProcess(ServingController):
         # Run the same `serving` package this launcher imports, installed or not.
         spec = importlib.util.find_spec("serving")
         if spec and spec.submodule_search_locations:
-            root = str(Path(list(spec.submodule_search_locations)[0]).resolve().parent)
+            root = str(Path(next(iter(spec.submodule_search_locations))).resolve().parent)
             current = env.value("PYTHONPATH", "")
             if root not in current.split(os.pathsep):
                 env.insert("PYTHONPATH", root + (os.pathsep + current if current else ""))
@@ -243,8 +244,9 @@ class SupervisorProcess(ServingController):
     def _on_grace_over(self) -> None:
         if not self.running():
             return
-        launcher_logger().warning("the supervisor did not stop within %d s; ending its process group",
-                                  self.stop_grace_ms // 1000)
+        launcher_logger().warning(
+            "the supervisor did not stop within %d s; ending its process group", self.stop_grace_ms // 1000
+        )
         killpg_safely(self.pgid, self.pid or self.process.processId(), signal.SIGTERM)
         self._grace.timeout.disconnect(self._on_grace_over)
         self._grace.timeout.connect(self._on_term_grace_over)

@@ -9,8 +9,8 @@ SupervisorProcess. It follows the supervisor's state through signals only.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPalette
@@ -30,8 +30,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-
-from serving.config import ConfigError, LaunchConfig, Mode, ModelSlot
 
 from launcher import errors, machine, model_catalog
 from launcher import settings as settings_mod
@@ -56,6 +54,7 @@ from launcher.status_panel import StatusTable
 from launcher.supervisor_process import ServingController, ServingState, SupervisorProcess
 from launcher.tray import Tray
 from launcher.worker import QueryOp
+from serving.config import ConfigError, LaunchConfig, Mode, ModelSlot
 
 TITLE = "Gradio Serve Launcher"
 MAX_SLOTS = 8
@@ -150,8 +149,17 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_ui()
         self.tray = Tray(
-            [self.start_action, self.stop_action, self.open_action, None, self.show_action, self.logs_action, None,
-             self.quit_keep_action, self.quit_action],
+            [
+                self.start_action,
+                self.stop_action,
+                self.open_action,
+                None,
+                self.show_action,
+                self.logs_action,
+                None,
+                self.quit_keep_action,
+                self.quit_action,
+            ],
             self,
         )
         self.tray.activated.connect(self.toggle_visible)
@@ -165,8 +173,9 @@ class MainWindow(QMainWindow):
 
         # Slow look-ups go to workers; the window is usable at once with what is known.
         QueryOp(self, machine.probe, self._on_machine, what="Detecting CPUs, memory and GPUs").run()
-        QueryOp(self, model_catalog.load_choices, self._on_catalog, self._on_catalog_failed,
-                what="Listing models").run()
+        QueryOp(
+            self, model_catalog.load_choices, self._on_catalog, self._on_catalog_failed, what="Listing models"
+        ).run()
 
     # ---- construction -----------------------------------------------------
 
@@ -332,8 +341,11 @@ class MainWindow(QMainWindow):
 
             desktop_entry.set_autostart(enabled, serve)
         except Exception as exc:  # noqa: BLE001 - reported, and the box shows the real state
-            show_error(f"Could not change Start at login: {exc}",
-                       "Check that ~/.config/autostart is writable, then try again.", detail=repr(exc))
+            show_error(
+                f"Could not change Start at login: {exc}",
+                "Check that ~/.config/autostart is writable, then try again.",
+                detail=repr(exc),
+            )
             for box, value in ((self.autostart_box, not enabled), (self.autostart_serve_box, False)):
                 box.blockSignals(True)
                 box.setChecked(value)
@@ -473,8 +485,9 @@ class MainWindow(QMainWindow):
 
     # ---- resources ---------------------------------------------------------
 
-    def resource_warnings(self, config: LaunchConfig, memory_available: int | None = None,
-                          choices: list[ModelChoice | None] | None = None) -> list[str]:
+    def resource_warnings(
+        self, config: LaunchConfig, memory_available: int | None = None, choices: list[ModelChoice | None] | None = None
+    ) -> list[str]:
         """What will not fit this machine: CPUs, GPUs, memory (empty for a remote cluster)."""
         if config.cluster.address:
             return []
@@ -501,8 +514,9 @@ class MainWindow(QMainWindow):
             )
         return warnings
 
-    def memory_estimate_mb(self, config: LaunchConfig,
-                           choices: list[ModelChoice | None] | None = None) -> tuple[int, list[str]]:
+    def memory_estimate_mb(
+        self, config: LaunchConfig, choices: list[ModelChoice | None] | None = None
+    ) -> tuple[int, list[str]]:
         """(estimated MB, models whose size is unknown)."""
         by_name = {c.name: c for c in self.choices}
         total, unknown = SERVING_OVERHEAD_MB, []
@@ -535,15 +549,20 @@ class MainWindow(QMainWindow):
         over = bool(self.resource_warnings(config))
         colour = STATE_COLOURS["error"] if over else self.palette().color(QPalette.ColorRole.PlaceholderText).name()
         self.resources_label.setText(f"<span style='color:{colour}'>Needs {' · '.join(parts)}</span>")
-        self.resources_label.setToolTip("\n".join(self.resource_warnings(config)) or
-                                        "Estimates: Ray + Serve + Gradio, plus each model's replicas")
+        self.resources_label.setToolTip(
+            "\n".join(self.resource_warnings(config)) or "Estimates: Ray + Serve + Gradio, plus each model's replicas"
+        )
 
     def _on_machine(self, info: machine.MachineInfo) -> None:
         self.machine = info
         self._machine_probed = True
-        launcher_logger().info("this machine: %d CPUs, %s free of %s, GPUs: %s", info.cpus,
-                               machine.format_bytes(info.memory_available), machine.format_bytes(info.memory_total),
-                               ", ".join(info.gpus) or "none")
+        launcher_logger().info(
+            "this machine: %d CPUs, %s free of %s, GPUs: %s",
+            info.cpus,
+            machine.format_bytes(info.memory_available),
+            machine.format_bytes(info.memory_total),
+            ", ".join(info.gpus) or "none",
+        )
         cpus, gpus = self._cluster_bounds()
         for row in self.rows:
             row.set_bounds(cpus, gpus)
@@ -558,9 +577,12 @@ class MainWindow(QMainWindow):
 
     def _on_catalog_failed(self, exc: BaseException) -> None:
         self.catalog_loaded = True
-        show_error("The model list could not be read; only the built-in model is offered.",
-                   "You can still type a hub id or a folder. The log has the details.",
-                   detail=getattr(exc, "__traceback_text__", repr(exc)), dialog=False)
+        show_error(
+            "The model list could not be read; only the built-in model is offered.",
+            "You can still type a hub id or a folder. The log has the details.",
+            detail=getattr(exc, "__traceback_text__", repr(exc)),
+            dialog=False,
+        )
 
     # ---- start / stop ---------------------------------------------------------
 
@@ -571,39 +593,54 @@ class MainWindow(QMainWindow):
         try:
             config = self.current_config()
         except ConfigError as exc:
-            show_error("The settings cannot be started as they are:\n" + str(exc).removeprefix("invalid configuration:\n"),
-                       "Fix the value named above and press Start again.")
+            show_error(
+                "The settings cannot be started as they are:\n" + str(exc).removeprefix("invalid configuration:\n"),
+                "Fix the value named above and press Start again.",
+            )
             return
         self._base = config
         self.save_settings()
         self._checking = True
         self._apply_state(self._state())
         self.show_status_line("Checking models, port and memory…")
-        QueryOp(self, lambda: prestart_check(config), lambda report: self._after_check(config, report, interactive),
-                self._check_failed, what="Checking before start").run()
+        QueryOp(
+            self,
+            lambda: prestart_check(config),
+            lambda report: self._after_check(config, report, interactive),
+            self._check_failed,
+            what="Checking before start",
+        ).run()
 
     def _check_failed(self, exc: BaseException) -> None:
         self._checking = False
         self._apply_state(self._state())
-        show_error(f"Could not check the settings before starting: {exc}", "Try again; the log has the details.",
-                   detail=getattr(exc, "__traceback_text__", repr(exc)))
+        show_error(
+            f"Could not check the settings before starting: {exc}",
+            "Try again; the log has the details.",
+            detail=getattr(exc, "__traceback_text__", repr(exc)),
+        )
 
     def _after_check(self, config: LaunchConfig, report: PrestartReport, interactive: bool) -> None:
-        self.machine = machine.MachineInfo(self.machine.cpus, self.machine.memory_total, report.memory_available,
-                                           self.machine.gpus)
+        self.machine = machine.MachineInfo(
+            self.machine.cpus, self.machine.memory_total, report.memory_available, self.machine.gpus
+        )
         if report.problems:
             self._checking = False
             self._apply_state(self._state())
-            show_error("\n".join(report.problems),
-                       "Pick another model, or switch mode (plain text-generation models only fit fan-out).")
+            show_error(
+                "\n".join(report.problems),
+                "Pick another model, or switch mode (plain text-generation models only fit fan-out).",
+            )
             return
         if report.port_in_use:
             self._checking = False
             self._apply_state(self._state())
             port = config.http.port
             suggestion = f" (for example {report.free_port})" if report.free_port else ""
-            show_error(f"Port {port} is already in use on this machine.",
-                       f"Choose another port{suggestion}, or stop the program using {port}.")
+            show_error(
+                f"Port {port} is already in use on this machine.",
+                f"Choose another port{suggestion}, or stop the program using {port}.",
+            )
             return
         warnings = self.resource_warnings(config, report.memory_available, report.choices)
         if warnings and interactive:
@@ -614,7 +651,9 @@ class MainWindow(QMainWindow):
         self._launch(config)
 
     def _confirm_start(self, config: LaunchConfig, warnings: list[str]) -> None:
-        box = QMessageBox(QMessageBox.Icon.Warning, TITLE, "This may not fit this machine.", QMessageBox.StandardButton.Cancel, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning, TITLE, "This may not fit this machine.", QMessageBox.StandardButton.Cancel, self
+        )
         box.setInformativeText("\n\n".join(warnings))
         start = box.addButton("Start anyway", QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
@@ -695,8 +734,9 @@ class MainWindow(QMainWindow):
         self.start_action.setEnabled(editable)
         self.stop_action.setEnabled(state in (ServingState.starting, ServingState.running))
         self.open_action.setEnabled(state is ServingState.running and bool(url))
-        self.quit_keep_action.setEnabled(self.controller is not None and self.controller.is_active()
-                                         and state is not ServingState.stopping)
+        self.quit_keep_action.setEnabled(
+            self.controller is not None and self.controller.is_active() and state is not ServingState.stopping
+        )
         self.start_button.setEnabled(self.start_action.isEnabled())
         self.stop_button.setEnabled(self.stop_action.isEnabled())
         self.open_button.setEnabled(self.open_action.isEnabled())
@@ -785,8 +825,9 @@ class MainWindow(QMainWindow):
             event.ignore()
             self.hide()
             if not self.settings.tray_hint_shown:
-                shown = self.tray.message(TITLE, "Still running in the tray. Use Quit in the tray's menu to stop "
-                                                 "serving and exit.")
+                shown = self.tray.message(
+                    TITLE, "Still running in the tray. Use Quit in the tray's menu to stop serving and exit."
+                )
                 if shown:
                     self.settings.tray_hint_shown = True
                     self.save_settings()
@@ -799,8 +840,13 @@ class MainWindow(QMainWindow):
         self._ask_on_close()
 
     def _ask_on_close(self) -> None:
-        box = QMessageBox(QMessageBox.Icon.Question, TITLE, "The app is still serving. Stop it and quit?",
-                          QMessageBox.StandardButton.Cancel, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            TITLE,
+            "The app is still serving. Stop it and quit?",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
         box.setInformativeText("“Quit, keep serving” leaves it running; the next launch finds it and can stop it.")
         stop = box.addButton("Stop serving and quit", QMessageBox.ButtonRole.AcceptRole)
         keep = box.addButton("Quit, keep serving", QMessageBox.ButtonRole.DestructiveRole)
@@ -844,8 +890,11 @@ class MainWindow(QMainWindow):
         try:
             settings_mod.save(self.settings)
         except OSError as exc:
-            show_error(f"Could not save the settings to {settings_mod.settings_path()} ({exc.strerror}).",
-                       "Check that the folder is writable; the settings apply to this session only.", dialog=False)
+            show_error(
+                f"Could not save the settings to {settings_mod.settings_path()} ({exc.strerror}).",
+                "Check that the folder is writable; the settings apply to this session only.",
+                dialog=False,
+            )
 
     def _load_config_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load configuration", "", "JSON (*.json);;All files (*)")
@@ -854,7 +903,9 @@ class MainWindow(QMainWindow):
         try:
             self.apply_config(LaunchConfig.load(path))
         except ConfigError as exc:
-            show_error(f"{path} cannot be used: {exc}", "Fix the file (it is the same JSON as gradio-serve up --config).")
+            show_error(
+                f"{path} cannot be used: {exc}", "Fix the file (it is the same JSON as gradio-serve up --config)."
+            )
             return
         self._on_edited()
 

@@ -11,17 +11,18 @@ with no handler goes through `launcher.errors.show_error`.
 from __future__ import annotations
 
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 # Ops in flight, so their QObject is not collected before the result arrives.
-_pending: set["QueryOp"] = set()
+_pending: set[QueryOp] = set()
 
 
 class _Runnable(QRunnable):
-    def __init__(self, op: "QueryOp"):
+    def __init__(self, op: QueryOp):
         super().__init__()
         self._op = op
 
@@ -61,7 +62,7 @@ class QueryOp(QObject):
         self._succeeded.connect(self._deliver_success)
         self._failed.connect(self._deliver_failure)
 
-    def run(self) -> "QueryOp":
+    def run(self) -> QueryOp:
         _pending.add(self)
         QThreadPool.globalInstance().start(_Runnable(self))
         return self

@@ -33,8 +33,12 @@ def start_xvfb(size: str) -> tuple[subprocess.Popen, str]:
         sys.exit("Xvfb not found: apt-get install -y xvfb libxcb-icccm4 libxcb-keysyms1")
     read_fd, write_fd = os.pipe()
     # -displayfd: Xvfb picks a free display and writes its number once it accepts clients.
-    proc = subprocess.Popen([exe, "-displayfd", str(write_fd), "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
-                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "-displayfd", str(write_fd), "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write_fd)
     with os.fdopen(read_fd) as fh:
         number = fh.readline().strip()
@@ -50,11 +54,10 @@ def run_window(out: Path, mode: str, serve: bool, port: int, timeout: float) -> 
     from PySide6.QtWidgets import QApplication
 
     sys.path.insert(0, str(ROOT))
-    from serving.config import LaunchConfig
-
     from launcher.settings import Settings
     from launcher.window import MainWindow
     from launcher.worker import pending_count
+    from serving.config import LaunchConfig
 
     app = QApplication(sys.argv[:1])
     app.setApplicationName("Gradio Serve Launcher")
@@ -126,15 +129,36 @@ def main() -> int:
 
     xvfb, display = start_xvfb(args.size)
     with tempfile.TemporaryDirectory(prefix="launcher-shot-") as tmp:
-        env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb",
-               "XDG_CONFIG_HOME": f"{tmp}/config", "XDG_STATE_HOME": f"{tmp}/state",
-               "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", f"{tmp}/cache"),
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "DISPLAY": display,
+            "QT_QPA_PLATFORM": "xcb",
+            "XDG_CONFIG_HOME": f"{tmp}/config",
+            "XDG_STATE_HOME": f"{tmp}/state",
+            "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", f"{tmp}/cache"),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
         env.pop("WAYLAND_DISPLAY", None)
         try:
-            child = subprocess.run([sys.executable, __file__, "--_child", "--out", str(args.out), "--mode", args.mode,
-                                    "--port", str(args.port), "--timeout", str(args.timeout)]
-                                   + (["--serve"] if args.serve else []), env=env, timeout=args.timeout + 120)
+            child = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--_child",
+                    "--out",
+                    str(args.out),
+                    "--mode",
+                    args.mode,
+                    "--port",
+                    str(args.port),
+                    "--timeout",
+                    str(args.timeout),
+                ]
+                + (["--serve"] if args.serve else []),
+                env=env,
+                timeout=args.timeout + 120,
+                check=False,
+            )
             return child.returncode
         finally:
             xvfb.send_signal(signal.SIGTERM)

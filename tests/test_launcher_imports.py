@@ -36,10 +36,17 @@ print(json.dumps({"loaded": w.catalog_loaded, "models": sorted(sys.modules)}))
 
 
 def test_launcher_does_not_import_the_serving_stack(tmp_path):
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT),
-           "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_STATE_HOME": str(tmp_path / "state"),
-           "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "PYTHONPATH": str(ROOT),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["loaded"], "the catalog scan finished"
@@ -62,8 +69,14 @@ def test_launcher_sources_import_nothing_forbidden():
                 names = [node.module]
             for name in names:
                 top = name.split(".")[0]
-                if top in FORBIDDEN or name in ("serving.supervisor", "serving.cluster", "serving.apps",
-                                                "serving.deployments", "serving.models", "serving.ui",
-                                                "serving.cli"):
+                if top in FORBIDDEN or name in (
+                    "serving.supervisor",
+                    "serving.cluster",
+                    "serving.apps",
+                    "serving.deployments",
+                    "serving.models",
+                    "serving.ui",
+                    "serving.cli",
+                ):
                     offenders.append(f"{path.name}:{node.lineno} imports {name}")
     assert offenders == []

@@ -9,10 +9,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 
-from serving.config import LaunchConfig
-
 from launcher import errors
 from launcher import settings as s
+from serving.config import LaunchConfig
 
 
 @pytest.fixture(autouse=True)
@@ -37,8 +36,9 @@ def test_defaults_write_nothing_but_an_empty_object():
 
 
 def test_round_trip_stores_only_what_differs():
-    config = LaunchConfig.from_dict({"mode": "fanout", "models": [{}, {"model": "gpt2", "num_cpus": 0.5}],
-                                     "http": {"port": 8123}})
+    config = LaunchConfig.from_dict(
+        {"mode": "fanout", "models": [{}, {"model": "gpt2", "num_cpus": 0.5}], "http": {"port": 8123}}
+    )
     settings = s.Settings(config=config, open_browser=False, geometry="AAAA")
     s.save(settings)
     data = json.loads(s.settings_path().read_text())
@@ -138,8 +138,15 @@ def test_corrupt_settings_reach_the_user_when_the_app_starts(tmp_path):
         "from launcher.app import main\n"
         "sys.exit(main(['--no-browser']))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert "DIALOG: The settings file" in out.stdout and "could not be used" in out.stdout
     assert list(path.parent.glob("launcher.json.corrupt-*"))

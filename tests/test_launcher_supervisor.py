@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -22,12 +20,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import psutil
 import pytest
 
-from serving import paths
-from serving.config import LaunchConfig
-
 from launcher import errors
 from launcher.detached import AttachedSupervisor, find_running
 from launcher.supervisor_process import ServingState, SupervisorProcess, group_alive
+from serving import paths
+from serving.config import LaunchConfig
 
 FAKE = textwrap.dedent(
     r'''
@@ -47,7 +44,8 @@ FAKE = textwrap.dedent(
         emit("phase", phase="error", message="failed", url=None, pid=os.getpid(), pgid=os.getpgrp())
         sys.exit(2)
     # A helper in the same process group, like Ray's agents.
-    child = subprocess.Popen([sys.executable, "-c", "import time, signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"])
+    stubborn = "import time, signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
+    child = subprocess.Popen([sys.executable, "-c", stubborn])
     if mode == "noisy":
         print("not an event line", flush=True)
         print("a log line on stderr", file=sys.stderr, flush=True)
@@ -192,7 +190,7 @@ def test_missing_program_is_an_error_not_a_crash(controllers, qtbot):
 # ---- a supervisor left running ("Quit, keep serving") ----------------------------
 
 DETACHED = textwrap.dedent(
-    r'''
+    r"""
     import json, os, signal, sys, time
     from serving import paths
     os.setpgid(0, 0)
@@ -208,7 +206,7 @@ DETACHED = textwrap.dedent(
     signal.signal(signal.SIGTERM, bye)
     print("ready", flush=True)
     time.sleep(120)
-    '''
+    """
 )
 
 

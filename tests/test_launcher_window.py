@@ -10,16 +10,12 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
-from PySide6.QtWidgets import QMessageBox
-
-from serving.config import LaunchConfig, Mode, ModelSlot
 
 from launcher import app as app_mod
 from launcher import errors, machine
@@ -28,6 +24,7 @@ from launcher.settings import Settings
 from launcher.supervisor_process import ServingState, SupervisorProcess
 from launcher.window import MAX_SLOTS, TITLE, MainWindow
 from launcher.worker import pending_count
+from serving.config import LaunchConfig, Mode
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,8 +32,15 @@ CHOICES = [
     ModelChoice(name="smollm2-135m-instruct", kind="instruct", params_m=135, memory_mb=900),
     ModelChoice(name="t5-tiny", kind="seq2seq", params_m=1, memory_mb=400, source="cache"),
     ModelChoice(name="gpt-tiny", kind="causal", tasks=("fanout",), params_m=1, memory_mb=400, source="cache"),
-    ModelChoice(name="big-download", kind="causal", tasks=("fanout",), params_m=7000, memory_mb=30000,
-                available_offline=False, source="hub"),
+    ModelChoice(
+        name="big-download",
+        kind="causal",
+        tasks=("fanout",),
+        params_m=7000,
+        memory_mb=30000,
+        available_offline=False,
+        source="hub",
+    ),
 ]
 
 
@@ -144,15 +148,17 @@ def test_gpu_bounds_follow_detected_gpus(qtbot, monkeypatch):
 
 
 def test_config_round_trip_keeps_fields_the_window_does_not_show(window):
-    config = LaunchConfig.from_dict({
-        "mode": "fanout",
-        "models": [
-            {"model": "t5-tiny", "label": "T5", "num_cpus": 0.5, "generation": {"num_beams": 4}},
-            {"model": "gpt-tiny", "autoscaling": {"min_replicas": 1, "max_replicas": 3}},
-        ],
-        "ingress_cpus": 0.5,
-        "http": {"port": 8123},
-    })
+    config = LaunchConfig.from_dict(
+        {
+            "mode": "fanout",
+            "models": [
+                {"model": "t5-tiny", "label": "T5", "num_cpus": 0.5, "generation": {"num_beams": 4}},
+                {"model": "gpt-tiny", "autoscaling": {"min_replicas": 1, "max_replicas": 3}},
+            ],
+            "ingress_cpus": 0.5,
+            "http": {"port": 8123},
+        }
+    )
     window.apply_config(config)
     assert window.mode() is Mode.fanout and window.port.value() == 8123
     assert not window.rows[1].replicas.isEnabled(), "autoscaling comes from the file"
@@ -291,8 +297,8 @@ def test_supervisor_error_reaches_a_dialog(window, qtbot, tmp_path, monkeypatch)
 
 
 def test_browser_opens_only_once_the_page_answers(qtbot):
-    from http.server import BaseHTTPRequestHandler, HTTPServer
     import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
 
     from launcher.browser import BrowserOpener
 
@@ -326,8 +332,15 @@ def test_browser_opens_only_once_the_page_answers(qtbot):
 
 def test_tray_menu_offers_the_actions(window):
     texts = [a.text() for a in window.tray.menu.actions() if not a.isSeparator()]
-    assert texts == ["Start", "Stop", "Open in browser", "Show window", "Open logs folder",
-                     "Quit, keep serving", "Quit"]
+    assert texts == [
+        "Start",
+        "Stop",
+        "Open in browser",
+        "Show window",
+        "Open logs folder",
+        "Quit, keep serving",
+        "Quit",
+    ]
     assert not window.tray.available(), "offscreen has no tray"
 
 
@@ -442,8 +455,11 @@ def test_single_instance_brings_the_first_window_forward(qtbot):
         with qtbot.waitSignal(first.message_received, timeout=10_000) as got:
             # A second launch, as a real process: it must hand over and exit at once.
             second = subprocess.Popen(
-                [sys.executable, "-m", "launcher.app", "--start"], cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True,
+                [sys.executable, "-m", "launcher.app", "--start"],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stderr=subprocess.PIPE,
+                text=True,
             )
         assert got.args == [["--start"]]
         _, err = second.communicate(timeout=20)
@@ -478,9 +494,14 @@ def test_single_instance_takes_over_a_stale_socket(tmp_path):
 
 
 def _launcher_process(*flags: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "launcher.app", *flags], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "launcher.app", *flags],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _wait_for_log(text: str, timeout: float = 20.0) -> bool:
@@ -504,16 +525,30 @@ def test_app_quits_on_quit_flag_and_on_sigterm():
     try:
         assert _wait_for_log(f"launcher started (pid {first.pid})")
         time.sleep(0.3)
-        asked = subprocess.run([sys.executable, "-m", "launcher.app", "--quit"], cwd=ROOT,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=30)
+        asked = subprocess.run(
+            [sys.executable, "-m", "launcher.app", "--quit"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
         assert asked.returncode == 0
         assert first.wait(timeout=20) == 0
     finally:
         if first.poll() is None:
             first.kill()
             first.wait()
-    again = subprocess.run([sys.executable, "-m", "launcher.app", "--quit"], cwd=ROOT,
-                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=30)
+    again = subprocess.run(
+        [sys.executable, "-m", "launcher.app", "--quit"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
     assert again.returncode == 0 and "not running" in again.stderr
 
     second = _launcher_process("--no-browser", "--minimized")
