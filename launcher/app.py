@@ -13,6 +13,9 @@ import os
 import signal
 import socket
 import sys
+import time
+
+_T0 = time.perf_counter()  # for the "window ready" line: startup time is a feature here
 
 from serving.config import ConfigError, LaunchConfig
 
@@ -162,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         window.showMinimized()  # no tray here: a minimized window is the only way back
     else:
         window.show()
+    QTimer.singleShot(0, lambda: log.info("window ready %.2f s after start", time.perf_counter() - _T0))
 
     def on_message(argv_from_other: list[str]) -> None:
         log.info("another launch asked for the window (%s)", " ".join(argv_from_other) or "no flags")
