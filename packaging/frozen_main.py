@@ -10,7 +10,7 @@ this entry acts as the interpreter for those command lines and as the launcher o
     gradio-serve-launcher -m module args            like python -m
     gradio-serve-launcher -c code args              like python -c
     gradio-serve-launcher path/to/script.py args    like python script.py
-    gradio-serve-launcher --frozen-selftest         ray.init + one remote task, then exit
+    gradio-serve-launcher --frozen-selftest [serve] ray.init + one remote task (+ the summarizer app), exit
 """
 
 from __future__ import annotations
@@ -55,13 +55,15 @@ def _emulate_python(argv: list[str]) -> int | None:
     return None
 
 
-def _selftest() -> int:
+def _selftest(serve_app: bool) -> int:
+    """Ray workers start from the frozen app; with `serve`, the summarizer (embedded model) too."""
     import time
+    import urllib.request
 
     import ray
 
     started = time.monotonic()
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=True)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True)
 
     @ray.remote
     def square(x: int) -> int:
@@ -69,14 +71,38 @@ def _selftest() -> int:
 
     value = ray.get(square.remote(7), timeout=120)
     print(f"selftest: ray.init + remote task -> {value} in {time.monotonic() - started:.1f}s", flush=True)
+    ok = value == 49
+    if serve_app and ok:
+        from ray import serve
+
+        from serving.apps import build_app, default_config
+
+        serve.run(build_app(default_config("summarize")), name="selftest", route_prefix="/")
+        with urllib.request.urlopen("http://127.0.0.1:8000/", timeout=60) as response:
+            page = response.read().decode("utf-8", "replace")
+        ok = response.status == 200 and "gradio" in page.lower()
+        print(f"selftest: summarizer app RUNNING, GET / -> {response.status} in {time.monotonic() - started:.1f}s",
+              flush=True)
+        try:
+            from gradio_client import Client
+
+            client = Client("http://127.0.0.1:8000/", verbose=False)
+            api = client.view_api(print_info=False, return_format="dict")
+            endpoint = next(iter(api["named_endpoints"]))
+            text = "Ray Serve scales Gradio apps across CPUs and GPUs. " * 3
+            result = client.predict(text, api_name=endpoint)
+            print(f"selftest: {endpoint} -> {str(result)[:200]!r}", flush=True)
+        except Exception as exc:  # noqa: BLE001 - report, the page check decides
+            print(f"selftest: prediction through gradio_client failed: {exc!r}", flush=True)
+        serve.shutdown()
     ray.shutdown()
-    return 0 if value == 49 else 1
+    return 0 if ok else 1
 
 
 def main() -> int:
     argv = sys.argv[1:]
     if argv[:1] == ["--frozen-selftest"]:
-        return _selftest()
+        return _selftest(serve_app=argv[1:2] == ["serve"])
     if argv[:1] == ["gradio-serve"]:
         from serving.cli import main as cli_main
 
