@@ -13,7 +13,7 @@ import time
 import psutil
 from PySide6.QtCore import QObject, QTimer
 
-from launcher.logs import launcher_logger
+from launcher.logs import launcher_logger, supervisor_logger
 from launcher.supervisor_process import ServingController, ServingState, killpg_safely, state_for_phase
 from launcher.worker import QueryOp
 from serving import paths
@@ -47,8 +47,30 @@ def find_running() -> dict | None:
     return record
 
 
-def _read_status() -> dict | None:
-    return paths.read_json(paths.status_record())
+def _read_update(log_offset: int | None) -> tuple[dict | None, list[str], int]:
+    """The latest status, and the supervisor log's lines since `log_offset` (worker thread).
+
+    A None offset starts near the end of the log, so attaching shows recent context only.
+    """
+    status = paths.read_json(paths.status_record())
+    lines: list[str] = []
+    path = paths.supervisor_log()
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return status, lines, 0
+    if log_offset is None:
+        log_offset = max(0, size - 4096)
+    if size < log_offset:
+        log_offset = 0  # rotated or truncated
+    if size > log_offset:
+        with path.open("rb") as fh:
+            fh.seek(log_offset)
+            chunk = fh.read(min(size - log_offset, 1_000_000))
+        end = chunk.rfind(b"\n") + 1  # whole lines only; the rest comes next time
+        lines = chunk[:end].decode("utf-8", "replace").splitlines()
+        log_offset += end
+    return status, lines, log_offset
 
 
 class AttachedSupervisor(ServingController):
@@ -67,6 +89,7 @@ class AttachedSupervisor(ServingController):
         self._stop_sent_at: float | None = None
         self._killed = False
         self._polling = False
+        self._log_offset: int | None = None
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._poll)
         self._state = ServingState.running
@@ -110,13 +133,25 @@ class AttachedSupervisor(ServingController):
             killpg_safely(self.pgid, self.pid, signal.SIGKILL)
         if not self._polling:
             self._polling = True
-            QueryOp(self, _read_status, self._on_status, self._on_status_failed, what="Reading the app's status").run()
+            offset = self._log_offset
+            QueryOp(
+                self,
+                lambda: _read_update(offset),
+                self._on_update,
+                self._on_status_failed,
+                what="Reading the app's status",
+            ).run()
 
     def _on_status_failed(self, exc: BaseException) -> None:
         self._polling = False
 
-    def _on_status(self, status: dict | None) -> None:
+    def _on_update(self, update: tuple[dict | None, list[str], int]) -> None:
         self._polling = False
+        status, lines, self._log_offset = update
+        log = supervisor_logger()
+        for line in lines:
+            if line.strip():
+                log.info("%s", line.rstrip())
         if not status or self._stop_sent_at is not None:
             return
         self._set_url(status.get("url"))

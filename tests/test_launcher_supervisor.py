@@ -197,6 +197,8 @@ DETACHED = textwrap.dedent(
     url = "http://127.0.0.1:8124/"
     paths.write_json_atomic(paths.supervisor_record(), {"pid": os.getpid(), "pgid": os.getpgrp(), "url": url,
         "config": {"mode": "summarize", "http": {"port": 8124}}, "started": time.time()})
+    paths.log_dir().mkdir(parents=True, exist_ok=True)
+    paths.supervisor_log().write_text("old line\n" + "x" * 5000 + "\nserving at " + url + "\n")
     paths.write_json_atomic(paths.status_record(), {"phase": "running", "url": url, "app_status": "RUNNING",
         "deployments": [{"name": "Model0", "label": "m0", "model": "smollm2-135m-instruct", "status": "RUNNING",
                          "replicas_running": 1, "replicas_target": 1, "message": ""}]})
@@ -211,6 +213,10 @@ DETACHED = textwrap.dedent(
 
 
 def test_attached_supervisor_is_followed_and_stopped(tmp_path, qtbot):
+    from launcher.log_view import LogView
+
+    view = LogView()
+    qtbot.addWidget(view)
     script = tmp_path / "serving_detached_fake.py"  # "serving" in the command line, as the real one has
     script.write_text(DETACHED)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
@@ -227,6 +233,12 @@ def test_attached_supervisor_is_followed_and_stopped(tmp_path, qtbot):
         assert c.state is ServingState.running and c.url == "http://127.0.0.1:8124/"
         qtbot.waitUntil(lambda: bool(statuses), timeout=5_000)
         assert statuses[-1]["deployments"][0]["status"] == "RUNNING"
+        # The supervisor's log file is followed (recent lines only).
+        qtbot.waitUntil(lambda: "serving at http://127.0.0.1:8124/" in view.plain_text(), timeout=5_000)
+        assert "old line" not in view.plain_text()
+        with paths.supervisor_log().open("a") as fh:
+            fh.write("a new line\n")
+        qtbot.waitUntil(lambda: "a new line" in view.plain_text(), timeout=5_000)
         c.stop()
         qtbot.waitUntil(lambda: c.state is ServingState.stopped, timeout=10_000)
         assert proc.wait(timeout=5) == 0
