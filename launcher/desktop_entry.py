@@ -572,8 +572,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             where = f"installed at {desktop_entry_path()}" if desktop_entry_installed() else "not installed"
             print(f"desktop entry: {where}")
-            print(f"autostart: {'on' if autostart_enabled() else 'off'}"
-                  + (" (starts serving)" if autostart_enabled() and autostart_starts_serving() else ""))
+            print(
+                f"autostart: {'on' if autostart_enabled() else 'off'}"
+                + (" (starts serving)" if autostart_enabled() and autostart_starts_serving() else "")
+            )
             print(f"command: {' '.join(launcher_command())}")
     except DesktopEntryError as exc:
         print(f"error: {exc}", file=sys.stderr)

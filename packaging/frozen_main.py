@@ -81,8 +81,10 @@ def _selftest(serve_app: bool) -> int:
         with urllib.request.urlopen("http://127.0.0.1:8000/", timeout=60) as response:
             page = response.read().decode("utf-8", "replace")
         ok = response.status == 200 and "gradio" in page.lower()
-        print(f"selftest: summarizer app RUNNING, GET / -> {response.status} in {time.monotonic() - started:.1f}s",
-              flush=True)
+        print(
+            f"selftest: summarizer app RUNNING, GET / -> {response.status} in {time.monotonic() - started:.1f}s",
+            flush=True,
+        )
         try:
             from gradio_client import Client
 

@@ -22,11 +22,9 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-from PySide6.QtCore import QRectF, Qt  # noqa: E402
-from PySide6.QtGui import QColor, QGuiApplication, QImage, QPainter  # noqa: E402
-from PySide6.QtSvg import QSvgRenderer  # noqa: E402
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QImage, QPainter
+from PySide6.QtSvg import QSvgRenderer
 
 ROOT = Path(__file__).resolve().parent.parent
 ICONS = ROOT / "resources" / "icons"
@@ -39,6 +37,8 @@ CHECK_TOLERANCE = 8
 
 
 def _app() -> QGuiApplication:
+    # Qt reads QT_QPA_PLATFORM when the application object is made: no display needed.
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     return QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
 
 

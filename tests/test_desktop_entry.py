@@ -42,7 +42,7 @@ def validate(path: Path) -> None:
     """desktop-file-validate must pass with no errors and no warnings (hints are allowed)."""
     tool = shutil.which("desktop-file-validate")
     assert tool, "desktop-file-validate is missing: apt-get install desktop-file-utils"
-    result = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=30)
+    result = subprocess.run([tool, str(path)], check=False, capture_output=True, text=True, timeout=30)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "error:" not in output and "warning:" not in output, output
@@ -89,7 +89,7 @@ def png_size(path: Path) -> tuple[int, int]:
 def run_qt(script: str) -> dict:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     result = subprocess.run(
-        [PYTHON, "-c", textwrap.dedent(script)], capture_output=True, text=True, env=env, timeout=120
+        [PYTHON, "-c", textwrap.dedent(script)], check=False, capture_output=True, text=True, env=env, timeout=120
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -223,7 +223,9 @@ def test_existing_caches_are_refreshed_and_restored(xdg, monkeypatch):
     subprocess.run([update_db, str(apps)], check=True, timeout=30)
     hicolor = data / "icons" / "hicolor"
     (hicolor / "48x48" / "apps").mkdir(parents=True)
-    shutil.copy(ICONS / "hicolor" / "48x48" / "apps" / "gradio-serve-launcher.png", hicolor / "48x48" / "apps" / "other.png")
+    shutil.copy(
+        ICONS / "hicolor" / "48x48" / "apps" / "gradio-serve-launcher.png", hicolor / "48x48" / "apps" / "other.png"
+    )
     icon_cache_tool = shutil.which("gtk-update-icon-cache")
     if icon_cache_tool:  # Debian's gtk-update-icon-cache; optional for the launcher
         subprocess.run([icon_cache_tool, "-q", "-t", "-f", str(hicolor)], check=True, timeout=30)
@@ -311,7 +313,12 @@ def test_command_line_install_and_uninstall(xdg):
     def run(*args):
         return subprocess.run(
             [PYTHON, "-m", "launcher.desktop_entry", *args],
-            capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
+            check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=60,
         )
 
     result = run("install")
@@ -397,7 +404,7 @@ def test_every_png_has_the_size_its_folder_says():
         from pathlib import Path
         from PySide6.QtGui import QImage
         out = {{}}
-        for p in sorted(Path({str(ICONS / 'hicolor')!r}).glob('*/apps/*.png')):
+        for p in sorted(Path({str(ICONS / "hicolor")!r}).glob('*/apps/*.png')):
             img = QImage(str(p))
             out[str(p)] = [img.width(), img.height(), img.isNull(), img.hasAlphaChannel()]
         print(json.dumps(out))
@@ -440,7 +447,11 @@ def test_committed_pngs_match_a_fresh_render():
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     result = subprocess.run(
         [PYTHON, str(ROOT / "scripts" / "make_icons.py"), "--check"],
-        capture_output=True, text=True, env=env, timeout=300,
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -533,5 +544,5 @@ def test_module_uses_only_the_standard_library():
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'ray', 'gradio', 'torch', 'transformers'}); print(bad); sys.exit(1 if bad else 0)"
     )
-    result = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    result = subprocess.run([PYTHON, "-c", code], check=False, capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
