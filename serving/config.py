@@ -1,0 +1,206 @@
+"""The launch configuration: what to serve, with which resources, where.
+
+Plain pydantic (no Ray, no torch) so the launcher can import it to validate
+before any process starts. JSON on disk; unknown fields are refused.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+EMBEDDED_MODEL = "smollm2-135m-instruct"
+APP_NAME = "gradio-serve"
+DEFAULT_PORT = 8000
+
+
+class ConfigError(ValueError):
+    """A configuration the user must fix; the message names the field and the fix."""
+
+
+class Mode(str, Enum):
+    summarize = "summarize"
+    fanout = "fanout"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Generation(_Strict):
+    """Decoding settings; None means the model kind's default (Ray's guide)."""
+
+    max_new_tokens: Optional[int] = Field(None, ge=1, le=4096, description="Longest answer, in tokens.")
+    min_new_tokens: Optional[int] = Field(None, ge=0, le=4096, description="Shortest answer, in tokens.")
+    num_beams: Optional[int] = Field(None, ge=1, le=16, description="Beam search width (1 = greedy or sampling).")
+    do_sample: Optional[bool] = Field(None, description="Sample instead of greedy/beam decoding.")
+    temperature: Optional[float] = Field(None, gt=0, le=5, description="Sampling temperature.")
+    top_p: Optional[float] = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
+
+    @model_validator(mode="after")
+    def _min_below_max(self):
+        if self.min_new_tokens is not None and self.max_new_tokens is not None:
+            if self.min_new_tokens > self.max_new_tokens:
+                raise ValueError("min_new_tokens must not exceed max_new_tokens")
+        return self
+
+
+class Autoscaling(_Strict):
+    """Serve autoscaling for one model slot (replaces a fixed replica count)."""
+
+    min_replicas: int = Field(1, ge=0, le=64, description="Fewest replicas kept running.")
+    max_replicas: int = Field(2, ge=1, le=64, description="Most replicas started under load.")
+    target_ongoing_requests: float = Field(2.0, gt=0, le=1000, description="Requests per replica Serve aims for.")
+
+    @model_validator(mode="after")
+    def _min_below_max(self):
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not exceed max_replicas")
+        return self
+
+
+class ModelSlot(_Strict):
+    """One model deployment: which model, its resources and decoding settings."""
+
+    model: str = Field(EMBEDDED_MODEL, min_length=1, description="Catalog name, Hugging Face hub id, or local folder.")
+    label: Optional[str] = Field(None, max_length=80, description="Name shown above this model's answer.")
+    num_cpus: float = Field(1.0, gt=0, le=1024, description="CPUs per replica (also the torch thread count).")
+    num_gpus: float = Field(0.0, ge=0, le=64, description="GPUs per replica; fractions share one GPU.")
+    replicas: int = Field(1, ge=1, le=64, description="Fixed replica count (ignored when autoscaling is set).")
+    autoscaling: Optional[Autoscaling] = Field(None, description="Scale replicas with load instead.")
+    max_ongoing_requests: int = Field(8, ge=1, le=1000, description="Requests one replica takes at once; more queue.")
+    trust_remote_code: bool = Field(False, description="Run code shipped with the model (only for models you trust).")
+    generation: Generation = Field(default_factory=Generation)
+
+    @property
+    def max_replicas(self) -> int:
+        return self.autoscaling.max_replicas if self.autoscaling else self.replicas
+
+    @property
+    def min_replicas(self) -> int:
+        return self.autoscaling.min_replicas if self.autoscaling else self.replicas
+
+
+class ClusterConfig(_Strict):
+    """Where Ray runs: a local cluster this app starts, or an existing one."""
+
+    address: Optional[str] = Field(None, description="Existing cluster: 'auto', 'host:port' or 'ray://host:port'.")
+    num_cpus: Optional[int] = Field(None, ge=1, le=4096, description="CPUs of the local cluster (default: all).")
+    num_gpus: Optional[int] = Field(None, ge=0, le=64, description="GPUs of the local cluster (default: detected).")
+    include_dashboard: bool = Field(False, description="Start Ray's dashboard (127.0.0.1 only); costs ~1 GB.")
+
+
+class HttpConfig(_Strict):
+    """Where the app listens. Loopback unless the user asks, and then with a password."""
+
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="HTTP port of the app.")
+    username: Optional[str] = Field(None, min_length=1, description="Gradio login (required off loopback).")
+    password: Optional[str] = Field(None, min_length=1, description="Gradio password (required off loopback).")
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @model_validator(mode="after")
+    def _auth_off_loopback(self):
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both username and password, or neither")
+        if not self.is_loopback and self.username is None:
+            raise ValueError(
+                f"listening on {self.host} exposes the app to the network; "
+                "set a username and password (--username/--password) or use 127.0.0.1"
+            )
+        return self
+
+
+class LaunchConfig(_Strict):
+    """Everything `gradio-serve up` and the launcher need to start the app."""
+
+    mode: Mode = Field(Mode.summarize, description="summarize: one model; fanout: one prompt to several.")
+    models: list[ModelSlot] = Field(default_factory=lambda: [ModelSlot()], description="Model slots, in output order.")
+    ingress_cpus: float = Field(0.0, ge=0, le=64, description="CPUs reserved for the Gradio ingress replica (it mostly waits on the models).")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+
+    @model_validator(mode="after")
+    def _slots_fit_mode(self):
+        n = len(self.models)
+        if self.mode is Mode.summarize and n != 1:
+            raise ValueError(f"summarize mode takes exactly one model, got {n}; use --mode fanout for several")
+        if self.mode is Mode.fanout and n < 2:
+            raise ValueError(f"fanout mode needs at least two models, got {n}; add another --model")
+        if n > 8:
+            raise ValueError(f"at most 8 model slots, got {n}")
+        return self
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.http.host in ("0.0.0.0", "::") else self.http.host
+        return f"http://{host}:{self.http.port}/"
+
+    def requested_cpus(self) -> float:
+        """CPUs needed when every slot runs its most replicas (what must fit)."""
+        return self.ingress_cpus + sum(s.num_cpus * s.max_replicas for s in self.models)
+
+    def requested_gpus(self) -> float:
+        return sum(s.num_gpus * s.max_replicas for s in self.models)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LaunchConfig":
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(describe_errors(exc)) from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LaunchConfig":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a JSON object")
+        return cls.from_dict(data)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2, exclude_defaults=True)
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per problem, naming the field path (e.g. models.0.num_cpus)."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field; check the spelling (see `gradio-serve up --help`)"
+        lines.append(f"{where}: {msg}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def default_config(mode: Mode | str = Mode.summarize) -> LaunchConfig:
+    """The out-of-the-box app: the embedded model; in fan-out, twice with two decoding styles."""
+    mode = Mode(mode)
+    if mode is Mode.summarize:
+        return LaunchConfig(mode=mode)
+    return LaunchConfig(
+        mode=mode,
+        models=[
+            ModelSlot(label="precise"),
+            ModelSlot(label="creative", generation=Generation(do_sample=True, temperature=0.9, top_p=0.95)),
+        ],
+    )

