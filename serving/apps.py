@@ -102,8 +102,11 @@ def build_app(config: LaunchConfig, entries: list[CatalogEntry] | None = None) -
 
 def builder(args: dict) -> Application:
     """`serve run serving.apps:builder mode=fanout` or `config=path/to/config.json`."""
-    if args.get("config"):
-        return build_app(LaunchConfig.load(args["config"]))
+    config = args.get("config")
+    if isinstance(config, dict):  # inline, as `gradio-serve export` writes it
+        return build_app(LaunchConfig.from_dict(config))
+    if config:
+        return build_app(LaunchConfig.load(config))
     return build_app(default_config(args.get("mode", "summarize")))
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
+import socket
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -188,16 +190,42 @@ def resolve(ref: str, trust_remote_code: bool = False) -> CatalogEntry:
     if snap is not None:
         return CatalogEntry(name=ref, kind=kind_from_folder(snap), params_m=_params_from_folder(snap),
                             source="cache", available_offline=True, hub_id=ref, path=str(snap))
-    known = {k[0]: k for k in KNOWN}
-    if ref in known and not _offline():
-        _, kind, params, desc = known[ref]
-        return CatalogEntry(name=ref, kind=kind, params_m=params, source="hub", available_offline=False,
-                            description=desc, hub_id=ref)
+    if not _offline() and _HUB_ID.fullmatch(ref):
+        folder = _fetch_config(ref)
+        if folder is not None:
+            return CatalogEntry(name=ref, kind=kind_from_folder(folder), params_m=_params_from_folder(folder),
+                                source="hub", available_offline=False, hub_id=ref)
     raise ConfigError(
-        f"unknown model {ref!r}: it is not the embedded model, not a folder, and not in the local "
-        f"Hugging Face cache ({_hub_cache()}). Run `gradio-serve models` to see what is available, "
-        f"or download it first (`hf download {ref}`) on a machine with network access"
+        f"unknown model {ref!r}: it is not the embedded model, not a folder, not in the local "
+        f"Hugging Face cache ({_hub_cache()}), and the hub could not be reached. Run `gradio-serve models` "
+        f"to see what is available offline, or download it first (`hf download {ref}`)"
     )
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+def _fetch_config(hub_id: str) -> Optional[Path]:
+    """Ask the hub for the model's config (and tokenizer config) to learn its kind; None if unreachable."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, hf_hub_download
+
+    # One quick connection first: the hub client retries for ~20 s when there is no network.
+    endpoint = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=3).close()
+    except OSError:
+        return None
+    try:
+        config = Path(hf_hub_download(hub_id, "config.json", etag_timeout=5))
+        try:
+            hf_hub_download(hub_id, "tokenizer_config.json", etag_timeout=5)
+        except Exception:  # noqa: BLE001 - optional file
+            pass
+        return config.parent
+    except Exception:  # noqa: BLE001 - offline, no such repo, gated: all mean "cannot use it"
+        return None
 
 
 def _offline() -> bool:

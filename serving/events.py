@@ -67,6 +67,8 @@ class EventWriter:
     def _human(record: dict) -> str | None:
         kind = record["event"]
         if kind == "phase":
+            if record["phase"] == Phase.error.value:
+                return None  # the error event already said it
             msg = record.get("message") or record["phase"]
             return f"[{record['phase']}] {msg}"
         if kind == "error":

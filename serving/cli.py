@@ -1,0 +1,234 @@
+"""`gradio-serve`: the headless face of the launcher.
+
+    gradio-serve up [--mode fanout] [--model REF ...] [--config FILE] [--port N] [--open] [--events]
+    gradio-serve status [--json]
+    gradio-serve down
+    gradio-serve models [--json]
+    gradio-serve export -o serve-config.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+from . import paths
+from .config import ConfigError, LaunchConfig, Mode, ModelSlot, default_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gradio-serve", description="Run and scale Gradio model apps with Ray Serve.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start serving (foreground; Ctrl-C stops everything)")
+    _config_args(up)
+    up.add_argument("--open", action="store_true", help="open the browser when the app is ready")
+    up.add_argument("--events", action="store_true", help="JSON lines on stdout (for the launcher); stdin EOF stops")
+
+    st = sub.add_parser("status", help="show what is running")
+    st.add_argument("--json", action="store_true")
+    sub.add_parser("down", help="stop the running app")
+    models = sub.add_parser("models", help="list the models that can be served")
+    models.add_argument("--json", action="store_true")
+
+    ex = sub.add_parser("export", help="write a Serve config file for `serve deploy`")
+    _config_args(ex)
+    ex.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
+    ex.add_argument("--kuberay", action="store_true", help="wrap it in a KubeRay RayService manifest")
+    return p
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="launch configuration (JSON); the flags below override it")
+    p.add_argument("--mode", choices=[m.value for m in Mode])
+    p.add_argument("--model", action="append", dest="models", metavar="REF",
+                   help="catalog name, hub id or local folder; repeat for fan-out (slot order = output order)")
+    p.add_argument("--num-cpus", type=float, action="append", metavar="N",
+                   help="CPUs per replica (once for all models, or once per --model)")
+    p.add_argument("--num-gpus", type=float, action="append", metavar="N", help="GPUs per replica (fractions ok)")
+    p.add_argument("--replicas", type=int, action="append", metavar="N", help="replicas per model")
+    p.add_argument("--cpus", type=int, help="CPUs of the local Ray cluster (default: all)")
+    p.add_argument("--gpus", type=int, help="GPUs of the local Ray cluster (default: detected)")
+    p.add_argument("--address", help="deploy to an existing Ray cluster ('auto', host:port, ray://host:port)")
+    p.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    p.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--username", help="Gradio login, required when --host is not loopback")
+    p.add_argument("--password", help="Gradio password, required when --host is not loopback")
+    p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
+    p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the models")
+
+
+def _per_slot(values: list | None, n: int, flag: str) -> list | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values * n
+    if len(values) != n:
+        raise ConfigError(f"{flag} was given {len(values)} times for {n} models; give it once, or once per --model")
+    return values
+
+
+def config_from_args(args: argparse.Namespace) -> LaunchConfig:
+    """Config file (or the mode's default), then the flags on top; validated as a whole."""
+    if args.config:
+        data = LaunchConfig.load(args.config).model_dump(mode="json")
+    else:
+        data = default_config(args.mode or Mode.summarize).model_dump(mode="json")
+    if args.mode:
+        data["mode"] = args.mode
+    if args.models:
+        # A config file's slots keep their settings; the built-in defaults do not carry over.
+        old = data["models"] if args.config else []
+        fresh = ModelSlot().model_dump(mode="json")
+        data["models"] = [{**(old[i] if i < len(old) else fresh), "model": ref} for i, ref in enumerate(args.models)]
+    elif args.mode == Mode.summarize.value and len(data["models"]) > 1 and not args.config:
+        data["models"] = data["models"][:1]
+    n = len(data["models"])
+    for flag, key in (("--num-cpus", "num_cpus"), ("--num-gpus", "num_gpus"), ("--replicas", "replicas")):
+        values = _per_slot(getattr(args, key), n, flag)
+        for slot, value in zip(data["models"], values or []):
+            slot[key] = value
+    if args.trust_remote_code:
+        for slot in data["models"]:
+            slot["trust_remote_code"] = True
+    cluster, http = data["cluster"], data["http"]
+    for key, value in (("num_cpus", args.cpus), ("num_gpus", args.gpus), ("address", args.address)):
+        if value is not None:
+            cluster[key] = value
+    if args.dashboard:
+        cluster["include_dashboard"] = True
+    for key in ("port", "host", "username", "password"):
+        if getattr(args, key) is not None:
+            http[key] = getattr(args, key)
+    return LaunchConfig.from_dict(data)
+
+
+def cmd_up(args) -> int:
+    from .events import EventWriter
+
+    if args.events:
+        # Our own process group, so the launcher can end all of it; and fd 1 kept for
+        # events only: whatever else prints (Ray, torch) goes to stderr.
+        if os.getpgid(0) != os.getpid():
+            os.setpgid(0, 0)
+        events_fd = os.dup(1)
+        os.dup2(2, 1)
+        sys.stdout = os.fdopen(1, "w", buffering=1)
+        writer = EventWriter(os.fdopen(events_fd, "w", buffering=1), as_json=True)
+    else:
+        writer = EventWriter(sys.stdout, as_json=False)
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        writer.emit("error", message=str(exc), hint="fix the configuration and start again")
+        writer.emit("phase", phase="error", message=str(exc), url=None, pid=os.getpid(), pgid=os.getpgid(0))
+        return 2
+    from .supervisor import Supervisor
+
+    return Supervisor(config, writer, open_browser=args.open, watch_stdin=args.events).run()
+
+
+def cmd_status(args) -> int:
+    from .supervisor import live_record
+
+    record = live_record()
+    if not record:
+        if args.json:
+            print(json.dumps({"running": False}))
+        else:
+            print("Nothing is running. Start it with `gradio-serve up` or the launcher.")
+        return 3
+    status = paths.read_json(paths.status_record()) or {}
+    if args.json:
+        print(json.dumps({"running": True, **record, **status}, indent=2))
+        return 0
+    print(f"{status.get('phase', 'starting')}: {record['url']}  (supervisor pid {record['pid']}, "
+          f"app {status.get('app_status', 'NOT_STARTED')})")
+    rows = [("DEPLOYMENT", "STATUS", "REPLICAS", "MESSAGE")]
+    for d in status.get("deployments", []):
+        rows.append((d["name"], d["status"], f"{d['replicas_running']}/{d['replicas_target']}", d["message"][:60]))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+    return 0
+
+
+def cmd_down(args) -> int:
+    from .supervisor import live_record
+
+    record = live_record()
+    if not record:
+        print("Nothing is running.")
+        return 0
+    pid = record["pid"]
+    print(f"Stopping the app at {record['url']} (pid {pid})…")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if live_record() is None or not _alive(pid):
+            print("Stopped.")
+            return 0
+        time.sleep(0.5)
+    if record.get("owns_cluster") and record.get("pgid") == pid:
+        os.killpg(pid, signal.SIGKILL)
+        print("It did not stop in 90 s; killed its processes.")
+        return 1
+    print("It did not stop in 90 s.")
+    return 1
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def cmd_models(args) -> int:
+    from .catalog import list_models
+
+    entries = list_models()
+    if args.json:
+        print(json.dumps([e.summary() for e in entries], indent=2))
+        return 0
+    rows = [("NAME", "KIND", "TASKS", "PARAMS", "MEMORY/REPLICA", "OFFLINE")]
+    for e in entries:
+        rows.append((e.name, e.kind, ",".join(e.tasks), f"{e.params_m:g}M" if e.params_m else "?",
+                     f"~{e.memory_mb} MB", "yes" if e.available_offline else "no (needs download)"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_text
+
+    text = export_text(config_from_args(args), kuberay=args.kuberay)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        print(f"wrote {args.output}; deploy it with `serve deploy {args.output}`", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {"up": cmd_up, "status": cmd_status, "down": cmd_down, "models": cmd_models, "export": cmd_export}
+    try:
+        return handler[args.command](args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

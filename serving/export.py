@@ -1,0 +1,78 @@
+"""A Serve config file (`serve deploy`) and a KubeRay RayService around it.
+
+The file runs the same builder the launcher runs (serving.apps:builder) with
+the configuration inline, and spells out each deployment's resources so they
+can be tuned on the cluster side without touching code.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from .apps import _scaling, deployment_name, resolve_models
+from .config import APP_NAME, LaunchConfig
+
+INGRESS = "GradioIngress"
+
+
+def serve_config(config: LaunchConfig) -> dict:
+    entries = resolve_models(config)
+    deployments = [{"name": INGRESS, "num_replicas": 1,
+                    "ray_actor_options": {"num_cpus": config.ingress_cpus}}]
+    for i, (slot, entry) in enumerate(zip(config.models, entries)):
+        deployments.append({
+            "name": deployment_name(i, entry),
+            "max_ongoing_requests": slot.max_ongoing_requests,
+            "ray_actor_options": {"num_cpus": slot.num_cpus, "num_gpus": slot.num_gpus},
+            **_scaling(slot),
+        })
+    app_config = config.model_dump(mode="json", exclude_defaults=True)
+    app_config.pop("cluster", None)  # the cluster is wherever this file is deployed
+    return {
+        "proxy_location": "EveryNode",
+        "http_options": {"host": config.http.host, "port": config.http.port},
+        "applications": [{
+            "name": APP_NAME,
+            "route_prefix": "/",
+            "import_path": "serving.apps:builder",
+            "args": {"config": app_config},
+            "deployments": deployments,
+        }],
+    }
+
+
+def rayservice(config: LaunchConfig) -> dict:
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayService",
+        "metadata": {"name": APP_NAME},
+        "spec": {
+            "serveConfigV2": yaml.safe_dump(serve_config(config), sort_keys=False),
+            "rayClusterConfig": {
+                "rayVersion": "2.60.0",
+                "headGroupSpec": {
+                    "rayStartParams": {"num-cpus": "0"},
+                    "template": {"spec": {"containers": [{
+                        "name": "ray-head",
+                        "image": "YOUR-REGISTRY/gradio-serve-launcher:0.1.0",
+                        "resources": {"limits": {"cpu": "2", "memory": "4Gi"}},
+                        "ports": [{"containerPort": 6379, "name": "gcs"}, {"containerPort": 8000, "name": "serve"}],
+                    }]}},
+                },
+                "workerGroupSpecs": [{
+                    "groupName": "cpu-workers", "replicas": 1, "minReplicas": 1, "maxReplicas": 4,
+                    "rayStartParams": {},
+                    "template": {"spec": {"containers": [{
+                        "name": "ray-worker",
+                        "image": "YOUR-REGISTRY/gradio-serve-launcher:0.1.0",
+                        "resources": {"limits": {"cpu": "4", "memory": "8Gi"}},
+                    }]}},
+                }],
+            },
+        },
+    }
+
+
+def export_text(config: LaunchConfig, kuberay: bool = False) -> str:
+    doc = rayservice(config) if kuberay else serve_config(config)
+    return yaml.safe_dump(doc, sort_keys=False)

@@ -1,0 +1,53 @@
+"""Watchdog: when the supervisor dies without cleaning up, end its process group.
+
+Started by the supervisor in a session of its own, holding the write end of our
+stdin. EOF on stdin means the supervisor is gone (clean exit or SIGKILL); if it
+ended cleanly the group is already empty and this does nothing.
+
+    python -m serving.reaper PGID SUPERVISOR_PID
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def main() -> int:
+    pgid, supervisor = int(sys.argv[1]), int(sys.argv[2])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C meant for the supervisor is not for us
+    sys.stdin.buffer.read()  # blocks until the supervisor's end of the pipe closes
+    # Give a clean shutdown a moment to finish on its own before forcing anything.
+    for _ in range(20):
+        if not _group_alive(pgid):
+            return 0
+        try:
+            os.kill(supervisor, 0)
+        except ProcessLookupError:
+            break  # the supervisor is gone but its group lives on: clean up after it
+        time.sleep(0.5)
+    for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return 0
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _group_alive(pgid):
+            time.sleep(0.2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

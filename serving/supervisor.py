@@ -1,0 +1,372 @@
+"""The supervisor: start (or connect to) Ray, deploy, watch, stop. A Ray driver.
+
+It owns the Ray side for as long as it runs. It stops on SIGTERM/SIGINT, on a
+"stop" line on stdin, or when stdin closes (the launcher died), and then leaves
+nothing behind: Serve shut down and, if it started the cluster, the cluster too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import webbrowser
+from dataclasses import dataclass, field
+
+import psutil
+
+from . import paths
+from .config import APP_NAME, ConfigError, LaunchConfig
+from .events import EventWriter, Phase
+
+POLL_S = 0.5
+# Serve's own words when a replica cannot be placed for lack of CPUs/GPUs.
+UNSCHEDULABLE = "taken more than"
+
+
+class StartError(Exception):
+    """Start failed in a way the user can fix; carries a hint."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass
+class Supervisor:
+    config: LaunchConfig
+    events: EventWriter
+    open_browser: bool = False
+    watch_stdin: bool = False
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+    detached: bool = False
+    owns_cluster: bool = False
+    _reaper: subprocess.Popen | None = None
+
+    # -- checks before anything starts ----------------------------------------
+    def preflight(self) -> list:
+        from .apps import resolve_models
+
+        self.phase(Phase.validating, "checking the configuration")
+        running = live_record()
+        if running:
+            raise StartError(f"the app is already running at {running.get('url')} (pid {running['pid']})",
+                             "open it, or stop it first with `gradio-serve down`")
+        entries = resolve_models(self.config)
+        check_port_free(self.config.http.host, self.config.http.port)
+        if not self.config.cluster.address:
+            check_local_resources(self.config)
+        return entries
+
+    # -- the life cycle ----------------------------------------------------------
+    def run(self) -> int:
+        self._install_signal_handlers()
+        if self.watch_stdin:
+            threading.Thread(target=self._read_stdin, daemon=True).start()
+        try:
+            entries = self.preflight()
+            self._start_ray()
+            self._deploy(entries)
+            self._watch()
+            return 0
+        except (ConfigError, StartError) as exc:
+            self.error(str(exc), getattr(exc, "hint", "") or "fix the configuration and start again")
+            return 2
+        except Exception as exc:  # a crash mid-start still cleans up and says so
+            self.error(f"unexpected failure: {type(exc).__name__}: {exc}", f"see the log at {paths.supervisor_log()}")
+            import traceback
+
+            traceback.print_exc()
+            return 1
+        finally:
+            self._stop()
+
+    def _start_ray(self) -> None:
+        import ray
+
+        cluster = self.config.cluster
+        os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+        # Ray's worker logs go to stderr (fd 1 is redirected in --events mode).
+        if cluster.address:
+            self.phase(Phase.starting_cluster, f"connecting to the Ray cluster at {cluster.address}")
+            try:
+                ray.init(address=cluster.address, namespace=APP_NAME, log_to_driver=False)
+            except Exception as exc:
+                raise StartError(f"cannot reach the Ray cluster at {cluster.address}: {exc}",
+                                 "check the address and that the cluster is up (`ray status`)") from None
+        else:
+            self.phase(Phase.starting_cluster, "starting a local Ray cluster")
+            self._start_reaper()
+            self.owns_cluster = True
+            ray.init(
+                num_cpus=cluster.num_cpus, num_gpus=cluster.num_gpus, namespace=APP_NAME,
+                include_dashboard=cluster.include_dashboard, dashboard_host="127.0.0.1",
+                _node_ip_address="127.0.0.1",
+            )
+        # Ray's core worker installs its own SIGTERM handler, which dies mid-cleanup: take it back.
+        self._install_signal_handlers()
+        check_cluster_resources(self.config, ray.cluster_resources())
+        self._write_record()
+
+    def _deploy(self, entries) -> None:
+        from ray import serve
+
+        from .apps import build_app
+
+        if self.stop_requested.is_set():
+            return
+        self.phase(Phase.deploying, "deploying " + ", ".join(e.name for e in entries))
+        http = self.config.http
+        serve.start(http_options={"host": http.host, "port": http.port})
+        # serve.run waits for RUNNING; run it aside so status events flow meanwhile.
+        self._deploy_error: BaseException | None = None
+
+        def deploy():
+            try:
+                serve.run(build_app(self.config, entries), name=APP_NAME, route_prefix="/")
+            except BaseException as exc:  # noqa: BLE001 - reported by the watch loop
+                self._deploy_error = exc
+
+        threading.Thread(target=deploy, daemon=True).start()
+
+    def _watch(self) -> None:
+        from ray import serve
+
+        announced = False
+        last = None
+        while not self.stop_requested.wait(POLL_S):
+            status = serve.status().applications.get(APP_NAME)
+            if status is None:
+                if self._deploy_error:
+                    raise StartError(f"deploying failed: {self._deploy_error}")
+                continue
+            snapshot = self._status_event(status)
+            if snapshot != last:
+                self.events.emit("status", **snapshot)
+                paths.write_json_atomic(paths.status_record(), {**snapshot, "url": self.config.url,
+                                                               "phase": Phase.running.value if announced else Phase.deploying.value})
+                last = snapshot
+            app_status = snapshot["app_status"]
+            if app_status == "DEPLOY_FAILED" and not announced:
+                failed = [d for d in snapshot["deployments"] if d["message"]]
+                detail = failed[0]["message"] if failed else status.message
+                raise StartError(f"the app failed to deploy: {first_line(detail)}",
+                                 f"see the full error in {paths.supervisor_log()}")
+            stuck = [d for d in snapshot["deployments"] if UNSCHEDULABLE in d["message"]]
+            if stuck and not announced:
+                raise StartError(f"{stuck[0]['name']} cannot be placed: {first_line(stuck[0]['message'])}",
+                                 "lower the CPUs/GPUs/replicas asked for, or add machines to the cluster")
+            if app_status == "RUNNING" and not announced and page_answers(self.config.url):
+                announced = True
+                self.phase(Phase.running, f"ready at {self.config.url}", url=self.config.url)
+                paths.write_json_atomic(paths.status_record(), {**snapshot, "url": self.config.url,
+                                                               "phase": Phase.running.value})
+                if self.open_browser:
+                    webbrowser.open(self.config.url)
+
+    def _status_event(self, status) -> dict:
+        targets = {}
+        for i, slot in enumerate(self.config.models):
+            targets[i] = slot.replicas if not slot.autoscaling else None
+        deployments = []
+        for name, d in status.deployments.items():
+            running = d.replica_states.get("RUNNING", 0)
+            target = sum(d.replica_states.values())
+            if name.startswith("model") and "_" in name:
+                idx = int(name[5:name.index("_")])
+                target = targets.get(idx) or target
+                slot = self.config.models[idx]
+                label, model = slot.label or slot.model, slot.model
+            else:
+                label, model, target = "Gradio ingress", "", 1
+            deployments.append({
+                "name": name, "label": label, "model": model, "status": str(d.status.value),
+                "replicas_running": running, "replicas_target": target, "message": d.message or "",
+            })
+        return {"app_status": str(status.status.value), "deployments": deployments}
+
+    # -- stopping -------------------------------------------------------------------
+    def _stop(self) -> None:
+        if self.detached and not self.stop_requested.is_set():
+            return
+        import ray
+
+        if not ray.is_initialized():
+            return  # nothing was started
+        self.phase(Phase.stopping, "stopping")
+        try:
+            if ray.is_initialized():
+                from ray import serve
+
+                if self.owns_cluster:
+                    serve.shutdown()
+                else:
+                    serve.delete(APP_NAME)  # only this app; the cluster and other apps stay
+                ray.shutdown()
+        except Exception as exc:  # noqa: BLE001 - stopping must go on
+            self.events.emit("log", level="warning", message=f"while stopping Serve: {exc}")
+        if self.owns_cluster:
+            end_group_members()
+        self._clear_record()
+        self.phase(Phase.stopped, "stopped")
+        if self._reaper:
+            self._reaper.stdin.close()  # tells the reaper we ended cleanly
+
+    def request_stop(self, *_args) -> None:
+        self.stop_requested.set()
+
+    def _install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_stop)
+
+    def _read_stdin(self) -> None:
+        for line in sys.stdin:
+            cmd = line.strip().lower()
+            if cmd == "stop":
+                break
+            if cmd == "detach":
+                self.detached = True
+                self._detach_output()
+                self.events.emit("log", level="info", message="detached: serving goes on after the launcher quits")
+                return  # stdin closing no longer means stop
+        if not self.detached:
+            self.request_stop()
+
+    def _detach_output(self) -> None:
+        # The launcher stops reading; keep events in the log file instead of a dead pipe.
+        log = open(paths.supervisor_log(), "a", encoding="utf-8")  # noqa: SIM115 - lives as long as we do
+        self.events.switch(log, as_json=True)
+
+    # -- the record other commands read --------------------------------------------------
+    def _write_record(self) -> None:
+        paths.write_json_atomic(paths.supervisor_record(), {
+            "pid": os.getpid(), "pgid": os.getpgid(0), "url": self.config.url,
+            "address": self.config.cluster.address, "owns_cluster": self.owns_cluster,
+            "started": time.time(), "config": self.config.model_dump(mode="json"),
+        })
+
+    def _clear_record(self) -> None:
+        record = paths.read_json(paths.supervisor_record())
+        if record and record.get("pid") == os.getpid():
+            paths.supervisor_record().unlink(missing_ok=True)
+            paths.status_record().unlink(missing_ok=True)
+
+    def _start_reaper(self) -> None:
+        """A watchdog in its own session that ends our process group if we die hard.
+
+        Ray's agents outlive a SIGKILLed driver (measured: 50 s and more)."""
+        self._reaper = subprocess.Popen(
+            [sys.executable, "-m", "serving.reaper", str(os.getpgid(0)), str(os.getpid())],
+            stdin=subprocess.PIPE, start_new_session=True,
+        )
+
+    # -- events ---------------------------------------------------------------------------
+    def phase(self, phase: Phase, message: str, url: str | None = None) -> None:
+        self.events.emit("phase", phase=phase.value, message=message, url=url, pid=os.getpid(), pgid=os.getpgid(0))
+
+    def error(self, message: str, hint: str) -> None:
+        self.events.emit("error", message=message, hint=hint)
+        self.phase(Phase.error, message)
+
+
+def first_line(text: str) -> str:
+    return (str(text).strip().splitlines() or [""])[0][:300]
+
+
+def check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise StartError(f"port {port} on {host} is already in use ({exc.strerror})",
+                             f"stop what uses it, or pick another port with --port (e.g. --port {port + 1})") from None
+
+
+def machine_gpus() -> int:
+    """NVIDIA GPUs, detected without importing torch (as Ray does)."""
+    try:
+        return len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return 0
+
+
+def check_local_resources(config: LaunchConfig) -> None:
+    cpus = config.cluster.num_cpus or psutil.cpu_count() or 1
+    gpus = config.cluster.num_gpus if config.cluster.num_gpus is not None else machine_gpus()
+    _fits(config, cpus, gpus, "this machine" if not config.cluster.num_cpus else "the local cluster")
+
+
+def check_cluster_resources(config: LaunchConfig, resources: dict) -> None:
+    _fits(config, resources.get("CPU", 0), resources.get("GPU", 0), "the Ray cluster")
+
+
+def _fits(config: LaunchConfig, cpus: float, gpus: float, where: str) -> None:
+    want_cpu, want_gpu = config.requested_cpus(), config.requested_gpus()
+    if want_gpu > gpus:
+        raise StartError(f"the models ask for {want_gpu:g} GPU(s) but {where} has {gpus:g}",
+                         "set num_gpus to 0 for the models (--num-gpus 0), or run on a machine with GPUs")
+    if want_cpu > cpus:
+        raise StartError(f"the models ask for {want_cpu:g} CPUs (CPUs x replicas, plus the ingress) "
+                         f"but {where} has {cpus:g}",
+                         "lower --num-cpus or --replicas, use fewer models, or add machines")
+    for i, slot in enumerate(config.models):
+        if slot.num_cpus > cpus:
+            raise StartError(f"models.{i}.num_cpus is {slot.num_cpus:g} but {where} has only {cpus:g} CPUs",
+                             "lower num_cpus for that model")
+
+
+def page_answers(url: str, timeout: float = 2.0) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status == 200
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+def end_group_members(grace_s: float = 5.0) -> None:
+    """End what is left of our process group (Ray agents), never ourselves."""
+    me = os.getpid()
+    pgid = os.getpgid(0)
+    if pgid != me:
+        return  # not our own group (e.g. run from a shell pipeline): do not touch others
+    procs = []
+    for p in psutil.process_iter():
+        try:
+            if p.pid != me and os.getpgid(p.pid) == pgid:
+                procs.append(p)
+        except (ProcessLookupError, psutil.Error, OSError):
+            continue
+    for p in procs:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+def live_record() -> dict | None:
+    """The running supervisor's record, if its process is alive."""
+    record = paths.read_json(paths.supervisor_record())
+    if not record or not isinstance(record.get("pid"), int):
+        return None
+    try:
+        proc = psutil.Process(record["pid"])
+        if proc.create_time() > record.get("started", 0) + 1:
+            return None  # the pid was reused by another process
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except psutil.Error:
+        return None
+    return record
