@@ -14,6 +14,7 @@ _STATUS_COLOURS = {
     "RUNNING": "#15803d",
     "HEALTHY": "#15803d",
     "DEPLOYING": "#b45309",
+    "UPDATING": "#b45309",
     "UPSCALING": "#b45309",
     "DOWNSCALING": "#b45309",
     "NOT_STARTED": "#6b7280",

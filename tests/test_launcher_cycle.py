@@ -103,6 +103,25 @@ def wait_for(predicate, timeout: float, interval: float = 0.5) -> bool:
     return predicate()
 
 
+def group_members(pgid: int | None) -> list[str]:
+    """Live (non-zombie) processes of a process group, for checks and failure messages."""
+    out = []
+    if not pgid:
+        return out
+    for p in psutil.process_iter(["pid", "status", "cmdline"]):
+        try:
+            if os.getpgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                out.append(f"{p.pid} {p.info['status']} {' '.join(p.info['cmdline'] or [])[:100]}")
+        except (OSError, psutil.Error):
+            pass
+    return out
+
+
+def healthy(rows: list[tuple[str, ...]]) -> bool:
+    """Every deployment (the Gradio ingress and each model) is up, in Serve's words."""
+    return bool(rows) and all(r[1] in ("HEALTHY", "RUNNING") for r in rows)
+
+
 def kill_all(procs: list[psutil.Process], pgid: int | None) -> None:
     for p in procs:
         try:
@@ -145,7 +164,9 @@ def test_full_cycle_start_running_page_stop_nothing_left(qtbot, tiny_models, lau
         assert controller.pgid and controller.pgid != os.getpgrp()
 
         # The status panel follows the supervisor's status events.
-        qtbot.waitUntil(lambda: any(r[1] == "RUNNING" for r in window.status_table.rows()), timeout=30_000)
+        qtbot.waitUntil(lambda: healthy(window.status_table.rows()), timeout=30_000)
+        models = [r for r in window.status_table.rows() if tiny_models["seq2seq"] in r[0]]
+        assert models and models[0][2] == "1/1", window.status_table.rows()
         assert window.stop_button.isEnabled() and window.open_button.isEnabled()
 
         assert http_get(url) == 200
@@ -155,8 +176,11 @@ def test_full_cycle_start_running_page_stop_nothing_left(qtbot, tiny_models, lau
         qtbot.waitUntil(lambda: window.state_text() == "Stopped", timeout=120_000)
         assert window.status_table.rows() == []
         assert window.start_button.isEnabled()
-        assert wait_for(lambda: not group_alive(pgid), 30), f"group {pgid} still has processes"
-        assert wait_for(lambda: not alive(tree), 30), f"left behind: {alive(tree)}"
+        # qtbot.waitUntil, not sleep: the launcher's own clean-up runs on its event loop.
+        try:
+            qtbot.waitUntil(lambda: not group_members(pgid) and not alive(tree), timeout=30_000)
+        except qtbot.TimeoutError:
+            pytest.fail(f"left behind: group {group_members(pgid)}, tree {alive(tree)}")
         assert wait_for(lambda: port_free(port), 10), f"port {port} still taken"
         assert errors.last_dialog is None, errors.last_dialog and errors.last_dialog.text()
     finally:
@@ -215,8 +239,8 @@ def test_killing_the_launcher_leaves_no_ray_process(tiny_models, launcher_env, t
 
         launcher.send_signal(signal.SIGKILL)
         launcher.wait(timeout=10)
-        gone = wait_for(lambda: not alive(tree) and not group_alive(pgid), 30, 1.0)
-        assert gone, f"still running 30 s after the launcher was killed: {alive(tree)}"
+        gone = wait_for(lambda: not alive(tree) and not group_members(pgid), 30, 1.0)
+        assert gone, f"still running 30 s after the launcher was killed: {alive(tree)} {group_members(pgid)}"
         assert wait_for(lambda: port_free(port), 10)
     finally:
         if launcher.poll() is None:
@@ -259,11 +283,14 @@ def test_quit_keep_serving_then_the_next_launch_finds_and_stops_it(qtbot, tiny_m
         window.attach(found)
         assert window.state_text().startswith("Running") and f":{port}/" in window.state_label.text()
         assert window.stop_button.isEnabled() and not window.start_button.isEnabled()
-        qtbot.waitUntil(lambda: any(r[1] == "RUNNING" for r in window.status_table.rows()), timeout=10_000)
+        qtbot.waitUntil(lambda: healthy(window.status_table.rows()), timeout=10_000)
 
         window.stop_serving()
         qtbot.waitUntil(lambda: window.state_text() == "Stopped", timeout=120_000)
-        assert wait_for(lambda: not alive(tree) and not group_alive(pgid), 30), f"left behind: {alive(tree)}"
+        try:
+            qtbot.waitUntil(lambda: not group_members(pgid) and not alive(tree), timeout=30_000)
+        except qtbot.TimeoutError:
+            pytest.fail(f"left behind: group {group_members(pgid)}, tree {alive(tree)}")
         assert wait_for(lambda: port_free(port), 10)
         assert find_running() is None
     finally:
