@@ -210,7 +210,7 @@ class Supervisor:
         except Exception as exc:  # noqa: BLE001 - stopping must go on
             self.events.emit("log", level="warning", message=f"while stopping Serve: {exc}")
         if self.owns_cluster:
-            end_group_members()
+            end_group_members(grace_s=1.0)
         self._clear_record()
         self.phase(Phase.stopped, "stopped")
         if self._reaper:

@@ -28,3 +28,18 @@ def tiny_models(request, tmp_path_factory):
         mp.setattr(hf_constants, "HF_HUB_CACHE", str(hub_cache))
         mp.setattr(hf_constants, "HF_HUB_OFFLINE", True)
         yield {**kinds, "hub_cache": str(hub_cache)}
+
+
+@pytest.fixture
+def serving_env(request, tmp_path):
+    """Environment for a supervisor subprocess: its own state/log dirs, a shared model cache."""
+    import os
+
+    cache = request.config.cache.mkdir("gradio-serve-cache")  # the converted embedded model, kept across runs
+    env = dict(os.environ)
+    env.update(
+        GRADIO_SERVE_STATE_DIR=str(tmp_path / "state"),
+        GRADIO_SERVE_LOG_DIR=str(tmp_path / "logs"),
+        GRADIO_SERVE_CACHE_DIR=str(cache),
+    )
+    return env

