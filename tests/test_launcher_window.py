@@ -209,13 +209,14 @@ def test_warnings_before_start_when_cpus_or_memory_exceed_the_machine(window, qt
     monkeypatch.setattr("launcher.model_catalog.resolve", lambda ref, mode, field: CHOICES[0])
     started = []
     monkeypatch.setattr(window, "_launch", started.append)
+    window.apply_config(LaunchConfig.from_dict({"ingress_cpus": 0.5}))
     window.rows[0].cpus.setValue(4)
     config = window.current_config()
     warnings = window.resource_warnings(config, memory_available=100 << 20)
     assert len(warnings) == 2
-    assert "4.25 CPUs" in warnings[0] and "has 4" in warnings[0]
+    assert "4.5 CPUs" in warnings[0] and "has 4" in warnings[0]
     assert "memory" in warnings[1] and "free" in warnings[1]
-    assert "Needs 4.25 of 4 CPUs" in window.resources_label.text()
+    assert "Needs 4.5 of 4 CPUs" in window.resources_label.text()
 
     window.port.setValue(_free_port())
     window.start_serving()
