@@ -1,0 +1,106 @@
+"""A real browser against the served page: Debian's headless Chromium driven by Playwright.
+
+For both modes: open the page, type a prompt, press the button, see every model's answer;
+a screenshot of each is kept in test-artifacts/. An empty prompt shows Gradio's error toast
+with our message. Needs `apt-get install chromium` (Playwright's own browser download is not used).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from supervisor_run import ROOT, Up, free_port
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = ROOT / "test-artifacts"
+PROMPT = "The Eiffel Tower is a wrought-iron lattice tower in Paris, built from 1887 to 1889."
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _answers(page, n: int, timeout_ms: int = 120_000) -> list[str]:
+    # Each answer box's textarea fills in once the prediction completes.
+    for i in range(n):
+        page.wait_for_function(
+            "id => { const t = document.querySelector(`#${id} textarea`); return t && t.value.trim().length > 0; }",
+            arg=f"answer-{i}", timeout=timeout_ms,
+        )
+    return [page.locator(f"#answer-{i} textarea").input_value() for i in range(n)]
+
+
+def _run_page(browser, url: str, button: str, n_answers: int, shot: str) -> list[str]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(url, wait_until="load", timeout=60_000)
+        box = page.locator("textarea").first
+        box.wait_for(timeout=60_000)
+
+        # Empty input: Gradio's error toast carries our message, and no answer appears.
+        page.get_by_role("button", name=button).click()
+        toast = page.get_by_text("Please enter some text first.")
+        toast.first.wait_for(timeout=60_000)
+        page.wait_for_timeout(500)  # let the toast finish sliding in for the screenshot
+        page.screenshot(path=str(ARTIFACTS / f"{shot}-empty-error.png"))
+        assert page.locator("#answer-0 textarea").input_value() == ""
+
+        box.fill(PROMPT)
+        page.get_by_role("button", name=button).click()
+        answers = _answers(page, n_answers)
+        page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+        assert not errors, errors
+        return answers
+    finally:
+        context.close()
+
+
+def test_summarizer_page_in_chromium(browser, tiny_models, serving_env, tmp_path):
+    port = free_port()
+    up = Up(["--model", tiny_models["seq2seq"], "--port", str(port)], serving_env, tmp_path / "up.log")
+    try:
+        running = up.wait_phase("running", "error")
+        assert running["phase"] == "running", up.events[-3:]
+        (summary,) = _run_page(browser, running["url"], "Summarize", 1, "browser-summarize")
+        assert summary.strip() and not summary.startswith("⚠"), summary
+    finally:
+        up.stop()
+    assert (ARTIFACTS / "browser-summarize.png").stat().st_size > 10_000
+
+
+def test_fanout_page_in_chromium(browser, tiny_models, serving_env, tmp_path):
+    port = free_port()
+    refs = [tiny_models["causal"], tiny_models["seq2seq"]]
+    args = ["--mode", "fanout", "--port", str(port), "--num-cpus", "0.5"]
+    for ref in refs:
+        args += ["--model", ref]
+    up = Up(args, serving_env, tmp_path / "up.log")
+    try:
+        running = up.wait_phase("running", "error")
+        assert running["phase"] == "running", up.events[-3:]
+        answers = _run_page(browser, running["url"], "Send to all models", len(refs), "browser-fanout")
+        assert len(answers) == len(refs)
+        for answer in answers:
+            assert answer.strip() and not answer.startswith("⚠"), answers
+    finally:
+        up.stop()
+    assert (ARTIFACTS / "browser-fanout.png").stat().st_size > 10_000
