@@ -45,6 +45,7 @@ class Supervisor:
     stop_requested: threading.Event = field(default_factory=threading.Event)
     detached: bool = False
     owns_cluster: bool = False
+    deployed: bool = False  # only an app we deployed is ever deleted
     _reaper: subprocess.Popen | None = None
 
     # -- checks before anything starts ----------------------------------------
@@ -57,8 +58,8 @@ class Supervisor:
             raise StartError(f"the app is already running at {running.get('url')} (pid {running['pid']})",
                              "open it, or stop it first with `gradio-serve down`")
         entries = resolve_models(self.config)
-        check_port_free(self.config.http.host, self.config.http.port)
-        if not self.config.cluster.address:
+        if not self.config.cluster.address:  # on a cluster, _deploy checks Serve's port
+            check_port_free(self.config.http.host, self.config.http.port)
             check_local_resources(self.config)
         return entries
 
@@ -121,7 +122,10 @@ class Supervisor:
             return
         self.phase(Phase.deploying, "deploying " + ", ".join(e.name for e in entries))
         http = self.config.http
+        if self.config.cluster.address:
+            check_cluster_serve(self.config)
         serve.start(http_options={"host": http.host, "port": http.port})
+        self.deployed = True
         # serve.run waits for RUNNING; run it aside so status events flow meanwhile.
         self._deploy_error: BaseException | None = None
 
@@ -139,12 +143,12 @@ class Supervisor:
         announced = False
         last = None
         while not self.stop_requested.wait(POLL_S):
-            status = serve.status().applications.get(APP_NAME)
+            status, targets = app_status()
             if status is None:
                 if self._deploy_error:
                     raise StartError(f"deploying failed: {self._deploy_error}")
                 continue
-            snapshot = self._status_event(status)
+            snapshot = self._status_event(status, targets)
             if snapshot != last:
                 self.events.emit("status", **snapshot)
                 paths.write_json_atomic(paths.status_record(), {**snapshot, "url": self.config.url,
@@ -168,21 +172,21 @@ class Supervisor:
                 if self.open_browser:
                     webbrowser.open(self.config.url)
 
-    def _status_event(self, status) -> dict:
-        targets = {}
-        for i, slot in enumerate(self.config.models):
-            targets[i] = slot.replicas if not slot.autoscaling else None
+    def _status_event(self, status, targets: dict | None = None) -> dict:
+        """targets: Serve's current target replica count per deployment (moves with autoscaling)."""
+        targets = targets or {}
         deployments = []
         for name, d in status.deployments.items():
             running = d.replica_states.get("RUNNING", 0)
-            target = sum(d.replica_states.values())
+            target = targets.get(name, sum(d.replica_states.values()))
             if name.startswith("model") and "_" in name:
                 idx = int(name[5:name.index("_")])
-                target = targets.get(idx) or target
                 slot = self.config.models[idx]
+                if name not in targets and not slot.autoscaling:
+                    target = slot.replicas
                 label, model = slot.label or slot.model, slot.model
             else:
-                label, model, target = "Gradio ingress", "", 1
+                label, model, target = "Gradio ingress", "", targets.get(name, 1)
             deployments.append({
                 "name": name, "label": label, "model": model, "status": str(d.status.value),
                 "replicas_running": running, "replicas_target": target, "message": d.message or "",
@@ -204,7 +208,7 @@ class Supervisor:
 
                 if self.owns_cluster:
                     serve.shutdown()
-                else:
+                elif self.deployed:
                     serve.delete(APP_NAME)  # only this app; the cluster and other apps stay
                 ray.shutdown()
         except Exception as exc:  # noqa: BLE001 - stopping must go on
@@ -239,8 +243,12 @@ class Supervisor:
 
     def _detach_output(self) -> None:
         # The launcher stops reading; keep events in the log file instead of a dead pipe.
-        log = open(paths.supervisor_log(), "a", encoding="utf-8")  # noqa: SIM115 - lives as long as we do
+        paths.supervisor_log().parent.mkdir(parents=True, exist_ok=True)
+        log = open(paths.supervisor_log(), "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives as long as we do
         self.events.switch(log, as_json=True)
+        # Ray and Python logging write to fds 1/2, which were pipes to the launcher.
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
 
     # -- the record other commands read --------------------------------------------------
     def _write_record(self) -> None:
@@ -276,6 +284,43 @@ class Supervisor:
 
 def first_line(text: str) -> str:
     return (str(text).strip().splitlines() or [""])[0][:300]
+
+
+def app_status():
+    """This app's status overview and each deployment's target replica count, in one call.
+
+    serve.status() drops the target (DeploymentStatusOverview has none); the details have it."""
+    from ray.serve.context import _get_global_client
+    from ray.serve.schema import ServeInstanceDetails
+
+    client = _get_global_client(raise_if_no_controller_running=False)
+    if client is None:
+        return None, {}
+    details = ServeInstanceDetails(**client.get_serve_details())
+    app = details.applications.get(APP_NAME)
+    if app is None:
+        return None, {}
+    targets = {name: d.target_num_replicas for name, d in app.deployments.items()}
+    return details._get_status().applications.get(APP_NAME), targets
+
+
+def check_cluster_serve(config: LaunchConfig) -> None:
+    """On an existing cluster: Serve's proxy port is the cluster's; never take over another app."""
+    from ray import serve
+    from ray.serve.context import _get_global_client
+
+    address, http = config.cluster.address, config.http
+    client = _get_global_client(raise_if_no_controller_running=False)
+    if client is None:  # Serve is not running there yet: we start its proxy
+        check_port_free(http.host, http.port)
+        return
+    if APP_NAME in serve.status().applications:
+        raise StartError(f"an app named {APP_NAME!r} already runs on the Ray cluster at {address}",
+                         "stop it first (`gradio-serve down`, or `serve shutdown` / a new `serve deploy` on the cluster)")
+    port = client.http_config.port
+    if port != http.port:
+        raise StartError(f"Serve on the Ray cluster at {address} already listens on port {port}, not {http.port}",
+                         f"start again with --port {port}")
 
 
 def check_port_free(host: str, port: int) -> None:
