@@ -2,7 +2,7 @@
 # Installs the Debian packages the launcher's window and the tests need, if missing.
 # As root (CI) it installs them; otherwise it says which to install.
 set -euo pipefail
-want=(xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 desktop-file-utils)
+want=(xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 desktop-file-utils chromium)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
