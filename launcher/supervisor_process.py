@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import importlib.util
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -23,6 +24,21 @@ from launcher.logs import launcher_logger, supervisor_logger
 from serving import paths
 from serving.config import LaunchConfig
 from serving.events import Phase, parse_line
+
+
+# Ray colours its log prefixes; the log view and file want plain text.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_RAY_PREFIX = re.compile(r"^\([^)]*pid=\d+\)\s*")
+
+
+def clean_line(raw: bytes) -> str:
+    """Plain text of one output line: no colour codes, and only the last of \\r-overwritten progress bars."""
+    text = _ANSI.sub("", raw.decode("utf-8", "replace")).rstrip()
+    if "\r" in text:
+        prefix = _RAY_PREFIX.match(text)  # "(ServeReplica:... pid=123) " names the process: keep it
+        last = next((part for part in reversed(text.split("\r")) if part.strip()), "")
+        text = (prefix.group(0) if prefix and not last.startswith(prefix.group(0)) else "") + last
+    return text
 
 
 class ServingState(str, enum.Enum):
@@ -135,6 +151,7 @@ class SupervisorProcess(ServingController):
         self._stdout_buf = b""
         self._stderr_buf = b""
         self._stop_requested = False
+        self._final_phase: ServingState | None = None
         self._grace = QTimer(self, singleShot=True)
         self._grace.timeout.connect(self._on_grace_over)
         self._reaper = QTimer(self, singleShot=True)
@@ -166,6 +183,7 @@ class SupervisorProcess(ServingController):
         self.last_error = None
         self.detached = False
         self._stop_requested = False
+        self._final_phase: ServingState | None = None
         self._stdout_buf = self._stderr_buf = b""
 
         proc = QProcess(self)
@@ -279,14 +297,14 @@ class SupervisorProcess(ServingController):
         self._stdout_buf += bytes(self.process.readAllStandardOutput())
         *lines, self._stdout_buf = self._stdout_buf.split(b"\n")
         for raw in lines:
-            self._handle_stdout_line(raw.decode("utf-8", "replace"))
+            self._handle_stdout_line(clean_line(raw))
 
     def _read_stderr(self) -> None:
         self._stderr_buf += bytes(self.process.readAllStandardError())
         *lines, self._stderr_buf = self._stderr_buf.split(b"\n")
         log = supervisor_logger()
         for raw in lines:
-            text = raw.decode("utf-8", "replace").rstrip()
+            text = clean_line(raw)
             if text:
                 log.info(text)
 
@@ -295,9 +313,9 @@ class SupervisorProcess(ServingController):
             self._read_stdout()
             self._read_stderr()
         if self._stdout_buf.strip():
-            self._handle_stdout_line(self._stdout_buf.decode("utf-8", "replace"))
+            self._handle_stdout_line(clean_line(self._stdout_buf))
         if self._stderr_buf.strip():
-            supervisor_logger().info(self._stderr_buf.decode("utf-8", "replace").rstrip())
+            supervisor_logger().info(clean_line(self._stderr_buf))
         self._stdout_buf = self._stderr_buf = b""
 
     def _handle_stdout_line(self, line: str) -> None:
@@ -321,6 +339,11 @@ class SupervisorProcess(ServingController):
             log.info("[%s] %s", event.get("phase"), message)
             self.message_changed.emit(message)
             state = state_for_phase(event.get("phase"))
+            if state in (ServingState.stopped, ServingState.error):
+                # Final only once the process has exited (it still cleans up after saying so);
+                # until then it is stopping. _on_finished settles the state.
+                self._final_phase = state
+                state = ServingState.stopping
             if state is not None and not (self._stop_requested and state is ServingState.running):
                 self._set_state(state)
         elif kind == "status":
@@ -357,7 +380,7 @@ class SupervisorProcess(ServingController):
         if self._stop_requested:
             self._set_state(ServingState.stopped)
             self.message_changed.emit("Stopped")
-        elif code != 0 or crashed or self._state is ServingState.error:
+        elif code != 0 or crashed or self._final_phase is ServingState.error:
             if self.last_error is None:
                 self._fail(
                     f"The supervisor {'crashed' if crashed else f'exited with code {code}'} before it finished.",

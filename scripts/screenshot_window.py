@@ -59,6 +59,9 @@ def run_window(out: Path, mode: str, serve: bool, port: int, timeout: float) -> 
     from launcher.worker import pending_count
     from serving.config import LaunchConfig
 
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")  # the launcher's notes, on stderr
     app = QApplication(sys.argv[:1])
     app.setApplicationName("Gradio Serve Launcher")
     app.setDesktopFileName("gradio-serve-launcher")
@@ -91,6 +94,10 @@ def run_window(out: Path, mode: str, serve: bool, port: int, timeout: float) -> 
         if serve and not state["serving"]:
             state["serving"] = True
             window.start_serving(interactive=False)
+            return
+        if serve and window.state_text().startswith("Failed"):
+            print("serving failed to start; see the log above", file=sys.stderr)
+            finish()
             return
         if serve and not window.state_text().startswith("Running"):
             return
@@ -133,9 +140,9 @@ def main() -> int:
             **os.environ,
             "DISPLAY": display,
             "QT_QPA_PLATFORM": "xcb",
+            # Settings and state apart from yours; the cache (converted weights) is shared, to stay fast.
             "XDG_CONFIG_HOME": f"{tmp}/config",
             "XDG_STATE_HOME": f"{tmp}/state",
-            "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", f"{tmp}/cache"),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         env.pop("WAYLAND_DISPLAY", None)

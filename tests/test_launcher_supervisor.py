@@ -262,3 +262,12 @@ def test_stale_record_is_ignored(tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def test_output_lines_lose_colour_codes_and_progress_redraws():
+    from launcher.supervisor_process import clean_line
+
+    raw = b"\x1b[36m(ServeReplica:app:m pid=7)\x1b[0m Loading:   0%|  | 0/2\rLoading: 100%| 2/2\r"
+    assert clean_line(raw) == "(ServeReplica:app:m pid=7) Loading: 100%| 2/2"
+    assert clean_line(b"\x1b[33m(raylet)\x1b[0m a warning  ") == "(raylet) a warning"
+    assert clean_line("naïve".encode()) == "naïve"
