@@ -25,7 +25,6 @@ from serving import paths
 from serving.config import LaunchConfig
 from serving.events import Phase, parse_line
 
-
 # Ray colours its log prefixes; the log view and file want plain text.
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _RAY_PREFIX = re.compile(r"^\([^)]*pid=\d+\)\s*")

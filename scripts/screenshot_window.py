@@ -54,12 +54,12 @@ def run_window(out: Path, mode: str, serve: bool, port: int, timeout: float) -> 
     from PySide6.QtWidgets import QApplication
 
     sys.path.insert(0, str(ROOT))
+    import logging
+
     from launcher.settings import Settings
     from launcher.window import MainWindow
     from launcher.worker import pending_count
     from serving.config import LaunchConfig
-
-    import logging
 
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")  # the launcher's notes, on stderr
     app = QApplication(sys.argv[:1])
