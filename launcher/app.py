@@ -127,6 +127,18 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_file_logging()
     log = launcher_logger()
+
+    def excepthook(kind, exc, tb) -> None:
+        # A bug in a slot must not end in a traceback on a terminal nobody sees.
+        import traceback
+
+        show_error(
+            f"Something went wrong inside the launcher: {exc}",
+            "The app keeps running; if this repeats, restart the launcher and report the log.",
+            detail="".join(traceback.format_exception(kind, exc, tb)),
+        )
+
+    sys.excepthook = excepthook
     log.info("launcher started (pid %d)", os.getpid())
     settings, settings_message = settings_mod.load()
 

@@ -562,3 +562,35 @@ def test_app_quits_on_quit_flag_and_on_sigterm():
         if second.poll() is None:
             second.kill()
             second.wait()
+
+
+def test_a_bug_in_a_slot_reaches_the_user_as_a_message_not_a_traceback():
+    code = (
+        "import sys\n"
+        "from PySide6.QtCore import QTimer\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "app = QApplication(sys.argv[:1])\n"
+        "def boom():\n"
+        "    raise RuntimeError('boom')\n"
+        "def check():\n"
+        "    from launcher import errors\n"
+        "    box = errors.last_dialog\n"
+        "    print('DIALOG:', box.text() if box else None, '|', box.detailedText()[:40] if box else '', flush=True)\n"
+        "    app.quit()\n"
+        "QTimer.singleShot(200, boom)\n"
+        "QTimer.singleShot(500, check)\n"
+        "from launcher.app import main\n"
+        "sys.exit(main(['--no-browser']))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "DIALOG: Something went wrong inside the launcher: boom | Traceback" in out.stdout
+    assert "Traceback" not in out.stderr
