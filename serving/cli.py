@@ -51,6 +51,11 @@ def _config_args(p: argparse.ArgumentParser) -> None:
                    help="CPUs per replica (once for all models, or once per --model)")
     p.add_argument("--num-gpus", type=float, action="append", metavar="N", help="GPUs per replica (fractions ok)")
     p.add_argument("--replicas", type=int, action="append", metavar="N", help="replicas per model")
+    p.add_argument("--min-replicas", type=int, action="append", metavar="N",
+                   help="autoscale: fewest replicas per model (any autoscale flag turns autoscaling on)")
+    p.add_argument("--max-replicas", type=int, action="append", metavar="N", help="autoscale: most replicas per model")
+    p.add_argument("--target-ongoing-requests", type=float, action="append", metavar="N",
+                   help="autoscale: requests per replica Serve aims for")
     p.add_argument("--cpus", type=int, help="CPUs of the local Ray cluster (default: all)")
     p.add_argument("--gpus", type=int, help="GPUs of the local Ray cluster (default: detected)")
     p.add_argument("--address", help="deploy to an existing Ray cluster ('auto', host:port, ray://host:port)")
@@ -92,6 +97,11 @@ def config_from_args(args: argparse.Namespace) -> LaunchConfig:
         values = _per_slot(getattr(args, key), n, flag)
         for slot, value in zip(data["models"], values or []):
             slot[key] = value
+    for flag, key in (("--min-replicas", "min_replicas"), ("--max-replicas", "max_replicas"),
+                      ("--target-ongoing-requests", "target_ongoing_requests")):
+        values = _per_slot(getattr(args, key), n, flag)
+        for slot, value in zip(data["models"], values or []):
+            slot["autoscaling"] = {**(slot.get("autoscaling") or {}), key: value}
     if args.trust_remote_code:
         for slot in data["models"]:
             slot["trust_remote_code"] = True

@@ -94,6 +94,7 @@ class Supervisor:
         # Ray's worker logs go to stderr (fd 1 is redirected in --events mode).
         if cluster.address:
             self.phase(Phase.starting_cluster, f"connecting to the Ray cluster at {cluster.address}")
+            check_address_reachable(cluster.address)
             try:
                 ray.init(address=cluster.address, namespace=APP_NAME, log_to_driver=False)
             except Exception as exc:
@@ -138,12 +139,10 @@ class Supervisor:
         threading.Thread(target=deploy, daemon=True).start()
 
     def _watch(self) -> None:
-        from ray import serve
-
         announced = False
         last = None
         while not self.stop_requested.wait(POLL_S):
-            status, targets = app_status()
+            status, targets = read_app_status()
             if status is None:
                 if self._deploy_error:
                     raise StartError(f"deploying failed: {self._deploy_error}")
@@ -286,7 +285,7 @@ def first_line(text: str) -> str:
     return (str(text).strip().splitlines() or [""])[0][:300]
 
 
-def app_status():
+def read_app_status():
     """This app's status overview and each deployment's target replica count, in one call.
 
     serve.status() drops the target (DeploymentStatusOverview has none); the details have it."""
@@ -302,6 +301,21 @@ def app_status():
         return None, {}
     targets = {name: d.target_num_replicas for name, d in app.deployments.items()}
     return details._get_status().applications.get(APP_NAME), targets
+
+
+def check_address_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a host:port nobody listens on (ray.init would retry for minutes)."""
+    hostport = address.removeprefix("ray://")
+    if address == "auto" or ":" not in hostport:
+        return
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise StartError(f"cannot reach the Ray cluster at {address}: {reason}",
+                         "check the address and that the cluster is up (`ray status --address ...`)") from None
 
 
 def check_cluster_serve(config: LaunchConfig) -> None:

@@ -1,0 +1,441 @@
+"""Beyond one machine: `gradio-serve up --address`, `gradio-serve export` + `serve deploy`, and
+autoscaling, on a real two-node Ray cluster that this module starts with the `ray start` CLI.
+
+The cluster is ours alone: its own GCS/dashboard/agent ports, its own short temp dir, its own
+token (Ray 2.60 token auth stays on: RAY_AUTH_MODE=token with RAY_AUTH_TOKEN_PATH pointing at a
+fresh token file, so nothing here reads or writes ~/.ray/auth_token). Each `ray start --block`
+runs in its own session; teardown ends those sessions by PID (never `ray stop`, which would end
+every Ray on the machine) and checks that none of their processes survives.
+
+Timings on the 2-core dev machine (shared): cluster up ~15-25 s, fan-out app RUNNING on it
+~30-40 s, the whole module ~3-4 min.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio_client import Client
+from supervisor_run import ROOT, Up, free_port, port_listening
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+HEAD_CPUS, WORKER_CPUS = 1, 2
+ARTICLE = (
+    "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. "
+    "It is named after the engineer Gustave Eiffel, whose company designed and built the tower."
+)
+
+# A second Serve app, deployed before ours by another driver: it must outlive our app.
+OTHER_APP = """
+import sys, ray
+from ray import serve
+ray.init(address=sys.argv[1], namespace="other-team", log_to_driver=False)
+serve.start(http_options={"host": "127.0.0.1", "port": int(sys.argv[2])})
+
+@serve.deployment(ray_actor_options={"num_cpus": 0})
+def other():
+    return "other app here"
+
+serve.run(other.bind(), name="other", route_prefix="/other")
+"""
+
+DELETE_APP = """
+import sys, ray
+from ray import serve
+ray.init(address=sys.argv[1], log_to_driver=False)
+serve.delete(sys.argv[2])
+"""
+
+
+def _node_ports() -> list[str]:
+    """Every per-node port Ray would otherwise take from a default (52365, ...) or at random."""
+    args = []
+    for flag in ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
+                 "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port"):
+        args += [flag, str(free_port())]
+    return args
+
+
+def _session_pids(sid: int) -> set[int]:
+    import psutil
+
+    pids = set()
+    for p in psutil.process_iter():
+        try:
+            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
+                pids.add(p.pid)
+        except (OSError, psutil.Error):
+            continue
+    return pids
+
+
+class RayCluster:
+    """A head (with the dashboard on 127.0.0.1, which `serve deploy` talks to) plus one more raylet."""
+
+    def __init__(self, base_env: dict):
+        # Short: Ray's unix sockets live under the temp dir (107-byte path limit).
+        self.tmp = Path(tempfile.mkdtemp(prefix="gsc-", dir="/tmp"))
+        self.token = secrets.token_hex(32)
+        token_file = self.tmp / "token"
+        token_file.write_text(self.token)
+        token_file.chmod(0o600)
+        self.auth_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}
+        self.env = {
+            **base_env, **self.auth_env,
+            "RAY_USAGE_STATS_ENABLED": "0",
+            # `ray start --block` drains its node on SIGTERM (up to 30 s): not needed for a test cluster.
+            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+        }
+        self.env.pop("RAY_ADDRESS", None)
+        self.gcs_port, self.dashboard_port = free_port(), free_port()
+        self.address = f"127.0.0.1:{self.gcs_port}"
+        self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
+        self.procs: list[subprocess.Popen] = []
+        self.pids: set[int] = set()
+
+    def _start(self, args: list[str], log: str) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [str(BIN / "ray"), "start", "--block", "--node-ip-address", "127.0.0.1", "--disable-usage-stats",
+             *args, *_node_ports()],
+            env=self.env, cwd=self.tmp, stdout=open(self.tmp / log, "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            start_new_session=True,  # its own session: we end exactly it, by PID
+        )
+        self.procs.append(proc)
+        return proc
+
+    def start(self, timeout: float = 120) -> None:
+        self._start(["--head", "--port", str(self.gcs_port), "--num-cpus", str(HEAD_CPUS),
+                     "--temp-dir", str(self.tmp / "ray"), "--include-dashboard=true",
+                     "--dashboard-host", "127.0.0.1", "--dashboard-port", str(self.dashboard_port),
+                     "--ray-client-server-port", str(free_port())], "head.log")
+        deadline = time.monotonic() + timeout
+        while not port_listening(self.gcs_port):
+            self._check_alive()
+            assert time.monotonic() < deadline, "the head's GCS did not come up"
+            time.sleep(0.3)
+        self._start(["--address", self.address, "--num-cpus", str(WORKER_CPUS)], "worker.log")
+        while True:
+            self._check_alive()
+            status = self.ray_status()
+            if status.returncode == 0 and status.stdout.count(" node_") == 2 and f"0.0/{HEAD_CPUS + WORKER_CPUS}.0 CPU" in status.stdout:
+                break
+            assert time.monotonic() < deadline, f"cluster not up in {timeout} s: {status.stdout[-500:]} {status.stderr[-500:]}"
+            time.sleep(1)
+        while not _answers(self.dashboard):
+            assert time.monotonic() < deadline, "the dashboard did not come up"
+            time.sleep(0.5)
+        for proc in self.procs:  # gcs_server, raylets, agents, dashboard: all in these sessions
+            self.pids |= _session_pids(proc.pid)
+
+    def _check_alive(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is not None:
+                raise AssertionError(f"`ray start` exited {proc.returncode}: see {self.tmp}")
+
+    def ray_status(self) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / "ray"), "status", "--address", self.address], check=False, env=self.env,
+                              capture_output=True, text=True, timeout=60)
+
+    def node_ids(self) -> set[str]:
+        """The live nodes' ids, from `ray status` (lines like ` 1 node_<hex id>`)."""
+        status = self.ray_status()
+        assert status.returncode == 0, status.stderr[-1000:]
+        return {word.removeprefix("node_") for word in status.stdout.split() if word.startswith("node_")}
+
+    def serve_details(self) -> dict:
+        resp = httpx.get(f"{self.dashboard}/api/serve/applications/",
+                         headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+        resp.raise_for_status()
+        return resp.json()
+
+    def driver(self, code: str, *args: str, timeout: float = 120) -> None:
+        run = subprocess.run([sys.executable, "-c", code, self.address, *args], check=False, env=self.env, cwd=self.tmp,
+                             capture_output=True, text=True, timeout=timeout)
+        assert run.returncode == 0, run.stderr[-2000:]
+
+    def stop(self) -> None:
+        """SIGTERM each `ray start --block` (it ends its node's processes), then SIGKILL what is left
+        of their sessions; assert that nothing we started survives."""
+        for proc in reversed(self.procs):  # the worker node first, then the head
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        sessions = {p.pid for p in self.procs}
+        deadline = time.monotonic() + 20
+        left = set()
+        while time.monotonic() < deadline:
+            left = set().union(*(_session_pids(s) for s in sessions)) | {p for p in self.pids if _alive(p)}
+            if not left:
+                break
+            time.sleep(0.5)
+        for pid in left:  # stragglers (agents ignoring SIGTERM): ours, by PID only
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        assert not left, f"processes of the test cluster outlived `ray start --block`: {sorted(left)}"
+        assert not port_listening(self.gcs_port) and not port_listening(self.dashboard_port)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+@pytest.fixture(scope="module")
+def cluster(tiny_models):
+    # Started after tiny_models, so the cluster's workers find the tiny models offline too.
+    c = RayCluster(dict(os.environ))
+    started = time.monotonic()
+    try:
+        c.start()
+        print(f"\ncluster (2 nodes, {HEAD_CPUS + WORKER_CPUS} CPUs) up in {time.monotonic() - started:.1f} s")
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def serve_port(cluster):
+    """Serve's HTTP port on the cluster, fixed by the first app deployed there (the other team's)."""
+    port = free_port()
+    cluster.driver(OTHER_APP, str(port))
+    assert httpx.get(f"http://127.0.0.1:{port}/other", timeout=30).text == "other app here"
+    return port
+
+
+@pytest.fixture
+def env(serving_env, cluster):
+    return {**serving_env, **cluster.auth_env}
+
+
+def cli(env, *args, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "serving.cli", *args], check=False, cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def last_status(up: Up) -> dict:
+    return next(e for e in reversed(up.events) if e["event"] == "status")
+
+
+def model_rows(up: Up) -> list[dict]:
+    return [d for d in last_status(up)["deployments"] if d["name"].startswith("model")]
+
+
+# -- errors before anything is deployed ---------------------------------------------------------------
+
+def test_unreachable_address_is_a_clear_error(serving_env):
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+    run = cli(serving_env, "up", "--address", address, "--port", str(free_port()), timeout=90)
+    assert run.returncode == 2, (run.stdout, run.stderr[-1000:])
+    assert f"cannot reach the Ray cluster at {address}" in run.stdout
+    assert time.monotonic() - started < 60  # not Ray's minutes of GCS retries
+
+
+def test_cluster_errors_name_the_cluster_and_touch_nothing(cluster, serve_port, env, tiny_models):
+    models = ["--model", tiny_models["causal"], "--model", tiny_models["instruct"]]
+    # 2 models x 2 replicas x 2 CPUs = 8 CPUs > the cluster's 3.
+    run = cli(env, "up", "--address", cluster.address, "--mode", "fanout", *models,
+              "--replicas", "2", "--num-cpus", "2", "--port", str(serve_port))
+    assert run.returncode == 2, (run.stdout, run.stderr[-1000:])
+    assert "ask for 8 CPUs" in run.stdout and f"the Ray cluster has {HEAD_CPUS + WORKER_CPUS}" in run.stdout
+
+    # Serve already runs there (the other app), on its own port: ours cannot pick another.
+    other_port = free_port()
+    run = cli(env, "up", "--address", cluster.address, "--mode", "fanout", *models,
+              "--num-cpus", "0.5", "--port", str(other_port))
+    assert run.returncode == 2, (run.stdout, run.stderr[-1000:])
+    assert f"already listens on port {serve_port}, not {other_port}" in run.stdout
+    assert f"--port {serve_port}" in run.stdout
+
+    # Without the cluster's token, nothing gets in (token auth is on).
+    assert httpx.get(f"{cluster.dashboard}/api/serve/applications/", timeout=30).status_code == 401
+    assert set(cluster.serve_details()["applications"]) == {"other"}
+    assert httpx.get(f"http://127.0.0.1:{serve_port}/other", timeout=30).text == "other app here"
+
+
+# -- up --address ------------------------------------------------------------------------------------------
+
+def test_up_on_cluster_spreads_replicas_and_stop_leaves_cluster_and_other_app(
+        cluster, serve_port, env, tiny_models, tmp_path):
+    refs = [tiny_models["causal"], tiny_models["instruct"]]
+    started = time.monotonic()
+    up = Up(["--address", cluster.address, "--mode", "fanout", "--model", refs[0], "--model", refs[1],
+             "--replicas", "2", "--num-cpus", "0.5", "--port", str(serve_port)], env, tmp_path / "up.log")
+    try:
+        running = up.wait_phase("running", "error", timeout=240)
+        assert running["phase"] == "running", up.events[-3:]
+        print(f"\nfan-out RUNNING on the cluster in {time.monotonic() - started:.1f} s")
+        assert running["url"] == f"http://127.0.0.1:{serve_port}/"
+
+        outputs = Client(running["url"], verbose=False).predict("Once upon a time", api_name="/fanout")
+        assert [o["label"].split(" · ")[0] for o in outputs] == refs
+        assert all(o["value"].strip() for o in outputs)
+
+        # Replicas of each model on both nodes (Serve spreads them; the nodes have distinct ids).
+        apps = cluster.serve_details()["applications"]
+        assert set(apps) == {"other", "gradio-serve"}
+        nodes = cluster.node_ids()
+        assert len(nodes) == 2
+        for name, dep in apps["gradio-serve"]["deployments"].items():
+            if name.startswith("model"):
+                replica_nodes = [r["node_id"] for r in dep["replicas"] if r["state"] == "RUNNING"]
+                assert len(replica_nodes) == 2 and set(replica_nodes) == nodes, (name, replica_nodes, nodes)
+        for row in model_rows(up):
+            assert (row["replicas_running"], row["replicas_target"]) == (2, 2), row
+
+        status = cli(env, "status", "--json")
+        assert status.returncode == 0 and json.loads(status.stdout)["address"] == cluster.address
+    finally:
+        up.stop()
+    assert up.proc.returncode == 0, up.events[-3:]
+    assert up.events[-1]["phase"] == "stopped"
+
+    # Only our app is gone: the cluster and the other app keep running.
+    status = cluster.ray_status()
+    assert status.returncode == 0 and status.stdout.count(" node_") == 2, status.stderr[-500:]
+    deadline = time.monotonic() + 60
+    while "gradio-serve" in cluster.serve_details()["applications"]:
+        assert time.monotonic() < deadline, "our app was not deleted"
+        time.sleep(1)
+    assert set(cluster.serve_details()["applications"]) == {"other"}
+    assert httpx.get(f"http://127.0.0.1:{serve_port}/other", timeout=30).text == "other app here"
+    assert httpx.get(f"http://127.0.0.1:{serve_port}/", timeout=30).status_code == 404
+
+
+# -- export + serve deploy ---------------------------------------------------------------------------------
+
+def test_exported_config_deploys_with_serve_deploy(cluster, serve_port, env, tiny_models, tmp_path):
+    out = tmp_path / "serve-config.yaml"
+    run = cli(env, "export", "--mode", "fanout", "--model", tiny_models["causal"], "--model", tiny_models["seq2seq"],
+              "--num-cpus", "0.5", "--replicas", "2", "--replicas", "1", "--port", str(serve_port), "-o", str(out))
+    assert run.returncode == 0, run.stderr
+
+    # `serve deploy` talks to the dashboard's REST API on the head (not the GCS port), with the token.
+    started = time.monotonic()
+    deploy = subprocess.run([str(BIN / "serve"), "deploy", str(out), "--address", cluster.dashboard],
+                            check=False, env={**env, "RAY_USAGE_STATS_ENABLED": "0"}, capture_output=True, text=True, timeout=120)
+    assert deploy.returncode == 0, deploy.stderr[-2000:]
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            app = cluster.serve_details()["applications"].get("gradio-serve") or {}
+            assert app.get("status") != "DEPLOY_FAILED", app.get("message")
+            if app.get("status") == "RUNNING":
+                break
+            assert time.monotonic() < deadline, f"not RUNNING in 240 s: {app.get('status')}"
+            time.sleep(1)
+        print(f"\nexported app RUNNING via `serve deploy` in {time.monotonic() - started:.1f} s")
+        deps = app["deployments"]
+        model_deps = {n: d for n, d in deps.items() if n.startswith("model")}
+        assert sorted(model_deps) == ["model0_tiny-random-gpt2", "model1_tiny-random-t5"]
+        assert [model_deps[n]["target_num_replicas"] for n in sorted(model_deps)] == [2, 1]
+        assert all(d["deployment_config"]["ray_actor_options"]["num_cpus"] == 0.5 for d in model_deps.values())
+
+        outputs = Client(f"http://127.0.0.1:{serve_port}/", verbose=False).predict("Hello there", api_name="/fanout")
+        assert [o["label"].split(" · ")[0] for o in outputs] == [tiny_models["causal"], tiny_models["seq2seq"]]
+        assert all(o["value"].strip() for o in outputs)
+
+        # `up` does not take over (nor, on failing, delete) an app of the same name it did not deploy.
+        run = cli(env, "up", "--address", cluster.address, "--model", tiny_models["seq2seq"], "--port", str(serve_port))
+        assert run.returncode == 2 and "already runs on the Ray cluster" in run.stdout, run.stdout
+        assert cluster.serve_details()["applications"]["gradio-serve"]["status"] == "RUNNING"
+    finally:
+        cluster.driver(DELETE_APP, "gradio-serve")
+    assert set(cluster.serve_details()["applications"]) == {"other"}
+
+
+# -- autoscaling ------------------------------------------------------------------------------------------------
+
+def test_autoscaling_adds_a_replica_under_load_and_removes_it(cluster, serve_port, env, tiny_models, tmp_path):
+    up = Up(["--address", cluster.address, "--model", tiny_models["seq2seq"], "--num-cpus", "0.5",
+             "--min-replicas", "1", "--max-replicas", "2", "--target-ongoing-requests", "1",
+             "--port", str(serve_port)], env, tmp_path / "up.log")
+    stop_load = threading.Event()
+    answers, failures = [], []
+
+    def load():
+        client = Client(f"http://127.0.0.1:{serve_port}/", verbose=False)
+        while not stop_load.is_set():
+            try:
+                answers.append(client.predict(ARTICLE, api_name="/summarize"))
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                failures.append(repr(exc))
+
+    def wait_rows(pred, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = model_rows(up)
+            if pred(rows[0]):
+                return time.monotonic()
+            time.sleep(0.5)
+        raise AssertionError(f"not within {timeout} s: {model_rows(up)}")
+
+    try:
+        running = up.wait_phase("running", "error", timeout=240)
+        assert running["phase"] == "running", up.events[-3:]
+        wait_rows(lambda r: (r["replicas_running"], r["replicas_target"]) == (1, 1), 30)
+
+        workers = [threading.Thread(target=load, daemon=True) for _ in range(8)]  # 8 concurrent, loopback
+        load_started = time.monotonic()
+        for w in workers:
+            w.start()
+        try:
+            targeted = wait_rows(lambda r: r["replicas_target"] == 2, 60)  # the status shows target 2 ...
+            scaled = wait_rows(lambda r: r["replicas_running"] == 2, 60)  # ... then 2 running
+        finally:
+            stop_load.set()
+            for w in workers:
+                w.join(timeout=60)
+        load_s = time.monotonic() - load_started
+        print(f"\nunder load: target 2 after {targeted - load_started:.1f} s, 2 running after "
+              f"{scaled - load_started:.1f} s; {len(answers)} answers in {load_s:.1f} s")
+        assert answers and not failures, failures[:3]
+        assert all(isinstance(a, str) and a.strip() for a in answers)
+
+        idle = time.monotonic()
+        down = wait_rows(lambda r: (r["status"], r["replicas_running"], r["replicas_target"]) == ("HEALTHY", 1, 1), 150)
+        print(f"back to 1 replica {down - idle:.1f} s after the load stopped")
+        text = cli(env, "status")
+        row = next(line for line in text.stdout.splitlines() if line.startswith("model0_"))
+        assert text.returncode == 0 and row.split()[1:3] == ["HEALTHY", "1/1"], text.stdout
+    finally:
+        stop_load.set()
+        up.stop()
+    assert up.proc.returncode == 0, up.events[-3:]
+    assert "gradio-serve" not in cluster.serve_details()["applications"]
