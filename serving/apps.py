@@ -38,6 +38,34 @@ class GradioIngress:
         # All model calls are in flight together; each result (or its exception) in slot order.
         return await asyncio.gather(*(m.generate.remote(text) for m in self.models), return_exceptions=True)
 
+    async def ask_stream(self, text: str):
+        """Yield every model's state (partial dict, final dict, or exception) as tokens arrive."""
+        states: list[object] = [{"text": "", "done": False} for _ in self.models]
+        updates: asyncio.Queue = asyncio.Queue()
+
+        async def follow(i, model):
+            try:
+                async for item in model.options(stream=True).stream.remote(text):
+                    await updates.put((i, item))
+            except Exception as exc:  # noqa: BLE001 - shown in that model's box
+                await updates.put((i, exc))
+            finally:
+                await updates.put((i, None))
+
+        tasks = [asyncio.create_task(follow(i, m)) for i, m in enumerate(self.models)]
+        try:
+            remaining = len(tasks)
+            while remaining:
+                i, item = await updates.get()
+                if item is None:
+                    remaining -= 1
+                    continue
+                states[i] = item
+                yield list(states)
+        finally:
+            for task in tasks:
+                task.cancel()  # the page went away: stop following
+
     def __serve_build_asgi_app__(self):
         # Built here, inside the replica: Gradio 6 needs mount_gradio_app's set-up
         # (Ray's GradioServer skips it), and a pre-built app does not pickle.
@@ -46,7 +74,7 @@ class GradioIngress:
 
         from .ui import build_blocks
 
-        blocks = build_blocks(self.config.mode, self.labels, self.ask)
+        blocks = build_blocks(self.config.mode, self.labels, self.ask, self.ask_stream)
         blocks.queue(default_concurrency_limit=INGRESS_MAX_ONGOING)
         http = self.config.http
         auth = (http.username, http.password) if http.username else None

@@ -41,7 +41,7 @@ class ModelDeployment:
         return await self._generate_batch(text)
 
     async def stream(self, text: str):
-        """Yield the answer so far while it is generated (for a streaming UI)."""
+        """Yield {"text": so far, "done": False} while generating, then the answer with "done": True."""
         queue: asyncio.Queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
         done = object()

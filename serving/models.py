@@ -211,20 +211,35 @@ class Runner:
         latency = round(time.perf_counter() - start, 3)
         return [Answer(text, latency, cut) for text, cut in zip(decoded, cuts)]
 
-    def stream(self, text: str) -> Iterator[str]:
-        """Yield the answer so far as tokens are generated (for streaming UIs)."""
+    def stream(self, text: str) -> Iterator[dict]:
+        """Yield {"text": answer so far, "done": False} while generating, then the full answer.
+
+        Beam search cannot stream (the best beam is only known at the end): one final item."""
+        if (self.generation.num_beams or 1) > 1:
+            yield {**self.generate([text])[0].as_dict(), "done": True}
+            return
+        start = time.perf_counter()
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=self.kind != "seq2seq",
                                         skip_special_tokens=True)
-        enc, _ = self._encode([text])
+        enc, (cut,) = self._encode([text])
+        failure: list[BaseException] = []
 
         def work():
-            with self._lock, torch.inference_mode():
-                self.model.generate(**enc, **self._gen_kwargs(), streamer=streamer)
+            try:
+                with self._lock, torch.inference_mode():
+                    self.model.generate(**enc, **self._gen_kwargs(), streamer=streamer)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                failure.append(exc)
+                streamer.end()
 
         thread = threading.Thread(target=work, daemon=True)
         thread.start()
         so_far = ""
         for piece in streamer:
             so_far += piece
-            yield so_far.strip()
+            yield {"text": so_far.strip(), "done": False}
         thread.join()
+        if failure:
+            raise failure[0]
+        answer = Answer(so_far.strip(), round(time.perf_counter() - start, 3), cut)
+        yield {**answer.as_dict(), "done": True}

@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a local app
 
@@ -21,6 +21,7 @@ from .config import Mode
 log = logging.getLogger("ray.serve")
 
 Ask = Callable[[str], Awaitable[Sequence[object]]]
+AskStream = Callable[[str], AsyncIterator[Sequence[object]]]
 
 MAX_INPUT_CHARS = 200_000
 # C0/C1 control characters and NUL, except tab and newline: they only confuse tokenizers.
@@ -66,60 +67,85 @@ def render(result: object) -> tuple[str, str]:
     return text, f"{result['latency_s']:.2f} s"
 
 
-def build_blocks(mode: Mode, labels: Sequence[str], ask: Ask) -> gr.Blocks:
+def build_blocks(mode: Mode, labels: Sequence[str], ask: Ask, ask_stream: AskStream) -> gr.Blocks:
+    """The page streams answers as they are generated; the API endpoints `summarize` and
+    `fanout` return whole answers (and batch under load)."""
     if mode is Mode.summarize:
-        return _summarizer(labels[0], ask)
-    return _fanout(labels, ask)
+        return _summarizer(labels[0], ask, ask_stream)
+    return _fanout(labels, ask, ask_stream)
 
 
-def _summarizer(label: str, ask: Ask) -> gr.Blocks:
-    async def summarize(text: str) -> str:
-        try:
-            text = clean_input(text)
-        except InputError as exc:
-            raise gr.Error(str(exc), title="Nothing to summarize") from None
-        (result,) = await ask(text)
+def _checked(text: object, title: str) -> str:
+    try:
+        return clean_input(text)
+    except InputError as exc:
+        raise gr.Error(str(exc), title=title) from None
+
+
+def _partial(state: object) -> tuple[str, str]:
+    """(text, latency note) for a model that may still be generating."""
+    if isinstance(state, dict) and state.get("done") is False:
+        return state["text"], "generating…"
+    return render(state)
+
+
+def _summarizer(label: str, ask: Ask, ask_stream: AskStream) -> gr.Blocks:
+    def _answer(result: object) -> str:
         if isinstance(result, BaseException):
             log.error("summarize failed", exc_info=result)
             raise gr.Error(describe_failure(result), title="Summarizer error")
-        answer, _ = render(result)
-        return answer
+        return render(result)[0]
+
+    async def summarize(text: str) -> str:
+        (result,) = await ask(_checked(text, "Nothing to summarize"))
+        return _answer(result)
+
+    async def summarize_stream(text: str):
+        async for (state,) in ask_stream(_checked(text, "Nothing to summarize")):
+            yield _partial(state)[0] if isinstance(state, dict) and state.get("done") is False else _answer(state)
 
     with gr.Blocks(title="Summarizer · Gradio Serve") as demo:
         gr.Markdown(f"## Summarizer\nServed by Ray Serve · model: **{label}**")
         inp = gr.Textbox(label="Text to summarize", lines=8, placeholder="Paste an article or a paragraph…")
         btn = gr.Button("Summarize", variant="primary")
         out = gr.Textbox(label=f"Summary · {label}", lines=4, elem_id="answer-0")
-        btn.click(summarize, inp, out, api_name="summarize")
-        inp.submit(summarize, inp, out, api_name=False)
+        btn.click(summarize_stream, inp, out, api_name="summarize_stream")
+        inp.submit(summarize_stream, inp, out, api_name=False)
+        # The whole-answer endpoint for API clients, on a button nobody sees.
+        gr.Button(visible=False).click(summarize, inp, out, api_name="summarize")
     return demo
 
 
-def _fanout(labels: Sequence[str], ask: Ask) -> gr.Blocks:
+def _fanout(labels: Sequence[str], ask: Ask, ask_stream: AskStream) -> gr.Blocks:
+    def _boxes(states: Sequence[object]) -> tuple:
+        boxes = []
+        for label, state in zip(labels, states):
+            answer, note = _partial(state)
+            # The box's label carries the latency so each answer says how long it took.
+            boxes.append(gr.Textbox(value=answer, label=f"{label} · {note}"))
+        return tuple(boxes)
+
     async def fanout(text: str):
-        try:
-            text = clean_input(text)
-        except InputError as exc:
-            raise gr.Error(str(exc), title="Nothing to send") from None
+        text = _checked(text, "Nothing to send")
         start = time.perf_counter()
         results = await ask(text)
         log.info("fan-out to %d models took %.2f s", len(results), time.perf_counter() - start)
-        outputs = []
-        for label, result in zip(labels, results):
-            answer, note = render(result)
-            # The box's label carries the latency so each answer says how long it took.
-            outputs.append(gr.Textbox(value=answer, label=f"{label} · {note}"))
-        return tuple(outputs)
+        return _boxes(results)
+
+    async def fanout_stream(text: str):
+        async for states in ask_stream(_checked(text, "Nothing to send")):
+            yield _boxes(states)
 
     with gr.Blocks(title="Parallel fan-out · Gradio Serve") as demo:
         gr.Markdown(
             "## Parallel fan-out\nOne prompt goes to every model at once (Ray Serve deployments); "
-            "answers appear side by side."
+            "answers appear side by side as they are generated."
         )
         inp = gr.Textbox(label="Prompt", lines=4, placeholder="Ask something…")
         btn = gr.Button("Send to all models", variant="primary")
         with gr.Row(equal_height=True):
             outs = [gr.Textbox(label=label, lines=8, elem_id=f"answer-{i}") for i, label in enumerate(labels)]
-        btn.click(fanout, inp, outs, api_name="fanout")
-        inp.submit(fanout, inp, outs, api_name=False)
+        btn.click(fanout_stream, inp, outs, api_name="fanout_stream")
+        inp.submit(fanout_stream, inp, outs, api_name=False)
+        gr.Button(visible=False).click(fanout, inp, outs, api_name="fanout")
     return demo

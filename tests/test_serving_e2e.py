@@ -143,6 +143,13 @@ def test_embedded_fanout_runs_models_concurrently(serving_env, tmp_path):
         assert all(o["value"].strip() for o in outputs)
         assert [o["label"].split(" · ")[0] for o in outputs] == ["precise", "creative"]
         assert wall < 0.8 * sum(latencies), (wall, latencies)
+
+        # The page's endpoint streams: partial answers arrive before the final ones.
+        job = client.submit("Describe the sea in two sentences.", api_name="/fanout_stream")
+        job.result(timeout=300)
+        updates = job.outputs()
+        assert any("generating…" in box["label"] for out in updates[:-1] for box in out), updates[:2]
+        assert all(re.search(r"\d+\.\d\d s$", box["label"]) for box in updates[-1])
     finally:
         up.stop()
     assert_all_gone(up, port)
