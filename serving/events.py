@@ -35,8 +35,11 @@ class Phase(str, Enum):
     error = "error"
 
 
-# Serve's own deployment statuses, reused rather than re-invented.
-DEPLOYMENT_STATUSES = ("NOT_STARTED", "DEPLOYING", "RUNNING", "UNHEALTHY", "DEPLOY_FAILED", "UPSCALING", "DOWNSCALING")
+# Serve's own words, reused rather than re-invented: app_status is an ApplicationStatus
+# (NOT_STARTED, DEPLOYING, RUNNING, UNHEALTHY, DEPLOY_FAILED, DELETING), each deployment's
+# status a DeploymentStatus (UPDATING, HEALTHY, UNHEALTHY, DEPLOY_FAILED, UPSCALING, DOWNSCALING).
+APP_STATUSES = ("NOT_STARTED", "DEPLOYING", "RUNNING", "UNHEALTHY", "DEPLOY_FAILED", "DELETING")
+DEPLOYMENT_STATUSES = ("UPDATING", "HEALTHY", "UNHEALTHY", "DEPLOY_FAILED", "UPSCALING", "DOWNSCALING")
 
 
 class EventWriter:
