@@ -22,6 +22,8 @@ import psutil
 from . import paths
 from .config import APP_NAME, ConfigError, LaunchConfig
 from .events import EventWriter, Phase
+from .loopback import SETUP_HOOK as LOOPBACK_HOOK
+from .loopback import keep_ray_on_loopback
 
 POLL_S = 0.5
 # Serve's own words when a replica cannot be placed for lack of CPUs/GPUs.
@@ -104,10 +106,11 @@ class Supervisor:
             self.phase(Phase.starting_cluster, "starting a local Ray cluster")
             self._start_reaper()
             self.owns_cluster = True
+            keep_ray_on_loopback()  # every Ray port on 127.0.0.1 (see serving/loopback.py)
             ray.init(
                 num_cpus=cluster.num_cpus, num_gpus=cluster.num_gpus, namespace=APP_NAME,
                 include_dashboard=cluster.include_dashboard, dashboard_host="127.0.0.1",
-                _node_ip_address="127.0.0.1",
+                _node_ip_address="127.0.0.1", runtime_env={"worker_process_setup_hook": LOOPBACK_HOOK},
             )
         # Ray's core worker installs its own SIGTERM handler, which dies mid-cleanup: take it back.
         self._install_signal_handlers()

@@ -1,0 +1,64 @@
+"""Keep every port of a local Ray cluster on 127.0.0.1 (measured by tests/test_security.py).
+
+Two things opened ports to the network on Ray 2.60 even with `_node_ip_address="127.0.0.1"`:
+
+1. Ray turns 127.0.0.1 into this machine's outward IP (services.resolve_ip_for_localhost)
+   unless its local-only mode is on, so GCS, raylet, core workers, the dashboard agent
+   (gRPC, HTTP, metrics) and the runtime-env agent bound to all interfaces or to that IP.
+   RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 is that mode (Ray's default on macOS/Windows): the
+   node IP stays 127.0.0.1 and each process binds there.
+2. Each Serve replica starts an inter-deployment gRPC server on "[::]:0" (hard-coded in
+   ray/serve/_private/replica.py). `worker_setup` runs in every worker of our cluster
+   (runtime_env worker_process_setup_hook) and binds such servers to 127.0.0.1 instead,
+   only while the node's own IP is loopback (then nothing else could reach them anyway).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+_WILDCARDS = ("[::]:", "0.0.0.0:")
+SETUP_HOOK = "serving.loopback.worker_setup"
+
+
+def keep_ray_on_loopback() -> None:
+    """In the driver, before ray.init starts a local cluster (ray is already imported)."""
+    from ray._private import ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # for the processes Ray starts
+    ray_constants.ENABLE_RAY_CLUSTER = False  # read once at import; already imported here
+
+
+def _node_is_loopback() -> bool:
+    try:
+        import ray
+
+        return ipaddress.ip_address(ray.util.get_node_ip_address()).is_loopback
+    except Exception:  # noqa: BLE001 - unknown: leave Ray's behaviour alone
+        return False
+
+
+def worker_setup() -> None:
+    """Runs in each Ray worker: wildcard gRPC binds become 127.0.0.1 on a loopback node."""
+    if not _node_is_loopback():
+        return
+    import sys
+
+    from ray._common import tls_utils
+
+    original = getattr(tls_utils, "add_port_to_grpc_server", None)
+    if original is None or getattr(original, "_loopback", False):
+        return
+
+    def add_port_to_grpc_server(server, address: str):
+        for wildcard in _WILDCARDS:
+            if address.startswith(wildcard):
+                address = "127.0.0.1:" + address[len(wildcard):]
+        return original(server, address)
+
+    add_port_to_grpc_server._loopback = True
+    tls_utils.add_port_to_grpc_server = add_port_to_grpc_server
+    replica = sys.modules.get("ray.serve._private.replica")  # imported already: patch its copy too
+    if replica is not None and hasattr(replica, "add_port_to_grpc_server"):
+        replica.add_port_to_grpc_server = add_port_to_grpc_server
