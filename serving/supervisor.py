@@ -26,8 +26,8 @@ from .loopback import SETUP_HOOK as LOOPBACK_HOOK
 from .loopback import keep_ray_on_loopback
 
 POLL_S = 0.5
-# Serve's own words when a replica cannot be placed for lack of CPUs/GPUs.
-UNSCHEDULABLE = "taken more than"
+# Serve's own words when a replica cannot be placed for lack of CPUs/GPUs (after 30 s).
+UNSCHEDULABLE = "to be scheduled"  # not "to initialize": slow starts are not an error
 
 
 class StartError(Exception):
