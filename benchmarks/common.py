@@ -1,0 +1,269 @@
+"""Shared helpers: environment, ports, subprocesses ended by process group, memory, the machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+ARTICLE = (
+    "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. "
+    "It is named after the engineer Gustave Eiffel, whose company designed and built the tower "
+    "from 1887 to 1889 as the centerpiece of the 1889 World's Fair."
+)
+PROMPT = "Write two sentences about the sea."
+EMBEDDED = "smollm2-135m-instruct"
+TINY_T5 = "tiny-random/t5"
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("GSL_BENCH_CACHE") or Path.home() / ".cache" / "gsl-bench")
+
+
+def bench_env(workdir: Path) -> dict:
+    """Own state/log dirs; a stable model cache (converted weights reused); tiny models offline."""
+    env = dict(os.environ)
+    env.update(
+        GRADIO_SERVE_STATE_DIR=str(workdir / "state"),
+        GRADIO_SERVE_LOG_DIR=str(workdir / "logs"),
+        GRADIO_SERVE_CACHE_DIR=os.environ.get("GRADIO_SERVE_CACHE_DIR") or str(cache_root() / "cache"),
+        HF_HUB_CACHE=str(cache_root() / "tiny-models"),
+        HF_HUB_OFFLINE="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+        XDG_CONFIG_HOME=str(workdir / "xdg-config"),
+        XDG_STATE_HOME=str(workdir / "xdg-state"),
+        XDG_CACHE_HOME=str(workdir / "xdg-cache"),
+        XDG_DATA_HOME=str(workdir / "xdg-data"),
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
+    return env
+
+
+def prepare_models(env: dict) -> None:
+    """Build the tiny models and convert the embedded model once (warm cache), in a subprocess."""
+    code = (
+        "import sys; sys.path.insert(0, 'tests');"
+        "from tiny_models import build_tiny_models; import os;"
+        "build_tiny_models(__import__('pathlib').Path(os.environ['HF_HUB_CACHE']));"
+        "from serving.models import ensure_embedded_converted; print(ensure_embedded_converted())"
+    )
+    subprocess.run([PY, "-c", code], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port != 8000:
+            return port
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as resp:
+            return resp.status == 200
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if http_ok(url):
+            return
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited ({proc.returncode}) before {url} answered")
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def gclient(url: str):
+    from gradio_client import Client
+
+    return Client(url, verbose=False)
+
+
+class Group:
+    """A subprocess in its own session (so its process group is ours to end), stdout read by line."""
+
+    def __init__(self, args: list[str], env: dict, log_path: Path, stdin: bool = True):
+        self.log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=self.log, text=True, start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._q: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            self._q.put(line)
+        self._q.put(None)
+
+    def events(self, timeout: float):
+        """Yield (seconds since start, JSON object) for each JSON line, until timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._q.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise RuntimeError(f"process exited ({self.proc.wait()}); last lines {self.lines[-3:]}")
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            yield time.monotonic() - self.t0, obj
+        raise TimeoutError(f"nothing expected within {timeout} s; last lines {self.lines[-3:]}")
+
+    def wait_for(self, pred, timeout: float):
+        for t, obj in self.events(timeout):
+            if pred(obj):
+                return t, obj
+        raise TimeoutError
+
+    @property
+    def pgid(self) -> int:
+        return self.proc.pid
+
+    def pgids(self) -> set[int]:
+        return {self.proc.pid}
+
+    def stop(self, grace: float = 60) -> None:
+        """Ask politely (stdin closed / SIGTERM), then SIGKILL the process group(s)."""
+        if self.proc.poll() is None:
+            try:
+                if self.proc.stdin:
+                    self.proc.stdin.close()
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout=grace)
+            except (subprocess.TimeoutExpired, OSError):
+                pass
+        for pgid in self.pgids():
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        # Whatever made its own process group inside our session (the launcher's supervisor).
+        for p in psutil.process_iter():
+            try:
+                if p.pid != os.getpid() and os.getsid(p.pid) == self.proc.pid:
+                    p.kill()
+            except (OSError, psutil.Error):
+                continue
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+
+class Up(Group):
+    """`gradio-serve up --events` (it makes its own process group; we start it in a new session too)."""
+
+    def __init__(self, args: list[str], env: dict, log_path: Path):
+        super().__init__([PY, "-m", "serving.cli", "up", "--events", *args], env, log_path)
+
+    def wait_running(self, timeout: float = 300) -> float:
+        t, obj = self.wait_for(lambda e: e.get("event") == "phase" and e.get("phase") in ("running", "error"), timeout)
+        if obj["phase"] != "running":
+            raise RuntimeError(f"supervisor failed: {obj.get('message')}")
+        return t
+
+    def stop(self, grace: float = 60) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("stop\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=grace)
+            except (subprocess.TimeoutExpired, OSError):
+                pass
+        super().stop(grace=5)
+
+
+def app_processes(root_pid: int) -> list[psutil.Process]:
+    """Every process of a running app: the root's process group and session, plus all descendants
+    (Ray workers are children of the raylet, which is the supervisor's child)."""
+    found: dict[int, psutil.Process] = {}
+    try:
+        root = psutil.Process(root_pid)
+        found[root.pid] = root
+        for c in root.children(recursive=True):
+            found[c.pid] = c
+    except psutil.Error:
+        pass
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == root_pid or os.getsid(p.pid) == root_pid:
+                found[p.pid] = p
+                for c in p.children(recursive=True):
+                    found[c.pid] = c
+        except (OSError, psutil.Error):
+            continue
+    return list(found.values())
+
+
+def memory_mb(procs: list[psutil.Process]) -> dict:
+    """Summed RSS (counts shared pages once per process) and PSS (shares them out), in MB."""
+    rss = pss = 0
+    n = 0
+    for p in procs:
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            info = p.memory_full_info()
+            rss += info.rss
+            pss += getattr(info, "pss", info.rss)
+            n += 1
+        except psutil.Error:
+            continue
+    return {"rss_mb": round(rss / 2**20, 1), "pss_mb": round(pss / 2**20, 1), "processes": n}
+
+
+def machine() -> dict:
+    model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": psutil.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "cpu_model": model, "python": platform.python_version(), "platform": platform.platform(),
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    vals = sorted(values)
+    if not vals:
+        return float("nan")
+    k = (len(vals) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(vals) - 1)
+    return vals[lo] + (vals[hi] - vals[lo]) * (k - lo)

@@ -1,0 +1,46 @@
+"""A Serve app whose model answers at once: the same ingress (serving.apps.GradioIngress, which
+builds serving.ui.build_blocks inside the replica) in front of an echo deployment. Isolates what
+Serve adds (proxy + ingress + handle call) for proxy_overhead_ms_p50.
+
+    python -m benchmarks.serve_echo PORT     # prints READY, serves until stdin closes
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import ray
+from ray import serve
+
+
+@serve.deployment(max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
+class Echo:
+    async def generate(self, text: str) -> dict:
+        return {"text": text, "latency_s": 0.0, "truncated_to": None}
+
+    async def stream(self, text: str):
+        yield {"text": text, "latency_s": 0.0, "truncated_to": None, "done": True}
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    from serving.apps import GradioIngress
+    from serving.config import HttpConfig, LaunchConfig
+
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+             namespace="gsl-bench", log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    config = LaunchConfig(http=HttpConfig(port=port)).model_dump(mode="json")
+    app = GradioIngress.options(ray_actor_options={"num_cpus": 0}).bind(config, ["echo"], Echo.bind())
+    serve.run(app, name="bench-echo", route_prefix="/")
+    print("READY", flush=True)
+    sys.stdin.read()  # until the benchmark closes it
+    serve.shutdown()
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
