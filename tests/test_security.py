@@ -168,11 +168,13 @@ def test_network_host_without_login_is_refused(serving_env):
     assert "username and password" in result.stdout + result.stderr
 
 
-def test_trust_remote_code_is_opt_in():
+def test_risky_settings_are_opt_in():
     from serving.cli import _parser, config_from_args
     from serving.config import LaunchConfig, default_config
 
     assert LaunchConfig().models[0].trust_remote_code is False
+    assert LaunchConfig().cluster.include_dashboard is False  # and on, it binds 127.0.0.1 (supervisor)
+    assert LaunchConfig().http.host == "127.0.0.1"
     assert all(not s.trust_remote_code for s in default_config("fanout").models)
     plain = config_from_args(_parser().parse_args(["up", "--model", "some/model"]))
     assert plain.models[0].trust_remote_code is False
