@@ -1,9 +1,13 @@
 """One model slot in the window: model picker, CPUs, GPUs, replicas (and remove, in fan-out).
 
+An "Advanced" line under it (shown on demand) sets autoscaling: min and max
+replicas and the ongoing requests per replica Serve aims for; while it is
+on, the fixed replica count is unused and its box disabled.
+
 The picker lists catalog entries (name, then task, size, memory estimate and
 offline availability in grey) and takes free text: a hub id or a folder.
 Numbers are bounded by what the machine has; values the window does not
-show (label, generation, autoscaling...) are kept from the loaded slot.
+show (label, generation...) are kept from the loaded slot.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QApplication,
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QGridLayout,
+    QHBoxLayout,
     QLabel,
     QSpinBox,
     QStyle,
@@ -28,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from launcher.model_catalog import ModelChoice
-from serving.config import Mode, ModelSlot
+from serving.config import Autoscaling, Mode, ModelSlot
 
 DETAILS_ROLE = Qt.ItemDataRole.UserRole + 1
 CHOICE_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -134,6 +140,32 @@ class SlotRow(QWidget):
         self.remove.setToolTip("Remove this model")
         self.remove.setFixedWidth(COL_BUTTON)
 
+        # Advanced: autoscaling (hidden until the window's "Advanced" is on).
+        self.autoscale = QCheckBox("Autoscale")
+        self.autoscale.setToolTip("Let Serve add and remove replicas with the load, between min and max")
+        self.scale_min = QSpinBox()
+        self.scale_min.setRange(0, SCHEMA_MAX_REPLICAS)
+        self.scale_min.setToolTip("Fewest replicas kept running (0: none while idle)")
+        self.scale_max = QSpinBox()
+        self.scale_max.setRange(1, SCHEMA_MAX_REPLICAS)
+        self.scale_max.setToolTip("Most replicas started under load (what must fit the cluster)")
+        self.scale_target = QDoubleSpinBox()
+        self.scale_target.setDecimals(2)
+        self.scale_target.setRange(0.1, 1000.0)
+        self.scale_target.setSingleStep(0.5)
+        self.scale_target.setToolTip("Ongoing requests per replica Serve aims for; more load adds replicas")
+        self.advanced = QWidget()
+        line = QHBoxLayout(self.advanced)
+        line.setContentsMargins(0, 0, 0, 0)
+        line.setSpacing(6)
+        line.addWidget(self.autoscale)
+        for text, box in (("min", self.scale_min), ("max", self.scale_max), ("target requests", self.scale_target)):
+            line.addSpacing(6)
+            line.addWidget(QLabel(text))
+            line.addWidget(box)
+        line.addStretch(1)
+        self.advanced.setVisible(False)
+
         self.details = QLabel()
         self.details.setObjectName("slotDetails")
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -153,6 +185,7 @@ class SlotRow(QWidget):
         grid.addWidget(self.replicas, 0, 5)
         grid.addWidget(self.remove, 0, 6)
         grid.addWidget(self.details, 1, 1, 1, 2)
+        grid.addWidget(self.advanced, 2, 1, 1, 6)
         grid.setColumnStretch(1, 1)
 
         self.set_bounds(max_cpus, max_gpus)
@@ -162,6 +195,9 @@ class SlotRow(QWidget):
         self.cpus.valueChanged.connect(self._on_cpus)
         self.gpus.valueChanged.connect(lambda _v: self.changed.emit())
         self.replicas.valueChanged.connect(lambda _v: self.changed.emit())
+        self.autoscale.toggled.connect(self._on_autoscale)
+        for box in (self.scale_min, self.scale_max, self.scale_target):
+            box.valueChanged.connect(self._on_autoscale)
         self.browse.clicked.connect(self._pick_folder)
         self.remove.clicked.connect(lambda: self.remove_requested.emit(self))
 
@@ -172,15 +208,15 @@ class SlotRow(QWidget):
         self.model.setEditText(slot.model)
         self.cpus.setValue(slot.num_cpus)
         self.gpus.setValue(slot.num_gpus)
-        if slot.autoscaling:
-            self.replicas.setValue(slot.autoscaling.max_replicas)
-            self.replicas.setEnabled(False)
-            self.replicas.setToolTip(
-                f"Autoscaling from the configuration: {slot.autoscaling.min_replicas} to "
-                f"{slot.autoscaling.max_replicas} replicas"
-            )
-        else:
-            self.replicas.setValue(slot.replicas)
+        self.replicas.setValue(slot.replicas)
+        scaling = slot.autoscaling or Autoscaling(max_replicas=max(2, slot.replicas))
+        self.autoscale.blockSignals(True)
+        self.autoscale.setChecked(slot.autoscaling is not None)
+        self.autoscale.blockSignals(False)
+        self.scale_min.setValue(scaling.min_replicas)
+        self.scale_max.setValue(scaling.max_replicas)
+        self.scale_target.setValue(scaling.target_ongoing_requests)
+        self._update_autoscale()
         self._update_details()
 
     def model_ref(self) -> str:
@@ -190,12 +226,23 @@ class SlotRow(QWidget):
         """This slot as LaunchConfig data (validated by the caller, which names the field)."""
         data = self._base.model_dump(mode="json")
         data.update(model=self.model_ref(), num_cpus=self.cpus.value(), num_gpus=self.gpus.value())
-        if not self._base.autoscaling:
-            data["replicas"] = self.replicas.value()
+        data["replicas"] = self.replicas.value()
+        data["autoscaling"] = (
+            {
+                "min_replicas": self.scale_min.value(),
+                "max_replicas": self.scale_max.value(),
+                "target_ongoing_requests": self.scale_target.value(),
+            }
+            if self.autoscale.isChecked()
+            else None
+        )
         return data
 
     def max_replicas(self) -> int:
-        return self._base.autoscaling.max_replicas if self._base.autoscaling else self.replicas.value()
+        return self.scale_max.value() if self.autoscale.isChecked() else self.replicas.value()
+
+    def autoscaling(self) -> bool:
+        return self.autoscale.isChecked()
 
     def choice(self) -> ModelChoice | None:
         return self._choices.get(self.model_ref())
@@ -205,6 +252,26 @@ class SlotRow(QWidget):
 
     def set_removable(self, removable: bool) -> None:
         self.remove.setVisible(removable)
+
+    def set_advanced_visible(self, visible: bool) -> None:
+        self.advanced.setVisible(visible)
+
+    def _on_autoscale(self, _checked: bool) -> None:
+        self._update_autoscale()
+        self.changed.emit()
+
+    def _update_autoscale(self) -> None:
+        """The fixed count is unused while autoscaling; the scaling boxes only matter while it is on."""
+        on = self.autoscale.isChecked()
+        editable = self.autoscale.isEnabled()
+        self.replicas.setEnabled(editable and not on)
+        for box in (self.scale_min, self.scale_max, self.scale_target):
+            box.setEnabled(editable and on)
+        self.replicas.setToolTip(
+            f"Autoscaling: {self.scale_min.value()} to {self.scale_max.value()} replicas (see Advanced)"
+            if on
+            else "Copies of this model serving requests in parallel"
+        )
 
     # ---- catalog and bounds ----------------------------------------------
 
@@ -268,8 +335,8 @@ class SlotRow(QWidget):
             self.model.setEditText(folder)
 
     def set_editable(self, editable: bool) -> None:
-        for w in (self.model, self.browse, self.cpus, self.gpus, self.remove):
+        for w in (self.model, self.browse, self.cpus, self.gpus, self.remove, self.autoscale):
             w.setEnabled(editable)
-        self.replicas.setEnabled(editable and not self._base.autoscaling)
+        self._update_autoscale()
         if editable:
             self.gpus.setEnabled(self.gpus.maximum() > 0)

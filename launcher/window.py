@@ -1,13 +1,16 @@
 """The main window: what to serve and with what, Start/Stop/Open, status, log.
 
 The window edits a LaunchConfig (fields it does not show, such as generation
-settings or autoscaling from a --config file, are kept), validates it, checks
-models, port, memory and CPUs in a worker, then hands it to a
-SupervisorProcess. It follows the supervisor's state through signals only.
+settings from a --config file, are kept), validates it, checks models, port,
+memory and CPUs in a worker, then hands it to a SupervisorProcess. It follows
+the supervisor's state through signals only. "Connect to an existing cluster"
+sets cluster.address (this machine's CPUs, GPUs and memory then no longer
+bound or warn); "Advanced" shows each slot's autoscaling line.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,12 +24,14 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
     QPushButton,
     QRadioButton,
     QSpinBox,
     QSplitter,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -58,6 +63,8 @@ from serving.config import ConfigError, LaunchConfig, Mode, ModelSlot
 
 TITLE = "Gradio Serve Launcher"
 MAX_SLOTS = 8
+# What "Connect to an existing cluster" takes (as `gradio-serve up --address`).
+CLUSTER_ADDRESS = re.compile(r"auto|(ray://)?[^\s:/]+:\d{1,5}")
 # Ray's processes, Serve's controller and proxy, and the Gradio ingress, before any model (rough).
 SERVING_OVERHEAD_MB = 800
 
@@ -248,6 +255,14 @@ class MainWindow(QMainWindow):
         self.resources_label = QLabel()
         self.resources_label.setWordWrap(True)
         below.addWidget(self.resources_label, 1)
+        self.advanced_button = QToolButton()
+        self.advanced_button.setText("Advanced")
+        self.advanced_button.setCheckable(True)
+        self.advanced_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_button.setToolTip("Autoscaling per model: min and max replicas, target requests per replica")
+        self.advanced_button.toggled.connect(self._on_advanced_toggled)
+        below.addWidget(self.advanced_button)
         models_layout.addLayout(below)
         outer.addWidget(self.models_box)
 
@@ -270,6 +285,22 @@ class MainWindow(QMainWindow):
         options.addStretch(1)
         outer.addLayout(options)
         self._init_autostart()
+
+        # Where: a local cluster started here, or an existing one
+        cluster_row = QHBoxLayout()
+        self.cluster_box = QCheckBox("Connect to an existing cluster")
+        self.cluster_box.setToolTip("Deploy to a running Ray cluster instead of starting one on this machine")
+        self.cluster_address = QLineEdit()
+        self.cluster_address.setPlaceholderText("auto, host:port or ray://host:port")
+        self.cluster_address.setToolTip(
+            "auto: the cluster this machine belongs to; host:port: its GCS; ray://host:port: Ray Client"
+        )
+        self.cluster_address.setEnabled(False)
+        self.cluster_box.toggled.connect(self._on_cluster_toggled)
+        self.cluster_address.textEdited.connect(self._on_edited)
+        cluster_row.addWidget(self.cluster_box)
+        cluster_row.addWidget(self.cluster_address, 1)
+        outer.addLayout(cluster_row)
 
         # Controls
         controls = QHBoxLayout()
@@ -365,6 +396,10 @@ class MainWindow(QMainWindow):
             for row in list(self.rows):
                 self._drop_row(row)
             (self.mode_fanout if config.mode is Mode.fanout else self.mode_summarize).setChecked(True)
+            self.cluster_box.setChecked(config.cluster.address is not None)
+            self.cluster_address.setText(config.cluster.address or "")
+            if any(slot.autoscaling for slot in config.models):
+                self.advanced_button.setChecked(True)
             for slot in config.models:
                 self._add_row(slot)
             self.port.setValue(config.http.port)
@@ -381,18 +416,29 @@ class MainWindow(QMainWindow):
         data["mode"] = self.mode().value
         data["models"] = [row.slot_dict() for row in self.rows]
         data["http"]["port"] = self.port.value()
+        data["cluster"]["address"] = self._address()
         return data
+
+    def _address(self) -> str | None:
+        """The existing cluster's address, None for a local cluster."""
+        return self.cluster_address.text().strip() if self.cluster_box.isChecked() else None
 
     def current_config(self) -> LaunchConfig:
         """The validated configuration; ConfigError says which field is wrong."""
         for i, row in enumerate(self.rows):
             if not row.model_ref():
                 raise ConfigError(f"Model {i + 1} is empty: pick a model from the list, or type a hub id or a folder.")
+        address = self._address()
+        if address is not None and not CLUSTER_ADDRESS.fullmatch(address):
+            raise ConfigError(
+                f"Cluster address {address!r} is not one of auto, host:port or ray://host:port "
+                "(or untick “Connect to an existing cluster”)."
+            )
         return LaunchConfig.from_dict(self.config_dict())
 
     def _cluster_bounds(self) -> tuple[float, float]:
         cluster = self._base.cluster
-        if cluster.address:
+        if self._address() is not None:
             return SCHEMA_MAX_CPUS, SCHEMA_MAX_GPUS  # someone else's cluster: its size is unknown here
         cpus = cluster.num_cpus or self.machine.cpus
         gpus = cluster.num_gpus if cluster.num_gpus is not None else self.machine.gpu_count
@@ -404,6 +450,7 @@ class MainWindow(QMainWindow):
         row.set_choices(self.choices, self.mode())
         row.changed.connect(self._on_edited)
         row.remove_requested.connect(self.remove_slot)
+        row.set_advanced_visible(self.advanced_button.isChecked())
         self.rows.append(row)
         self.rows_layout.addWidget(row)
         return row
@@ -483,6 +530,18 @@ class MainWindow(QMainWindow):
         self._update_resources()
         self._schedule_save()
 
+    def _on_cluster_toggled(self, checked: bool) -> None:
+        self.cluster_address.setEnabled(checked and self._editable())
+        cpus, gpus = self._cluster_bounds()  # someone else's cluster: not this machine's numbers
+        for row in self.rows:
+            row.set_bounds(cpus, gpus)
+        self._on_edited()
+
+    def _on_advanced_toggled(self, checked: bool) -> None:
+        self.advanced_button.setArrowType(Qt.ArrowType.DownArrow if checked else Qt.ArrowType.RightArrow)
+        for row in self.rows:
+            row.set_advanced_visible(checked)
+
     # ---- resources ---------------------------------------------------------
 
     def resource_warnings(
@@ -534,8 +593,10 @@ class MainWindow(QMainWindow):
         except (ConfigError, Exception):  # noqa: BLE001 - half-typed values: no summary yet
             self.resources_label.setText("")
             return
-        if config.cluster.address:
-            self.resources_label.setText(f"Cluster at {config.cluster.address}: resources are checked there.")
+        if config.cluster.address is not None:
+            where = f"Cluster at {config.cluster.address}" if config.cluster.address.strip() else "Existing cluster"
+            self.resources_label.setText(f"{where}: resources are checked there.")
+            self.resources_label.setToolTip("")
             return
         cpus, gpus = self._cluster_bounds()
         need_mb, unknown = self.memory_estimate_mb(config)
@@ -740,8 +801,9 @@ class MainWindow(QMainWindow):
         self.start_button.setEnabled(self.start_action.isEnabled())
         self.stop_button.setEnabled(self.stop_action.isEnabled())
         self.open_button.setEnabled(self.open_action.isEnabled())
-        for w in (self.mode_summarize, self.mode_fanout, self.port):
+        for w in (self.mode_summarize, self.mode_fanout, self.port, self.cluster_box):
             w.setEnabled(editable)
+        self.cluster_address.setEnabled(editable and self.cluster_box.isChecked())
         for row in self.rows:
             row.set_editable(editable)
         self.add_button.setEnabled(editable and self.mode() is Mode.fanout and len(self.rows) < MAX_SLOTS)

@@ -242,6 +242,110 @@ def test_fitting_config_has_no_warnings(window):
     assert window.resource_warnings(remote, memory_available=1) == [], "a remote cluster is checked there"
 
 
+def _reopen(qtbot) -> MainWindow:
+    """A second window on the settings the first one saved (as the next launch)."""
+    from launcher import settings as settings_mod
+
+    loaded, message = settings_mod.load()
+    assert message is None
+    w = MainWindow(loaded, open_browser=False)
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.catalog_loaded and w._machine_probed, timeout=5_000)
+    return w
+
+
+def test_existing_cluster_address_reaches_the_config_and_round_trips(window, qtbot, tmp_path, monkeypatch):
+    w = window
+    assert not w.cluster_box.isChecked() and not w.cluster_address.isEnabled()
+    assert w.current_config().cluster.address is None
+    w.cluster_box.setChecked(True)
+    assert w.cluster_address.isEnabled()
+    w.cluster_address.setText("ray://head.example:10001")
+    w.rows[0].cpus.setValue(16)  # more than this 4-CPU machine: the cluster's size is not known here
+    config = w.current_config()
+    assert config.cluster.address == "ray://head.example:10001" and config.models[0].num_cpus == 16
+    assert w.resource_warnings(config, memory_available=1) == []
+    assert "Cluster at ray://head.example:10001" in w.resources_label.text()
+    for address in ("auto", "10.0.0.5:6379"):
+        w.cluster_address.setText(address)
+        assert w.current_config().cluster.address == address
+
+    # Settings: saved and shown again by the next launch.
+    w.save_settings()
+    again = _reopen(qtbot)
+    assert again.cluster_box.isChecked() and again.cluster_address.text() == "10.0.0.5:6379"
+    assert again.current_config() == w.current_config()
+
+    # A configuration file: saved and loaded back.
+    path = tmp_path / "cluster.json"
+    monkeypatch.setattr("launcher.window.QFileDialog.getSaveFileName", lambda *a, **k: (str(path), ""))
+    monkeypatch.setattr("launcher.window.QFileDialog.getOpenFileName", lambda *a, **k: (str(path), ""))
+    w._save_config_file()
+    assert LaunchConfig.load(path).cluster.address == "10.0.0.5:6379"
+    w.cluster_box.setChecked(False)
+    assert w.current_config().cluster.address is None and not w.cluster_address.isEnabled()
+    assert w.rows[0].cpus.maximum() == 4, "this machine's bounds are back"
+    w._load_config_file()
+    assert w.cluster_box.isChecked() and w.current_config().cluster.address == "10.0.0.5:6379"
+
+
+def test_bad_cluster_address_is_refused_with_a_message(window):
+    window.cluster_box.setChecked(True)
+    for address in ("", "head.example", "http://head:8265"):
+        errors.last_dialog = None
+        window.cluster_address.setText(address)
+        window.start_serving()
+        assert "auto, host:port or ray://host:port" in dialog_text()
+        assert window.controller is None
+
+
+def test_autoscaling_in_advanced_reaches_the_config_and_round_trips(window, qtbot):
+    w = window
+    row = w.rows[0]
+    assert row.advanced.isHidden() and not w.advanced_button.isChecked()
+    w.advanced_button.click()
+    assert row.advanced.isVisible()
+    assert not row.scale_min.isEnabled(), "the scaling numbers matter only while autoscaling"
+    row.replicas.setValue(2)
+    row.autoscale.setChecked(True)
+    assert not row.replicas.isEnabled() and row.scale_max.isEnabled()
+    row.scale_min.setValue(1)
+    row.scale_max.setValue(3)
+    row.scale_target.setValue(4.5)
+    slot = w.current_config().models[0]
+    assert slot.autoscaling is not None
+    assert (slot.autoscaling.min_replicas, slot.autoscaling.max_replicas) == (1, 3)
+    assert slot.autoscaling.target_ongoing_requests == 4.5
+    assert "Needs 3 of 4 CPUs" in w.resources_label.text(), "what must fit is the most replicas"
+    row.set_editable(False)  # while serving
+    assert not row.autoscale.isEnabled() and not row.scale_max.isEnabled() and not row.replicas.isEnabled()
+    row.set_editable(True)
+    assert row.scale_max.isEnabled() and not row.replicas.isEnabled()
+
+    w.save_settings()
+    again = _reopen(qtbot)
+    assert again.advanced_button.isChecked(), "autoscaling in the settings opens Advanced"
+    other = again.rows[0]
+    assert other.autoscale.isChecked() and not other.replicas.isEnabled()
+    assert again.current_config() == w.current_config()
+
+    row.autoscale.setChecked(False)
+    slot = w.current_config().models[0]
+    assert slot.autoscaling is None and slot.replicas == 2 and row.replicas.isEnabled()
+    w.mode_fanout.setChecked(True)
+    assert not w.rows[1].advanced.isHidden(), "new slots follow Advanced"
+
+
+def test_autoscaling_min_above_max_is_refused_with_a_message(window):
+    row = window.rows[0]
+    row.autoscale.setChecked(True)
+    row.scale_max.setValue(2)
+    row.scale_min.setValue(3)
+    window.start_serving()
+    assert "min_replicas must not exceed max_replicas" in dialog_text()
+    assert window.controller is None and window.start_button.isEnabled()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
