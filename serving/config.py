@@ -145,7 +145,13 @@ class LaunchConfig(_Strict):
 
     @property
     def url(self) -> str:
+        """Where a browser on this machine reaches the app (on a remote cluster: its head)."""
         host = "127.0.0.1" if self.http.host in ("0.0.0.0", "::") else self.http.host
+        address = self.cluster.address
+        if address and address != "auto":
+            head = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
+            if head not in ("127.0.0.1", "localhost", "::1", ""):
+                host = head  # Serve's proxy runs on the head node
         return f"http://{host}:{self.http.port}/"
 
     def requested_cpus(self) -> float:

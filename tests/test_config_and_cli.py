@@ -190,3 +190,41 @@ def test_export_is_a_valid_serve_config(serving_env, tmp_path):
     models = [d for d in doc["applications"][0]["deployments"] if d["name"].startswith("model")]
     assert [d["num_replicas"] for d in models] == [2, 2]
     assert LaunchConfig.from_dict(doc["applications"][0]["args"]["config"]).mode is Mode.fanout
+
+
+@pytest.mark.parametrize(
+    "address, url",
+    [(None, "http://127.0.0.1:8000/"), ("auto", "http://127.0.0.1:8000/"), ("127.0.0.1:6379", "http://127.0.0.1:8000/"),
+     ("head.lan:6379", "http://head.lan:8000/"), ("ray://10.0.0.5:10001", "http://10.0.0.5:8000/")],
+)
+def test_url_points_at_the_cluster_head(address, url):
+    assert LaunchConfig.from_dict({"cluster": {"address": address}}).url == url
+
+
+def test_unusable_cache_folder_falls_back_to_the_gguf(tmp_path, monkeypatch):
+    """A cache path that cannot be created (read-only, or not a folder) is not fatal."""
+    from serving import models
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("GRADIO_SERVE_CACHE_DIR", str(blocker / "cache"))
+    assert models.ensure_embedded_converted() is None
+
+
+def test_disk_full_during_conversion_leaves_no_broken_cache(tmp_path, monkeypatch):
+    import errno
+
+    import transformers
+
+    from serving import models
+
+    monkeypatch.setenv("GRADIO_SERVE_CACHE_DIR", str(tmp_path / "cache"))
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(transformers.PreTrainedModel, "save_pretrained", full)
+    assert models.ensure_embedded_converted() is None
+    target = models.converted_embedded_dir()
+    assert not target.exists()
+    assert [p.name for p in target.parent.iterdir() if not p.name.endswith(".lock")] == []

@@ -153,3 +153,26 @@ def test_embedded_fanout_runs_models_concurrently(serving_env, tmp_path):
     finally:
         up.stop()
     assert_all_gone(up, port)
+
+
+def test_stop_while_starting_then_start_again_on_the_same_port(tiny_models, serving_env, tmp_path):
+    port = free_port()
+    args = ["--model", tiny_models["seq2seq"], "--port", str(port)]
+    first = Up(args, serving_env, tmp_path / "first.log")
+    try:
+        first.wait_phase("deploying", "error")
+    finally:
+        first.stop()
+    assert first.proc.returncode == 0
+    assert first.events[-1]["phase"] == "stopped"
+    assert not any(e["phase"] == "running" for e in first.events if e["event"] == "phase")
+    assert_all_gone(first, port)
+
+    again = Up(args, serving_env, tmp_path / "again.log")
+    try:
+        running = again.wait_phase("running", "error")
+        assert running["phase"] == "running", again.events[-3:]
+        assert Client(running["url"], verbose=False).predict(ARTICLE, api_name="/summarize").strip()
+    finally:
+        again.stop()
+    assert_all_gone(again, port)
