@@ -63,6 +63,9 @@ def cycle(model: str, port: int) -> None:
 
     def tick():
         now = clock.nsecsElapsed() / 1e6
+        cpu = time.thread_time() * 1000  # main-thread CPU: tells work on this thread from waiting
+        cpu_used = cpu - state.get("cpu", cpu)
+        state["cpu"] = cpu
         if state["last"] is not None and state["phase"] == "idle":
             # Control: the same timer with nothing going on (machine noise alone).
             state["idle_max"] = max(state["idle_max"], now - state["last"] - 10.0)
@@ -71,7 +74,9 @@ def cycle(model: str, port: int) -> None:
             state["gaps"].append(gap)
             if gap > 50:
                 t_phase = time.monotonic() - state["t_start" if state["phase"] == "starting" else "t_stop"]
-                state["top"].append((round(gap, 1), state["phase"], round(t_phase, 2), window.state_text()[:40]))
+                # (stall ms, phase, s into the phase, main-thread CPU ms used during the gap, state)
+                state["top"].append((round(gap, 1), state["phase"], round(t_phase, 2), round(cpu_used, 1),
+                                     window.state_text()[:40]))
             if gap > state["max_gap"]:
                 state["max_gap"] = gap
                 state["max_at"] = state["phase"]
