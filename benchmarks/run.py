@@ -420,8 +420,8 @@ def _notes(r: dict, d: dict) -> dict:
                                  f"p99 {g.get('p99_stall_ms')} ms, worst in '{g.get('max_stall_phase')}'")
         worst = (g.get("worst_stalls") or [None])[0]
         if worst and len(worst) >= 5:
-            n["gui_max_stall_ms"] += (f"; the main thread used {worst[3]} ms of CPU during that stall (starved, "
-                                      f"not working); idle control {g.get('idle_control_max_stall_ms')} ms")
+            n["gui_max_stall_ms"] += (f"; the main thread used {worst[3]} ms of CPU during that stall (not running: "
+                                      f"starved by the OS or waiting for the GIL); idle control {g.get('idle_control_max_stall_ms')} ms")
     return n
 
 
