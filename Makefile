@@ -34,6 +34,10 @@ test: install system-deps
 test-fast: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow"
 
+# Ratios against plain Gradio, measured in one run (~20 min): benchmarks/results/latest.json, docs/benchmarks.md
+bench: install
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m benchmarks.run
+
 desktop-entry: install
 	$(BIN)/gradio-serve-launcher --install-desktop-entry
 
