@@ -346,20 +346,23 @@ READING = [
     "default threads collapse on a busy 2-core machine, each ratio is also given against the same plain app "
     "tuned to one torch thread (`--num-cpus 1`), in the notes: that is the fair measure of what Serve's "
     "parallelism buys, and on a machine whose two cores are already busy it buys little for the fan-out."),
-    ("- **Fan-out.** Two models in parallel can only finish sooner when a second core is free. With other jobs "
-    "keeping the load average at 10-17 on 2 cores, the Serve fan-out (two replicas, one CPU each) was 0.61 and "
-    "1.14 of the tuned sequential app in two runs (4 requests each: noisy); against the untuned plain app it is "
-    "4-5 times faster in every run."),
-    ("- **Throughput.** 16 concurrent gradio_client clients, 32 requests per app. Against the plain app as "
-    "launched, Serve's two replicas with `@serve.batch` (up to 4 prompts per generate call) win 2.4-2.5x in "
-    "both runs. Against the plain app tuned to one thread the ratio was 1.67 and 0.94: with the cores already "
-    "busy, the second replica has no core to run on, and Serve's extra processes compete for the same two."),
+    ("- **Fan-out.** Two models in parallel can only finish sooner when a second core is free. On a quiet "
+    "machine (load ~2) the Serve fan-out (two replicas, one CPU each) took 0.60 of the plain app's time and 0.68 "
+    "of the tuned one's: one torch thread per model is only a little slower than two for a 135M model, and the "
+    "fan-out waits for the slower of its two answers. With other jobs keeping the load at 10-17 on 2 cores "
+    "(the two earlier runs in `previous_runs`) it was 0.23-0.25 of the plain app, whose two torch threads "
+    "collapse under contention, and 0.61 / 1.14 of the tuned one (4 requests each: noisy)."),
+    ("- **Throughput.** 16 concurrent gradio_client clients, 32 requests per app. Serve's two replicas with "
+    "`@serve.batch` (up to 4 prompts per generate call): 1.77x the plain app and 1.95x the tuned one on a "
+    "quiet machine; under load 2.4-2.5x the plain app but 1.67 / 0.94 of the tuned one: with the cores "
+    "already busy, the second replica has no core to run on and Serve's extra processes compete for them."),
     ("- **Proxy overhead.** An echo model, so only the path is measured: proxy, ingress (Gradio's queue), "
     "handle call, then back. It is three extra process hops, each waiting to be scheduled, so in absolute "
-    "milliseconds it grows with CPU contention: 9.0, 61.6 and 7.7 ms in three runs (p50 of 60 calls each)."),
+    "milliseconds it grows with CPU contention: 61.6 ms (load ~14), 7.7 and 8.6 ms in three full runs, p50 of "
+    "60 interleaved calls each. Most of the ~75 ms either way is gradio_client's own queue/SSE round trip."),
     ("- **Warm redeploy.** `serve.run` of a new model on the running cluster vs a cold `gradio-serve up`, each "
     "until the first answer. The two are measured a minute apart, so this ratio does not cancel noise well "
-    "(0.28 to 0.69 across three runs). Warm is 9-13 s: the new model replica is a new Ray worker process "
+    "(0.69, 0.28, 0.55 in three runs). Warm is 7.5-13 s: the new model replica is a new Ray worker process "
     "that imports torch, transformers and gradio, and the ingress is replaced too because its arguments "
     "(labels, config) change."),
     ("- **Time to first token** is measured as the page sees it (the page's streaming endpoint, first non-empty "
