@@ -228,3 +228,15 @@ def test_disk_full_during_conversion_leaves_no_broken_cache(tmp_path, monkeypatc
     target = models.converted_embedded_dir()
     assert not target.exists()
     assert [p.name for p in target.parent.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_serving_never_imports_qt_and_the_supervisor_skips_torch():
+    """serving/ is Qt-free; the supervisor builds the app without loading torch (replicas do)."""
+    code = (
+        "import sys, serving.cli, serving.supervisor, serving.apps, serving.export, serving.catalog\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'torch', 'transformers'))\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
