@@ -305,3 +305,57 @@ def _read(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def test_supervisor_killed_hard_shows_an_error_and_start_works_again(qtbot, tiny_models, launcher_env):
+    """SIGKILL the supervisor under the window: the user is told, nothing of Ray survives
+    (its watchdog ends the group), and Start brings the app back."""
+    from launcher.window import MainWindow
+
+    window = MainWindow(Settings(), open_browser=False)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.catalog_loaded, timeout=30_000)
+    window.rows[0].model.setEditText(tiny_models["seq2seq"])
+    window.rows[0].cpus.setValue(1)
+    port = free_port()
+    window.port.setValue(port)
+
+    def start_and_wait_running():
+        window.start_serving(interactive=False)
+        qtbot.waitUntil(lambda: isinstance(window.controller, SupervisorProcess) and bool(window.controller.pid),
+                        timeout=60_000)
+        qtbot.waitUntil(lambda: window.state_text().startswith(("Running", "Failed")), timeout=START_TIMEOUT_MS)
+        assert window.state_text().startswith("Running"), window.log_view.plain_text()[-3000:]
+        return window.controller
+
+    first = start_and_wait_running()
+    pgid = first.pgid
+    tree = [psutil.Process(first.pid)] + descendants(first.pid)
+    second = None
+    try:
+        os.kill(first.pid, signal.SIGKILL)
+        qtbot.waitUntil(lambda: not window.state_text().startswith("Running"), timeout=30_000)
+        assert not window.state_text().startswith("Running")
+        assert errors.last_dialog is not None or "error" in window.state_text().lower() or \
+            "fail" in window.state_text().lower(), window.state_text()
+        killed_at = time.monotonic()
+        try:
+            qtbot.waitUntil(lambda: not group_members(pgid) and not alive(tree), timeout=60_000)
+        except qtbot.TimeoutError:
+            pytest.fail(f"left behind: group {group_members(pgid)}, tree {alive(tree)}")
+        print(f"everything of the killed supervisor gone {time.monotonic() - killed_at:.1f} s after SIGKILL")
+        assert wait_for(lambda: port_free(port), 20), f"port {port} still taken"
+
+        errors.last_dialog = None
+        second = start_and_wait_running()
+        assert http_get(second.url) == 200
+        window.stop_serving()
+        qtbot.waitUntil(lambda: window.state_text() == "Stopped", timeout=120_000)
+    finally:
+        for controller in (first, second):
+            if controller is not None and controller.running():
+                controller.kill_now(wait_s=10)
+        kill_all(tree, pgid)
+        if second is not None:
+            kill_all([], second.pgid)
