@@ -179,3 +179,21 @@ def test_risky_settings_are_opt_in():
     assert plain.models[0].trust_remote_code is False
     opted = config_from_args(_parser().parse_args(["up", "--model", "some/model", "--trust-remote-code"]))
     assert opted.models[0].trust_remote_code is True
+
+
+@pytest.mark.slow
+def test_dashboard_when_asked_listens_on_loopback_only(tiny_models, serving_env, tmp_path):
+    port = free_port()
+    up, running = start(["--model", tiny_models["seq2seq"], "--port", str(port), "--dashboard"], serving_env, tmp_path)
+    try:
+        procs = app_processes(up)
+        dashboards = [p for p in procs.values() if "dashboard/dashboard.py" in " ".join(p.cmdline())]
+        assert dashboards, "no dashboard process started"
+        found = listeners(up)
+        dash_ports = [s for s in found if s["pid"] in {p.pid for p in dashboards}]
+        assert dash_ports, found  # the dashboard's HTTP server is there...
+        assert all(s["loopback"] for s in dash_ports), dash_ports  # ...on 127.0.0.1 only
+        assert [s for s in found if not s["loopback"]] == [], found
+        assert any(httpx.get(f"http://127.0.0.1:{s['port']}/", timeout=10).status_code < 500 for s in dash_ports)
+    finally:
+        up.stop()
