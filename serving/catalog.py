@@ -8,6 +8,7 @@ ConfigError that says what to do.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -219,10 +220,8 @@ def _fetch_config(hub_id: str) -> Path | None:
         return None
     try:
         config = Path(hf_hub_download(hub_id, "config.json", etag_timeout=5))
-        try:
+        with contextlib.suppress(Exception):  # optional file: only tells instruct from causal
             hf_hub_download(hub_id, "tokenizer_config.json", etag_timeout=5)
-        except Exception:  # noqa: BLE001 - optional file
-            pass
         return config.parent
     except Exception:  # noqa: BLE001 - offline, no such repo, gated: all mean "cannot use it"
         return None

@@ -43,9 +43,8 @@ class Generation(_Strict):
 
     @model_validator(mode="after")
     def _min_below_max(self):
-        if self.min_new_tokens is not None and self.max_new_tokens is not None:
-            if self.min_new_tokens > self.max_new_tokens:
-                raise ValueError("min_new_tokens must not exceed max_new_tokens")
+        if None not in (self.min_new_tokens, self.max_new_tokens) and self.min_new_tokens > self.max_new_tokens:
+            raise ValueError("min_new_tokens must not exceed max_new_tokens")
         return self
 
 

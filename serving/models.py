@@ -98,7 +98,7 @@ def ensure_embedded_converted() -> Path | None:
 
 def _set_threads(num_cpus: float) -> None:
     """One torch thread per CPU allotted: more would oversubscribe the cores Ray gave us."""
-    n = max(1, int(round(num_cpus)))
+    n = max(1, round(num_cpus))
     torch.set_num_threads(n)
     try:
         torch.set_num_interop_threads(1)

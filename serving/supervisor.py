@@ -79,7 +79,7 @@ class Supervisor:
         except (ConfigError, StartError) as exc:
             self.error(str(exc), getattr(exc, "hint", "") or "fix the configuration and start again")
             return 2
-        except Exception as exc:  # a crash mid-start still cleans up and says so
+        except Exception as exc:  # noqa: BLE001 - a crash mid-start still cleans up and says so
             self.error(f"unexpected failure: {type(exc).__name__}: {exc}", f"see the log at {paths.supervisor_log()}")
             import traceback
 
@@ -99,7 +99,7 @@ class Supervisor:
             check_address_reachable(cluster.address)
             try:
                 ray.init(address=cluster.address, namespace=APP_NAME, log_to_driver=False)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure to connect reads the same to the user
                 raise StartError(f"cannot reach the Ray cluster at {cluster.address}: {exc}",
                                  "check the address and that the cluster is up (`ray status`)") from None
         else:

@@ -184,7 +184,7 @@ def test_risky_settings_are_opt_in():
 @pytest.mark.slow
 def test_dashboard_when_asked_listens_on_loopback_only(tiny_models, serving_env, tmp_path):
     port = free_port()
-    up, running = start(["--model", tiny_models["seq2seq"], "--port", str(port), "--dashboard"], serving_env, tmp_path)
+    up, _ = start(["--model", tiny_models["seq2seq"], "--port", str(port), "--dashboard"], serving_env, tmp_path)
     try:
         procs = app_processes(up)
         dashboards = [p for p in procs.values() if "dashboard/dashboard.py" in " ".join(p.cmdline())]

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, BatchEncoding
-
 from tiny_models import build_tiny_models, is_complete
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, BatchEncoding
 
 LONG_TEXT = "the quick brown fox jumps over the lazy dog " * 100  # well over 256 tokens
 

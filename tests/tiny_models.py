@@ -57,22 +57,10 @@ TINY_MODELS = {
 # Files every complete snapshot must have.
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 
-_WORDS = (
-    "the a an one some every this that my your our their cat dog bird fish river mountain city "
-    "village road house garden tree flower stone cloud rain sun moon star night morning evening "
-    "teacher student farmer doctor painter singer friend child king queen ship train book letter "
-    "song story question answer idea plan problem reason world time day year water fire light "
-    "runs walks sings reads writes builds finds sees hears knows thinks says makes takes gives "
-    "opens closes carries follows helps likes loves wants needs keeps brings shows tells asks "
-    "quickly slowly quietly loudly gently often never always again today tomorrow yesterday "
-    "here there near far under over behind beside through across into from with without about "
-    "red blue green yellow small large old new young bright dark warm cold happy sad strange "
-    "and but or so because when while if then before after hello please thanks yes no maybe "
-    "user assistant system model text translate summarize english french german question answer"
-).split()
+_WORDS = ["the", "a", "an", "one", "some", "every", "this", "that", "my", "your", "our", "their", "cat", "dog", "bird", "fish", "river", "mountain", "city", "village", "road", "house", "garden", "tree", "flower", "stone", "cloud", "rain", "sun", "moon", "star", "night", "morning", "evening", "teacher", "student", "farmer", "doctor", "painter", "singer", "friend", "child", "king", "queen", "ship", "train", "book", "letter", "song", "story", "question", "answer", "idea", "plan", "problem", "reason", "world", "time", "day", "year", "water", "fire", "light", "runs", "walks", "sings", "reads", "writes", "builds", "finds", "sees", "hears", "knows", "thinks", "says", "makes", "takes", "gives", "opens", "closes", "carries", "follows", "helps", "likes", "loves", "wants", "needs", "keeps", "brings", "shows", "tells", "asks", "quickly", "slowly", "quietly", "loudly", "gently", "often", "never", "always", "again", "today", "tomorrow", "yesterday", "here", "there", "near", "far", "under", "over", "behind", "beside", "through", "across", "into", "from", "with", "without", "about", "red", "blue", "green", "yellow", "small", "large", "old", "new", "young", "bright", "dark", "warm", "cold", "happy", "sad", "strange", "and", "but", "or", "so", "because", "when", "while", "if", "then", "before", "after", "hello", "please", "thanks", "yes", "no", "maybe", "user", "assistant", "system", "model", "text", "translate", "summarize", "english", "french", "german", "question", "answer"]
 
 
-_SYLLABLES = "ba be bi bo ka ke ko la le li lo ma me mi mo na ne no ra re ri ro sa se so ta te ti to va ve".split()
+_SYLLABLES = ["ba", "be", "bi", "bo", "ka", "ke", "ko", "la", "le", "li", "lo", "ma", "me", "mi", "mo", "na", "ne", "no", "ra", "re", "ri", "ro", "sa", "se", "so", "ta", "te", "ti", "to", "va", "ve"]
 
 # Printable ASCII plus space/newline/tab, as the byte-level pre-tokenizer spells them. Training with
 # only these (not all 256 bytes) keeps decoded random output readable: no control or lone UTF-8
