@@ -12,7 +12,6 @@ Slow (a local Ray cluster each); every process started here is ended by PID at t
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -35,9 +34,7 @@ from launcher.supervisor_process import SupervisorProcess, group_alive
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_MS = 240_000  # cold Ray + Serve + Gradio on 2 cores is ~20 s; leave room on a loaded CI box
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("serving.cli") is None, reason="serving.cli (the supervisor) is not there yet"
-)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
