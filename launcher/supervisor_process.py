@@ -176,6 +176,11 @@ class SupervisorProcess(ServingController):
             )
             return False
 
+        if self._reaper.isActive():
+            # The last run's leftovers are still being reaped: finish now, before self.pgid
+            # names the new supervisor's group (a pending timer would kill that instead).
+            self._reaper.stop()
+            self._reap_group_now()
         self.url = None
         self.pid = self.pgid = None
         self.last_status = None
