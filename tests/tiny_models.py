@@ -117,11 +117,11 @@ def _train_tokenizer(seed: int, *, append_eos: bool):
 
 
 def _ids(tokenizer) -> dict:
-    return dict(
-        pad_token_id=tokenizer.convert_tokens_to_ids(PAD),
-        eos_token_id=tokenizer.convert_tokens_to_ids(EOS),
-        bos_token_id=tokenizer.convert_tokens_to_ids(BOS),
-    )
+    return {
+        "pad_token_id": tokenizer.convert_tokens_to_ids(PAD),
+        "eos_token_id": tokenizer.convert_tokens_to_ids(EOS),
+        "bos_token_id": tokenizer.convert_tokens_to_ids(BOS),
+    }
 
 
 def _build_gpt2(tokenizer):
