@@ -24,6 +24,7 @@ from launcher.logs import launcher_logger, supervisor_logger
 from serving import paths
 from serving.config import LaunchConfig
 from serving.events import Phase, parse_line
+from serving.reaper import group_alive  # stdlib only: safe on the GUI side
 
 # Ray colours its log prefixes; the log view and file want plain text.
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -78,18 +79,6 @@ def killpg_safely(pgid: int | None, pid: int | None, sig: int) -> bool:
     except (ProcessLookupError, PermissionError):
         pass
     return False
-
-
-def group_alive(pgid: int | None) -> bool:
-    if not pgid or pgid <= 1 or pgid == os.getpgrp():
-        return False
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, owned by someone else
 
 
 class ServingController(QObject):

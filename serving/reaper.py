@@ -15,7 +15,12 @@ import sys
 import time
 
 
-def _group_alive(pgid: int) -> bool:
+def group_alive(pgid: int | None) -> bool:
+    """Whether any process of group `pgid` exists (never true for our own group or init's).
+
+    Stdlib only: the launcher and the tests use it too."""
+    if not pgid or pgid <= 1 or pgid == os.getpgrp():
+        return False
     try:
         os.killpg(pgid, 0)
         return True
@@ -31,7 +36,7 @@ def main() -> int:
     sys.stdin.buffer.read()  # blocks until the supervisor's end of the pipe closes
     # Give a clean shutdown a moment to finish on its own before forcing anything.
     for _ in range(20):
-        if not _group_alive(pgid):
+        if not group_alive(pgid):
             return 0
         try:
             os.kill(supervisor, 0)
@@ -44,7 +49,7 @@ def main() -> int:
         except ProcessLookupError:
             return 0
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and _group_alive(pgid):
+        while time.monotonic() < deadline and group_alive(pgid):
             time.sleep(0.2)
     return 0
 

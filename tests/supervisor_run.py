@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from serving.reaper import group_alive  # noqa: F401 - re-exported for the tests
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -25,14 +27,6 @@ def free_port() -> int:
 def port_listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 class Up:
