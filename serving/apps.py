@@ -9,14 +9,16 @@ Module-level targets work as in Ray's guide:
 from __future__ import annotations
 
 import asyncio
-import re
+import hashlib
+import json
+import secrets
 
 from ray import serve
 from ray.serve import Application
 
 from .catalog import CatalogEntry, check_task, resolve
-from .config import LaunchConfig, ModelSlot, default_config
-from .deployments import ModelDeployment
+from .config import LaunchConfig, Mode, ModelSlot, default_config
+from .deployments import ModelDeployment, model_user_config
 
 # Gradio's queue keeps per-process state (SSE sessions), so the ingress is one replica;
 # it only awaits the models, so one is plenty. Each open page/queue stream counts
@@ -29,10 +31,16 @@ INGRESS_MAX_ONGOING = 256
 class GradioIngress:
     """Serves the Gradio page; fans each prompt out to the model deployments."""
 
-    def __init__(self, config: dict, labels: list[str], *models):
-        self.config = LaunchConfig.model_validate(config)
-        self.labels = labels
+    def __init__(self, mode: str, auth: list[str] | None, labels: list[str], *models):
+        self.mode = Mode(mode)
+        self.auth = tuple(auth) if auth else None
+        # One list, updated in place by reconfigure(): the page reads it on every load.
+        self.labels = list(labels)
         self.models = models
+
+    def reconfigure(self, config: dict) -> None:
+        # A model swap changes only the labels; the page and this replica stay up.
+        self.labels[:] = config["labels"]
 
     async def ask(self, text: str) -> list[object]:
         # All model calls are in flight together; each result (or its exception) in slot order.
@@ -74,17 +82,26 @@ class GradioIngress:
 
         from .ui import build_blocks
 
-        blocks = build_blocks(self.config.mode, self.labels, self.ask, self.ask_stream)
+        blocks = build_blocks(self.mode, self.labels, self.ask, self.ask_stream)
         blocks.queue(default_concurrency_limit=INGRESS_MAX_ONGOING)
-        http = self.config.http
-        auth = (http.username, http.password) if http.username else None
-        return gr.mount_gradio_app(FastAPI(), blocks, path="/", auth=auth, show_error=True)
+        return gr.mount_gradio_app(FastAPI(), blocks, path="/", auth=self.auth, show_error=True)
 
 
-def deployment_name(index: int, entry: CatalogEntry) -> str:
-    """Stable, readable Serve names: model0_smollm2-135m-instruct."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", entry.name).strip("-")[:48]
-    return f"model{index}_{safe}"
+def deployment_name(index: int) -> str:
+    """model0, model1, ...: stable across model changes, so a new model reuses the slot's replicas."""
+    return f"model{index}"
+
+
+# Serve restarts a deployment's replicas when its version changes, and only calls
+# reconfigure() when just its user_config does. Left to itself, Serve picks a random
+# version on every serve.run, so each redeploy would restart everything. One version
+# per process that builds the app (the supervisor), plus what the constructor holds.
+_BUILDER_RUN = secrets.token_hex(8)
+
+
+def _pinned(deployment, *constructor_identity):
+    digest = hashlib.sha256(json.dumps([_BUILDER_RUN, *constructor_identity]).encode()).hexdigest()[:16]
+    return deployment.options(version=digest, _internal=True)  # `version` is private since Ray 2.x
 
 
 def slot_labels(config: LaunchConfig, entries: list[CatalogEntry]) -> list[str]:
@@ -117,15 +134,20 @@ def build_app(config: LaunchConfig, entries: list[CatalogEntry] | None = None) -
     entries = entries or resolve_models(config)
     models = []
     for i, (slot, entry) in enumerate(zip(config.models, entries)):
-        actor = {"num_cpus": slot.num_cpus, "num_gpus": slot.num_gpus}
-        models.append(
-            ModelDeployment.options(
-                name=deployment_name(i, entry), ray_actor_options=actor,
-                max_ongoing_requests=slot.max_ongoing_requests, **_scaling(slot),
-            ).bind(slot.model_dump(mode="json"), entry.model_dump(mode="json"), config.mode.value)
+        deployment = ModelDeployment.options(
+            name=deployment_name(i), ray_actor_options={"num_cpus": slot.num_cpus, "num_gpus": slot.num_gpus},
+            max_ongoing_requests=slot.max_ongoing_requests, user_config=model_user_config(slot, entry, config.mode),
+            **_scaling(slot),
         )
-    ingress = GradioIngress.options(ray_actor_options={"num_cpus": config.ingress_cpus})
-    return ingress.bind(config.model_dump(mode="json"), slot_labels(config, entries), *models)
+        models.append(_pinned(deployment).bind())
+    http = config.http
+    auth = [http.username, http.password] if http.username else None
+    labels = slot_labels(config, entries)
+    ingress = GradioIngress.options(ray_actor_options={"num_cpus": config.ingress_cpus},
+                                    user_config={"labels": labels})
+    # The labels are left out of the version: a new one reconfigures the running ingress.
+    ingress = _pinned(ingress, config.mode.value, auth, [deployment_name(i) for i in range(len(models))])
+    return ingress.bind(config.mode.value, auth, labels, *models)
 
 
 def builder(args: dict) -> Application:

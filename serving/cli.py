@@ -1,6 +1,7 @@
 """`gradio-serve`: the headless face of the launcher.
 
     gradio-serve up [--mode fanout] [--model REF ...] [--config FILE] [--port N] [--open] [--events]
+    gradio-serve apply [--model REF ...] [--replicas N ...]     (change the running app in place)
     gradio-serve status [--json]
     gradio-serve down
     gradio-serve models [--json]
@@ -28,6 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     _config_args(up)
     up.add_argument("--open", action="store_true", help="open the browser when the app is ready")
     up.add_argument("--events", action="store_true", help="JSON lines on stdout (for the launcher); stdin EOF stops")
+
+    ap = sub.add_parser("apply", help="change the running app in place (models, replicas, settings); "
+                                      "the cluster stays up and unchanged replicas keep running")
+    _config_args(ap)
+    ap.add_argument("--timeout", type=float, default=900, help="seconds to wait for the change (default 900)")
 
     st = sub.add_parser("status", help="show what is running")
     st.add_argument("--json", action="store_true")
@@ -77,20 +83,22 @@ def _per_slot(values: list | None, n: int, flag: str) -> list | None:
     return values
 
 
-def config_from_args(args: argparse.Namespace) -> LaunchConfig:
-    """Config file (or the mode's default), then the flags on top; validated as a whole."""
+def config_from_args(args: argparse.Namespace, base: dict | None = None) -> LaunchConfig:
+    """Config file (or `base`, or the mode's default), then the flags on top; validated as a whole."""
     if args.config:
         data = LaunchConfig.load(args.config).model_dump(mode="json")
+    elif base:
+        data = LaunchConfig.from_dict(base).model_dump(mode="json")
     else:
         data = default_config(args.mode or Mode.summarize).model_dump(mode="json")
     if args.mode:
         data["mode"] = args.mode
     if args.models:
-        # A config file's slots keep their settings; the built-in defaults do not carry over.
-        old = data["models"] if args.config else []
+        # A config file's (or the running app's) slots keep their settings; the built-in defaults do not.
+        old = data["models"] if args.config or base else []
         fresh = ModelSlot().model_dump(mode="json")
         data["models"] = [{**(old[i] if i < len(old) else fresh), "model": ref} for i, ref in enumerate(args.models)]
-    elif args.mode == Mode.summarize.value and len(data["models"]) > 1 and not args.config:
+    elif args.mode == Mode.summarize.value and len(data["models"]) > 1 and not (args.config or base):
         data["models"] = data["models"][:1]
     n = len(data["models"])
     for flag, key in (("--num-cpus", "num_cpus"), ("--num-gpus", "num_gpus"), ("--replicas", "replicas")):
@@ -140,6 +148,35 @@ def cmd_up(args) -> int:
     from .supervisor import Supervisor
 
     return Supervisor(config, writer, open_browser=args.open, watch_stdin=args.events).run()
+
+
+def cmd_apply(args) -> int:
+    from . import apply_request
+    from .supervisor import live_record
+
+    record = live_record()
+    if not record:
+        print("Nothing is running; start it with `gradio-serve up` (it takes the same flags).", file=sys.stderr)
+        return 3
+    config = config_from_args(args, base=record["config"])
+    restart = apply_request.restart_needed(record["config"], config.model_dump(mode="json"))
+    if restart:
+        print(f"error: changing {' and '.join(restart)} settings needs a restart: "
+              "`gradio-serve down`, then `gradio-serve up` with the new settings", file=sys.stderr)
+        return 2
+    print(f"Applying {', '.join(s.model for s in config.models)} to the app at {record['url']}…")
+    start = time.monotonic()
+    request_id = apply_request.send(record["pid"], config.model_dump(mode="json"))
+    answer = apply_request.wait(request_id, lambda: _alive(record["pid"]), timeout_s=args.timeout)
+    if answer is None:
+        print("error: no answer from the app (it stopped, or the change took too long); "
+              "see `gradio-serve status` and the log", file=sys.stderr)
+        return 1
+    if not answer["ok"]:
+        print(f"error: {answer['message']}" + (f"\n  {answer['hint']}" if answer.get("hint") else ""), file=sys.stderr)
+        return 2
+    print(f"Done in {time.monotonic() - start:.1f} s: {record['url']}")
+    return 0
 
 
 def cmd_status(args) -> int:
@@ -232,7 +269,7 @@ def cmd_export(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"up": cmd_up, "status": cmd_status, "down": cmd_down, "models": cmd_models, "export": cmd_export}
+    handler = {"up": cmd_up, "apply": cmd_apply, "status": cmd_status, "down": cmd_down, "models": cmd_models, "export": cmd_export}
     try:
         return handler[args.command](args)
     except ConfigError as exc:

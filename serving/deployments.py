@@ -1,4 +1,10 @@
-"""The model deployment: one class, bound once per model slot with its own options."""
+"""The model deployment: one class, bound once per model slot with its own options.
+
+The model itself arrives as the deployment's `user_config`, so Serve calls
+`reconfigure()` on the running replica when only the model or its decoding
+settings change: torch stays imported and the process stays up (a warm swap).
+CPUs/GPUs live in the actor options, so changing those starts fresh replicas.
+"""
 
 from __future__ import annotations
 
@@ -18,19 +24,39 @@ MAX_BATCH_SIZE = 4
 BATCH_WAIT_S = 0.02
 
 
+def model_user_config(slot: ModelSlot, entry: CatalogEntry, mode: Mode) -> dict:
+    """What a replica needs to load and run its model (JSON, as Serve stores user_config)."""
+    return {"slot": slot.model_dump(mode="json"), "entry": entry.model_dump(mode="json"), "mode": mode.value}
+
+
 @serve.deployment
 class ModelDeployment:
-    def __init__(self, slot: dict, entry: dict, mode: str):
+    def __init__(self):
+        self.runner = None
+        self._weights_key = None
+
+    async def reconfigure(self, config: dict) -> None:
+        slot = ModelSlot.model_validate(config["slot"])
+        entry = CatalogEntry.model_validate(config["entry"])
+        mode = Mode(config["mode"])
+        weights_key = (entry.model_dump_json(), slot.trust_remote_code)
+        if self.runner is not None and weights_key == self._weights_key:
+            self.runner.configure(mode, slot.generation)  # same weights: new decoding settings only
+            return
+        # In a thread, so the replica's event loop keeps answering health checks meanwhile.
+        # In-flight requests finish on the old model; the swap is one assignment.
+        self.runner = await asyncio.to_thread(self._load, slot, entry, mode)
+        self._weights_key = weights_key
+
+    @staticmethod
+    def _load(slot: ModelSlot, entry: CatalogEntry, mode: Mode):
         # Imported here, in the replica: the supervisor builds the app without torch (~1 s, ~200 MB less).
         from .models import Runner
 
-        self.slot = ModelSlot.model_validate(slot)
-        self.entry = CatalogEntry.model_validate(entry)
-        self.runner = Runner(
-            self.entry, Mode(mode), self.slot.generation, num_cpus=self.slot.num_cpus,
-            num_gpus=self.slot.num_gpus, trust_remote_code=self.slot.trust_remote_code,
-        )
-        log.info("loaded %s (%s) on %s", self.entry.name, self.entry.kind, self.runner.device)
+        runner = Runner(entry, mode, slot.generation, num_cpus=slot.num_cpus,
+                        num_gpus=slot.num_gpus, trust_remote_code=slot.trust_remote_code)
+        log.info("loaded %s (%s) on %s", entry.name, entry.kind, runner.device)
+        return runner
 
     @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S)
     async def _generate_batch(self, texts: list[str]) -> list[dict]:
@@ -44,13 +70,14 @@ class ModelDeployment:
 
     async def stream(self, text: str):
         """Yield {"text": so far, "done": False} while generating, then the answer with "done": True."""
+        runner = self.runner  # a swap mid-stream does not change the model under this answer
         queue: asyncio.Queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
         done = object()
 
         def pump():
             try:
-                for partial in self.runner.stream(text):
+                for partial in runner.stream(text):
                     loop.call_soon_threadsafe(queue.put_nowait, partial)
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, done)

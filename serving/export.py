@@ -21,7 +21,7 @@ def serve_config(config: LaunchConfig) -> dict:
                     "ray_actor_options": {"num_cpus": config.ingress_cpus}}]
     for i, (slot, entry) in enumerate(zip(config.models, entries)):
         deployments.append({
-            "name": deployment_name(i, entry),
+            "name": deployment_name(i),
             "max_ongoing_requests": slot.max_ongoing_requests,
             "ray_actor_options": {"num_cpus": slot.num_cpus, "num_gpus": slot.num_gpus},
             **_scaling(slot),

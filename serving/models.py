@@ -112,13 +112,18 @@ class Runner:
     def __init__(self, entry: CatalogEntry, mode: Mode, generation: Generation, num_cpus: float = 1.0,
                  num_gpus: float = 0.0, trust_remote_code: bool = False):
         _set_threads(num_cpus)
-        self.entry, self.mode = entry, mode
+        self.entry = entry
         self.kind = entry.kind
         self.device = self._device(num_gpus)
         self.tokenizer, self.model = self._load(trust_remote_code)
+        self.configure(mode, generation)
+        self._lock = threading.Lock()  # one generate at a time; batching gives the parallelism
+
+    def configure(self, mode: Mode, generation: Generation) -> None:
+        """The mode and decoding settings; changing them needs no reload."""
+        self.mode = mode
         defaults = DEFAULTS.get((self.kind, mode), Generation())
         self.generation = defaults.model_copy(update=generation.model_dump(exclude_none=True))
-        self._lock = threading.Lock()  # one generate at a time; batching gives the parallelism
 
     @staticmethod
     def _device(num_gpus: float) -> str:

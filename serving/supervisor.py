@@ -8,6 +8,7 @@ nothing behind: Serve shut down and, if it started the cluster, the cluster too.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -48,7 +49,13 @@ class Supervisor:
     detached: bool = False
     owns_cluster: bool = False
     deployed: bool = False  # only an app we deployed is ever deleted
+    apply_pending: threading.Event = field(default_factory=threading.Event)
     _reaper: subprocess.Popen | None = None
+    _announced: bool = False
+    _apply: dict | None = None  # the change being deployed: request id and the config to go back to
+    _deploy_error: BaseException | None = None
+    _deploy_done: threading.Event = field(default_factory=threading.Event)
+    _started: float = field(default_factory=time.time)
 
     # -- checks before anything starts ----------------------------------------
     def preflight(self) -> list:
@@ -58,7 +65,7 @@ class Supervisor:
         running = live_record()
         if running:
             raise StartError(f"the app is already running at {running.get('url')} (pid {running['pid']})",
-                             "open it, or stop it first with `gradio-serve down`")
+                             "open it, change it in place with `gradio-serve apply`, or stop it with `gradio-serve down`")
         entries = resolve_models(self.config)
         if not self.config.cluster.address:  # on a cluster, _deploy checks Serve's port
             check_port_free(self.config.http.host, self.config.http.port)
@@ -120,8 +127,6 @@ class Supervisor:
     def _deploy(self, entries) -> None:
         from ray import serve
 
-        from .apps import build_app
-
         if self.stop_requested.is_set():
             return
         self.phase(Phase.deploying, "deploying " + ", ".join(e.name for e in entries))
@@ -130,49 +135,135 @@ class Supervisor:
             check_cluster_serve(self.config)
         serve.start(http_options={"host": http.host, "port": http.port})
         self.deployed = True
-        # serve.run waits for RUNNING; run it aside so status events flow meanwhile.
-        self._deploy_error: BaseException | None = None
+        self._start_deploy(entries)
+
+    def _start_deploy(self, entries) -> None:
+        """serve.run of the current config, aside, so status events flow meanwhile; it returns
+        once this version of the app is RUNNING (an update first shows the old one running)."""
+        from ray import serve
+
+        from .apps import build_app
+
+        app = build_app(self.config, entries)
+        self._deploy_error = None
+        self._deploy_done = threading.Event()
+        self._announced = False
 
         def deploy():
             try:
-                serve.run(build_app(self.config, entries), name=APP_NAME, route_prefix="/")
+                serve.run(app, name=APP_NAME, route_prefix="/")
             except BaseException as exc:  # noqa: BLE001 - reported by the watch loop
                 self._deploy_error = exc
+            finally:
+                self._deploy_done.set()
 
         threading.Thread(target=deploy, daemon=True).start()
 
     def _watch(self) -> None:
-        announced = False
         last = None
         while not self.stop_requested.wait(POLL_S):
+            if self.apply_pending.is_set():
+                self.apply_pending.clear()
+                self._take_apply_request()
             status, targets = read_app_status()
             if status is None:
                 if self._deploy_error:
-                    raise StartError(f"deploying failed: {self._deploy_error}")
+                    self._failed(f"deploying failed: {self._deploy_error}", "")
                 continue
             snapshot = self._status_event(status, targets)
             if snapshot != last:
                 self.events.emit("status", **snapshot)
-                paths.write_json_atomic(paths.status_record(), {**snapshot, "url": self.config.url,
-                                                               "phase": Phase.running.value if announced else Phase.deploying.value})
+                self._write_status(snapshot)
                 last = snapshot
+            if self._announced:
+                continue
             app_status = snapshot["app_status"]
-            if app_status == "DEPLOY_FAILED" and not announced:
+            if app_status == "DEPLOY_FAILED" or (self._deploy_error and self._deploy_done.is_set()):
                 failed = [d for d in snapshot["deployments"] if d["message"]]
-                detail = failed[0]["message"] if failed else status.message
-                raise StartError(f"the app failed to deploy: {first_line(detail)}",
-                                 f"see the full error in {paths.supervisor_log()}")
+                detail = failed[0]["message"] if failed else (status.message or str(self._deploy_error))
+                self._failed(f"the app failed to deploy: {first_line(detail)}",
+                             f"see the full error in {paths.supervisor_log()}")
+                continue
             stuck = [d for d in snapshot["deployments"] if UNSCHEDULABLE in d["message"]]
-            if stuck and not announced:
-                raise StartError(f"{stuck[0]['name']} cannot be placed: {first_line(stuck[0]['message'])}",
-                                 "lower the CPUs/GPUs/replicas asked for, or add machines to the cluster")
-            if app_status == "RUNNING" and not announced and page_answers(self.config.url):
-                announced = True
+            if stuck:
+                self._failed(f"{stuck[0]['name']} cannot be placed: {first_line(stuck[0]['message'])}",
+                             "lower the CPUs/GPUs/replicas asked for, or add machines to the cluster")
+                continue
+            if app_status == "RUNNING" and self._deploy_done.is_set() and page_answers(self.config.url):
+                self._announced = True
                 self.phase(Phase.running, f"ready at {self.config.url}", url=self.config.url)
-                paths.write_json_atomic(paths.status_record(), {**snapshot, "url": self.config.url,
-                                                               "phase": Phase.running.value})
+                if self._apply:
+                    self._finish_apply(self._apply["id"], ok=True, message="applied: " + self._models_text())
+                self._write_status(snapshot)
                 if self.open_browser:
+                    self.open_browser = False
                     webbrowser.open(self.config.url)
+
+    def _write_status(self, snapshot: dict) -> None:
+        phase = Phase.running if self._announced else Phase.deploying
+        record = paths.read_json(paths.status_record()) or {}
+        paths.write_json_atomic(paths.status_record(), {**snapshot, "url": self.config.url, "phase": phase.value,
+                                                       "applied": record.get("applied")})
+
+    def _failed(self, message: str, hint: str) -> None:
+        """A deploy failed: after a change, go back to what ran before; at start, give up."""
+        if not self._apply:
+            raise StartError(message, hint)
+        previous = self._apply["previous"]
+        self._finish_apply(self._apply["id"], ok=False, message=message,
+                           hint="the previous models are being restored; " + (hint or f"see {paths.supervisor_log()}"))
+        self.config = previous  # should restoring fail too, _failed gives up
+        self.phase(Phase.deploying, "restoring " + self._models_text())
+        self._start_deploy(None)
+
+    # -- changing the running app in place ------------------------------------------------
+    def _take_apply_request(self) -> None:
+        from . import apply_request
+
+        request = apply_request.take()
+        if request:
+            self.apply(request["config"], str(request.get("id", "")))
+
+    def apply(self, wanted: dict, request_id: str) -> None:
+        """Redeploy on the running cluster: Serve reconfigures replicas whose model alone changed."""
+        from . import apply_request
+        from .apps import resolve_models
+
+        def refuse(message: str, hint: str) -> None:
+            self._finish_apply(request_id, ok=False, message=message, hint=hint)
+
+        if not self._announced or self._apply:
+            return refuse("the app is still starting or changing", "wait until it is running, then apply again")
+        try:
+            config = LaunchConfig.from_dict(wanted)
+            restart = apply_request.restart_needed(self.config.model_dump(mode="json"), config.model_dump(mode="json"))
+            if restart:
+                return refuse(f"changing {' and '.join(restart)} settings needs a restart",
+                              "stop the app and start it again with the new settings")
+            import ray
+
+            check_cluster_resources(config, ray.cluster_resources())
+            entries = resolve_models(config)
+        except (ConfigError, StartError) as exc:
+            return refuse(str(exc), getattr(exc, "hint", "") or "fix the configuration and apply again")
+        self._apply = {"id": request_id, "previous": self.config}
+        self.config = config
+        self.phase(Phase.deploying, "applying " + self._models_text())
+        self._start_deploy(entries)
+
+    def _finish_apply(self, request_id: str, ok: bool, message: str, hint: str = "") -> None:
+        """Answer an apply request: an `applied` event and the status record's `applied` entry."""
+        applied = {"id": request_id, "ok": ok, "message": message, "hint": hint}
+        self.events.emit("applied", **applied)
+        record = paths.read_json(paths.status_record()) or {}
+        paths.write_json_atomic(paths.status_record(), {**record, "applied": applied})
+        if self._apply and self._apply["id"] == request_id:
+            self._apply = None
+        if ok:
+            self._write_record()  # `gradio-serve status` and a re-attaching launcher see the new config
+
+    def _models_text(self) -> str:
+        return ", ".join(slot.model for slot in self.config.models)
 
     def _status_event(self, status, targets: dict | None = None) -> dict:
         """targets: Serve's current target replica count per deployment (moves with autoscaling)."""
@@ -181,9 +272,9 @@ class Supervisor:
         for name, d in status.deployments.items():
             running = d.replica_states.get("RUNNING", 0)
             target = targets.get(name, sum(d.replica_states.values()))
-            if name.startswith("model") and "_" in name:
-                idx = int(name[5:name.index("_")])
-                slot = self.config.models[idx]
+            slot_index = re.fullmatch(r"model(\d+)", name)
+            if slot_index and int(slot_index[1]) < len(self.config.models):
+                slot = self.config.models[int(slot_index[1])]
                 if name not in targets and not slot.autoscaling:
                     target = slot.replicas
                 label, model = slot.label or slot.model, slot.model
@@ -229,6 +320,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.request_stop)
+        signal.signal(signal.SIGUSR1, lambda *_: self.apply_pending.set())  # see serving/apply_request.py
 
     def _read_stdin(self) -> None:
         for line in sys.stdin:
@@ -257,7 +349,7 @@ class Supervisor:
         paths.write_json_atomic(paths.supervisor_record(), {
             "pid": os.getpid(), "pgid": os.getpgid(0), "url": self.config.url,
             "address": self.config.cluster.address, "owns_cluster": self.owns_cluster,
-            "started": time.time(), "config": self.config.model_dump(mode="json"),
+            "started": self._started, "config": self.config.model_dump(mode="json"),
         })
 
     def _clear_record(self) -> None:

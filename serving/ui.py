@@ -69,9 +69,11 @@ def render(result: object) -> tuple[str, str]:
 
 def build_blocks(mode: Mode, labels: Sequence[str], ask: Ask, ask_stream: AskStream) -> gr.Blocks:
     """The page streams answers as they are generated; the API endpoints `summarize` and
-    `fanout` return whole answers (and batch under load)."""
+    `fanout` return whole answers (and batch under load).
+
+    `labels` is read live (the ingress updates it in place when a model is swapped)."""
     if mode is Mode.summarize:
-        return _summarizer(labels[0], ask, ask_stream)
+        return _summarizer(labels, ask, ask_stream)
     return _fanout(labels, ask, ask_stream)
 
 
@@ -89,7 +91,7 @@ def _partial(state: object) -> tuple[str, str]:
     return render(state)
 
 
-def _summarizer(label: str, ask: Ask, ask_stream: AskStream) -> gr.Blocks:
+def _summarizer(labels: Sequence[str], ask: Ask, ask_stream: AskStream) -> gr.Blocks:
     def _answer(result: object) -> str:
         if isinstance(result, BaseException):
             log.error("summarize failed", exc_info=result)
@@ -104,11 +106,17 @@ def _summarizer(label: str, ask: Ask, ask_stream: AskStream) -> gr.Blocks:
         async for (state,) in ask_stream(_checked(text, "Nothing to summarize")):
             yield _partial(state)[0] if isinstance(state, dict) and state.get("done") is False else _answer(state)
 
+    def heading() -> str:
+        return f"## Summarizer\nServed by Ray Serve · model: **{labels[0]}**"
+
     with gr.Blocks(title="Summarizer · Gradio Serve") as demo:
-        gr.Markdown(f"## Summarizer\nServed by Ray Serve · model: **{label}**")
+        title = gr.Markdown(heading())
         inp = gr.Textbox(label="Text to summarize", lines=8, placeholder="Paste an article or a paragraph…")
         btn = gr.Button("Summarize", variant="primary")
-        out = gr.Textbox(label=f"Summary · {label}", lines=4, elem_id="answer-0")
+        out = gr.Textbox(label=f"Summary · {labels[0]}", lines=4, elem_id="answer-0")
+        # The model can be swapped while the page is served: each load shows the current one.
+        demo.load(lambda: (heading(), gr.Textbox(label=f"Summary · {labels[0]}")), None, [title, out],
+                  api_name=False, queue=False)
         btn.click(summarize_stream, inp, out, api_name="summarize_stream")
         inp.submit(summarize_stream, inp, out, api_name=False)
         # The whole-answer endpoint for API clients, on a button nobody sees.
@@ -145,6 +153,8 @@ def _fanout(labels: Sequence[str], ask: Ask, ask_stream: AskStream) -> gr.Blocks
         btn = gr.Button("Send to all models", variant="primary")
         with gr.Row(equal_height=True):
             outs = [gr.Textbox(label=label, lines=8, elem_id=f"answer-{i}") for i, label in enumerate(labels)]
+        demo.load(lambda: tuple(gr.Textbox(label=label) for label in labels), None, outs,
+                  api_name=False, queue=False)
         btn.click(fanout_stream, inp, outs, api_name="fanout_stream")
         inp.submit(fanout_stream, inp, outs, api_name=False)
         gr.Button(visible=False).click(fanout, inp, outs, api_name="fanout")

@@ -386,7 +386,7 @@ def test_exported_config_deploys_with_serve_deploy(cluster, serve_port, env, tin
         print(f"\nexported app RUNNING via `serve deploy` in {time.monotonic() - started:.1f} s")
         deps = app["deployments"]
         model_deps = {n: d for n, d in deps.items() if n.startswith("model")}
-        assert sorted(model_deps) == ["model0_tiny-random-gpt2", "model1_tiny-random-t5"]
+        assert sorted(model_deps) == ["model0", "model1"]
         assert [model_deps[n]["target_num_replicas"] for n in sorted(model_deps)] == [2, 1]
         assert all(d["deployment_config"]["ray_actor_options"]["num_cpus"] == 0.5 for d in model_deps.values())
 
@@ -457,7 +457,7 @@ def test_autoscaling_adds_a_replica_under_load_and_removes_it(cluster, serve_por
         down = wait_rows(lambda r: (r["status"], r["replicas_running"], r["replicas_target"]) == ("HEALTHY", 1, 1), 120)
         print(f"back to 1 replica {down - idle:.1f} s after the load stopped")
         text = cli(env, "status")
-        row = next(line for line in text.stdout.splitlines() if line.startswith("model0_"))
+        row = next(line for line in text.stdout.splitlines() if line.startswith("model0 "))
         assert text.returncode == 0 and row.split()[1:3] == ["HEALTHY", "1/1"], text.stdout
     finally:
         stop_load.set()

@@ -43,7 +43,7 @@ def ask(base: str, text: str = "The cat sat on the mat.", timeout: float = 30) -
 def model_status(event: dict) -> dict | None:
     if event.get("event") != "status":
         return None
-    return next((d for d in event["deployments"] if d["name"].startswith("model0_")), None)
+    return next((d for d in event["deployments"] if d["name"] == "model0"), None)
 
 
 def app_pids(up: Up) -> set[int]:
@@ -89,7 +89,7 @@ def test_killed_replica_is_replaced_and_the_app_answers_again(tiny_models, servi
         base = running["url"]
         assert ask(base)
         replicas = [p for p in psutil.Process(up.proc.pid).children(recursive=True)
-                    if "ServeReplica:gradio-serve:model0_" in " ".join(p.cmdline())]
+                    if "ServeReplica:gradio-serve:model0" in " ".join(p.cmdline())]
         assert len(replicas) == 1, [p.cmdline() for p in replicas]
         seen_before = len(up.events)
 
@@ -118,7 +118,7 @@ def test_killed_replica_is_replaced_and_the_app_answers_again(tiny_models, servi
         assert dip is not None, f"no dip in the status events: {after}"
         assert recovered_at, f"no recovery in the status events: {after}"
         new = [p for p in psutil.Process(up.proc.pid).children(recursive=True)
-               if "ServeReplica:gradio-serve:model0_" in " ".join(p.cmdline())]
+               if "ServeReplica:gradio-serve:model0" in " ".join(p.cmdline())]
         assert [p.pid for p in new] and replicas[0].pid not in [p.pid for p in new]
         record("replica_sigkill", {"answers_again_after_s": round(answered_at - killed_at, 2),
                                    "status_recovered_after_s": round(recovered_at - killed_at, 2),

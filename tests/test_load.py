@@ -80,7 +80,7 @@ def test_200_requests_16_clients_none_fail(tiny_models, serving_env, tmp_path):
         base = running["url"]
         assert base.startswith("http://127.0.0.1:")
         status = next(e for e in reversed(up.events) if e["event"] == "status")
-        model = next(d for d in status["deployments"] if d["name"].startswith("model0_"))
+        model = next(d for d in status["deployments"] if d["name"] == "model0")
         assert model["replicas_running"] == REPLICAS, model
 
         assert one_request(base, -1)[1] is None  # warm-up, not counted

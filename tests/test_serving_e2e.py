@@ -76,7 +76,7 @@ def test_summarize_tiny_t5_answers_then_sigterm_leaves_nothing(tiny_models, serv
         info = json.loads(status.stdout)
         assert info["running"] and info["app_status"] == "RUNNING"
         names = {d["name"]: d for d in info["deployments"]}
-        model = next(d for n, d in names.items() if n.startswith("model0_"))
+        model = names["model0"]
         assert (model["status"], model["replicas_running"], model["replicas_target"]) == ("HEALTHY", 1, 1)
 
         second = cli(serving_env, "up", "--port", str(free_port()))
@@ -117,9 +117,8 @@ def test_fanout_tiny_models_in_slot_order_over_gradio_client_and_http(tiny_model
         assert [d["label"].split(" · ")[0] for d in data] == refs
 
         deployments = next(e for e in reversed(up.events) if e["event"] == "status")["deployments"]
-        assert sorted(d["name"] for d in deployments if d["name"].startswith("model")) == [
-            f"model{i}_{ref.replace('/', '-')}" for i, ref in enumerate(refs)
-        ]
+        slots = sorted((d["name"], d["model"]) for d in deployments if d["name"].startswith("model"))
+        assert slots == [(f"model{i}", ref) for i, ref in enumerate(refs)]
     finally:
         up.stop()
     assert up.events[-1]["phase"] == "stopped"

@@ -1,0 +1,65 @@
+"""Asking a running supervisor to change its app in place (a new model, replicas, settings).
+
+The request is a file in the state folder plus SIGUSR1 to the supervisor, so the CLI,
+the launcher and a launcher that re-attached to a detached supervisor all use one path.
+The answer is the `applied` entry of the status record (and an `applied` event).
+
+Light on purpose (stdlib + paths): the launcher imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+from . import paths
+
+# Changing these needs a new cluster or a new HTTP proxy, not a redeploy.
+RESTART_ONLY = ("cluster", "http")
+
+
+def request_file() -> Path:
+    return paths.state_dir() / "apply-request.json"
+
+
+def send(pid: int, config: dict) -> str:
+    """Hand `config` (a LaunchConfig as JSON) to the supervisor `pid`; returns the request id."""
+    request_id = uuid.uuid4().hex
+    paths.write_json_atomic(request_file(), {"id": request_id, "config": config})
+    os.kill(pid, signal.SIGUSR1)
+    return request_id
+
+
+def take() -> dict | None:
+    """The pending request, removed so it is carried out once."""
+    path = request_file()
+    request = paths.read_json(path)
+    path.unlink(missing_ok=True)
+    return request if request and isinstance(request.get("config"), dict) else None
+
+
+def result(request_id: str) -> dict | None:
+    """{"id", "ok", "message", "hint"} once the supervisor has finished with that request."""
+    applied = (paths.read_json(paths.status_record()) or {}).get("applied")
+    return applied if isinstance(applied, dict) and applied.get("id") == request_id else None
+
+
+def wait(request_id: str, pid_alive, timeout_s: float = 900, poll_s: float = 0.5) -> dict | None:
+    """Poll for the result; None on timeout or when the supervisor went away (pid_alive() false)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        answer = result(request_id)
+        if answer:
+            return answer
+        if not pid_alive():
+            return None
+        time.sleep(poll_s)
+    return None
+
+
+def restart_needed(running: dict, wanted: dict) -> list[str]:
+    """The top-level sections that differ in a way only a restart can carry out."""
+    return [key for key in RESTART_ONLY if running.get(key) != wanted.get(key)]
