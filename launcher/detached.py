@@ -1,8 +1,9 @@
 """A supervisor some earlier launch left serving ("Quit, keep serving"), or a `gradio-serve up` in a terminal.
 
 Found through serving.paths.supervisor_record(); followed by reading
-status_record() once a second (in a worker); stopped with SIGTERM to its
-pid, then its process group after a grace period.
+status_record() and the record's config (it changes when a change is applied)
+once a second (in a worker); stopped with SIGTERM to its pid, then its process
+group after a grace period.
 """
 
 from __future__ import annotations
@@ -47,18 +48,20 @@ def find_running() -> dict | None:
     return record
 
 
-def _read_update(log_offset: int | None) -> tuple[dict | None, list[str], int]:
-    """The latest status, and the supervisor log's lines since `log_offset` (worker thread).
+def _read_update(log_offset: int | None) -> tuple[dict | None, list[str], int, dict | None]:
+    """The latest status, the supervisor log's lines since `log_offset` and the supervisor record
+    (worker thread).
 
     A None offset starts near the end of the log, so attaching shows recent context only.
     """
     status = paths.read_json(paths.status_record())
+    record = paths.read_json(paths.supervisor_record())
     lines: list[str] = []
     path = paths.supervisor_log()
     try:
         size = path.stat().st_size
     except OSError:
-        return status, lines, 0
+        return status, lines, 0, record
     if log_offset is None:
         log_offset = max(0, size - 4096)
     if size < log_offset:
@@ -70,7 +73,7 @@ def _read_update(log_offset: int | None) -> tuple[dict | None, list[str], int]:
         end = chunk.rfind(b"\n") + 1  # whole lines only; the rest comes next time
         lines = chunk[:end].decode("utf-8", "replace").splitlines()
         log_offset += end
-    return status, lines, log_offset
+    return status, lines, log_offset, record
 
 
 class AttachedSupervisor(ServingController):
@@ -93,6 +96,8 @@ class AttachedSupervisor(ServingController):
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._poll)
         self._state = ServingState.running
+        if isinstance(record.get("config"), dict):
+            self.running_config = record["config"]
 
     def start_following(self) -> None:
         launcher_logger().info("found a running app (supervisor pid %s) at %s", self.pid, self.url)
@@ -145,13 +150,15 @@ class AttachedSupervisor(ServingController):
     def _on_status_failed(self, exc: BaseException) -> None:
         self._polling = False
 
-    def _on_update(self, update: tuple[dict | None, list[str], int]) -> None:
+    def _on_update(self, update: tuple[dict | None, list[str], int, dict | None]) -> None:
         self._polling = False
-        status, lines, self._log_offset = update
+        status, lines, self._log_offset, record = update
         log = supervisor_logger()
         for line in lines:
             if line.strip():
                 log.info("%s", line.rstrip())
+        if record and record.get("pid") == self.pid and isinstance(record.get("config"), dict):
+            self.set_running_config(record["config"])  # e.g. after `gradio-serve apply`
         if not status or self._stop_sent_at is not None:
             return
         self._set_url(status.get("url"))
@@ -160,4 +167,4 @@ class AttachedSupervisor(ServingController):
             self.status_changed.emit(status)
         state = state_for_phase(status.get("phase"))
         if state is not None and state is not ServingState.stopped:
-            self._set_state(state)
+            self._follow_phase(state)

@@ -6,6 +6,8 @@ idempotent. Stop asks nicely ("stop" on stdin), then after a grace period
 ends the supervisor's whole process group (it leads its own group, so Ray's
 helpers go too), first with SIGTERM, then SIGKILL. Nothing here blocks the
 main thread except `kill_now()`, which is only for the moment of exit.
+A `deploying` phase after `running` is a change applied in place (or its
+rollback): the state stays running, with `changing` set meanwhile.
 """
 
 from __future__ import annotations
@@ -89,6 +91,9 @@ class ServingController(QObject):
     message_changed = Signal(str)  # the latest phase message, for the status line
     error_reported = Signal(str, str)  # message, hint
     url_changed = Signal(str)
+    changing_changed = Signal(bool)  # a change (an apply, or its rollback) is being deployed
+    applied = Signal(dict)  # the supervisor's answer to an apply request (serving/apply_request.py)
+    running_config_changed = Signal(dict, dict)  # (before, after): what the app serves changed
 
     owned = True  # False for a supervisor another launcher left running
 
@@ -100,6 +105,8 @@ class ServingController(QObject):
         self.pgid: int | None = None
         self.last_status: dict | None = None
         self.last_error: tuple[str, str] | None = None
+        self.changing = False
+        self.running_config: dict | None = None  # the LaunchConfig (as JSON) the app serves now
 
     @property
     def state(self) -> ServingState:
@@ -110,9 +117,37 @@ class ServingController(QObject):
         return self._state in (ServingState.starting, ServingState.running, ServingState.stopping)
 
     def _set_state(self, state: ServingState) -> None:
+        if state is not ServingState.running:
+            self._set_changing(False)
         if state is not self._state:
             self._state = state
             self.state_changed.emit(state.value)
+
+    def _follow_phase(self, state: ServingState) -> None:
+        """Take the state a phase names. `deploying` after `running` is a change being applied
+        (or rolled back): the app keeps answering meanwhile, so it stays running, marked changing."""
+        if state is ServingState.starting and self._state is ServingState.running:
+            self._set_changing(True)
+            return
+        if state is ServingState.running:
+            self._set_changing(False)
+        self._set_state(state)
+
+    def _set_changing(self, changing: bool) -> None:
+        if changing != self.changing:
+            self.changing = changing
+            self.changing_changed.emit(changing)
+
+    def set_running_config(self, config: dict | None) -> None:
+        if config and config != self.running_config:
+            before, self.running_config = self.running_config, config
+            self.running_config_changed.emit(before or {}, config)
+
+    def reload_running_config(self) -> None:
+        """Take the config from the supervisor record (rewritten after an apply, e.g. `gradio-serve apply`)."""
+        record = paths.read_json(paths.supervisor_record())  # one small file
+        if record and record.get("pid") == self.pid and isinstance(record.get("config"), dict):
+            self.set_running_config(record["config"])
 
     def _set_url(self, url: str | None) -> None:
         if url and url != self.url:
@@ -174,6 +209,7 @@ class SupervisorProcess(ServingController):
         self.pid = self.pgid = None
         self.last_status = None
         self.last_error = None
+        self.running_config = config.model_dump(mode="json")
         self.detached = False
         self._stop_requested = False
         self._final_phase: ServingState | None = None
@@ -337,8 +373,10 @@ class SupervisorProcess(ServingController):
                 # until then it is stopping. _on_finished settles the state.
                 self._final_phase = state
                 state = ServingState.stopping
-            if state is not None and not (self._stop_requested and state is ServingState.running):
-                self._set_state(state)
+            if state is not None and not (
+                self._stop_requested and state in (ServingState.running, ServingState.starting)
+            ):
+                self._follow_phase(state)
         elif kind == "status":
             self.last_status = event
             self.status_changed.emit(event)
@@ -350,6 +388,13 @@ class SupervisorProcess(ServingController):
         elif kind == "log":
             level = {"warning": 30, "error": 40}.get(str(event.get("level")), 20)
             log.log(level, "%s", event.get("message", ""))
+        elif kind == "applied":
+            ok, message, hint = bool(event.get("ok")), event.get("message", ""), event.get("hint") or ""
+            log.log(20 if ok else 30, "%s%s", message if ok else f"not applied: {message}", f" ({hint})" if hint else "")
+            self.applied.emit(event)
+            if ok:
+                # The supervisor rewrites its record just after saying so; read it once that is done.
+                QTimer.singleShot(1000, self, self.reload_running_config)
         else:
             log.info("%s", event)
 

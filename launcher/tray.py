@@ -51,14 +51,18 @@ class Tray(QObject):
         if self.icon is not None:
             self.icon.hide()
 
-    def set_state(self, state: str, url: str | None = None) -> None:
+    def set_state(self, state: str, url: str | None = None, changing: str | None = None) -> None:
+        """`changing`: what a running app is doing meanwhile (e.g. "applying changes…")."""
         self.state = state
         tip = f"Gradio Serve Launcher: {_STATE_WORDS.get(state, state)}"
         if state == "running" and url:
             tip += f" at {url}"
+        if state == "running" and changing:
+            tip += f", {changing}"
         self.tooltip = tip
         if self.icon is not None:
-            self.icon.setIcon(state_icon(state))
+            # Still serving, but something is changing: the look of starting.
+            self.icon.setIcon(state_icon("starting" if changing and state == "running" else state))
             self.icon.setToolTip(tip)
 
     def message(self, title: str, text: str) -> bool:

@@ -5,7 +5,10 @@ settings from a --config file, are kept), validates it, checks models, port,
 memory and CPUs in a worker, then hands it to a SupervisorProcess. It follows
 the supervisor's state through signals only. "Connect to an existing cluster"
 sets cluster.address (this machine's CPUs, GPUs and memory then no longer
-bound or warn); "Advanced" shows each slot's autoscaling line.
+bound or warn); "Advanced" shows each slot's autoscaling line. While the app
+runs the form stays editable: "Apply changes" hands the difference to the
+running supervisor (launcher/apply_changes.py), or restarts it when only a
+restart can carry it (port, cluster).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from PySide6.QtWidgets import (
 
 from launcher import errors, machine, model_catalog
 from launcher import settings as settings_mod
+from launcher.apply_changes import ApplyOutcome, ApplyRequest, PendingChange, pending_change, same_config
 from launcher.browser import BrowserOpener, open_url
 from launcher.detached import AttachedSupervisor
 from launcher.errors import show_error
@@ -145,7 +149,11 @@ class MainWindow(QMainWindow):
         self._quitting = False
         self._confirm_box: QMessageBox | None = None
         self._close_box: QMessageBox | None = None
+        self._restart_box: QMessageBox | None = None
         self._loading = False
+        self._applying: ApplyRequest | None = None  # an apply request waiting for its answer
+        self._restart_pending = False  # Stop was pressed on the way to a restart with new settings
+        self._pending = PendingChange()
 
         self.setWindowTitle(TITLE)
         self.setWindowIcon(app_icon())
@@ -308,10 +316,12 @@ class MainWindow(QMainWindow):
         self.start_button.setDefault(True)
         self.stop_button = QPushButton("Stop")
         self.open_button = QPushButton("Open in browser")
+        self.apply_button = QPushButton("Apply changes")
         self.start_button.clicked.connect(self.start_action.trigger)
         self.stop_button.clicked.connect(self.stop_action.trigger)
         self.open_button.clicked.connect(self.open_action.trigger)
-        for b in (self.start_button, self.stop_button, self.open_button):
+        self.apply_button.clicked.connect(self.apply_changes)
+        for b in (self.start_button, self.stop_button, self.open_button, self.apply_button):
             controls.addWidget(b)
         controls.addSpacing(12)
         self.state_label = QLabel()
@@ -320,6 +330,12 @@ class MainWindow(QMainWindow):
         self.state_label.linkActivated.connect(lambda _url: self.open_in_browser())
         controls.addWidget(self.state_label, 1)
         outer.addLayout(controls)
+        # Shown while the form differs from what the app serves.
+        self.pending_label = QLabel()
+        self.pending_label.setTextFormat(Qt.TextFormat.RichText)
+        self.pending_label.linkActivated.connect(lambda _link: self.revert_changes())
+        self.pending_label.setVisible(False)
+        outer.addWidget(self.pending_label)
 
         # Status and log, resizable against each other
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -528,6 +544,7 @@ class MainWindow(QMainWindow):
         if self._loading:
             return
         self._update_resources()
+        self._update_pending()
         self._schedule_save()
 
     def _on_cluster_toggled(self, checked: bool) -> None:
@@ -749,6 +766,8 @@ class MainWindow(QMainWindow):
         controller.message_changed.connect(self._on_phase_message)
         controller.url_changed.connect(lambda _url: self._apply_state(self._state()))
         controller.error_reported.connect(self._on_supervisor_error)
+        controller.changing_changed.connect(lambda _changing: self._apply_state(self._state()))
+        controller.running_config_changed.connect(self._on_running_config_changed)
 
     def _on_supervisor_error(self, message: str, hint: str) -> None:
         show_error(message, hint or "The log view has the supervisor's output.")
@@ -781,18 +800,171 @@ class MainWindow(QMainWindow):
         self.phase_label.setText(f"Serving (started earlier, supervisor pid {controller.pid}).")
         controller.start_following()
 
+    # ---- changing the running app ------------------------------------------------
+
+    def _update_pending(self) -> None:
+        """Offer Apply (or a restart) while the form differs from what the running app serves."""
+        controller = self.controller
+        running = controller is not None and controller.state is ServingState.running
+        change = PendingChange()
+        if running and controller.running_config:
+            try:
+                change = pending_change(controller.running_config, self.config_dict())
+            except Exception:  # noqa: BLE001 - a half-built form (rows being swapped): no verdict yet
+                change = self._pending
+        self._pending = change
+        self.apply_button.setVisible(running)
+        self.apply_button.setEnabled(running and change.differs and not self._changing())
+        self.apply_button.setText("Restart to apply…" if change.restart else "Apply changes")
+        self.apply_button.setToolTip(
+            f"Changing {change.restart_words()} needs a restart: stop the app and start it with these settings"
+            if change.restart
+            else "Change the running app in place: the models are swapped while it keeps serving"
+        )
+        show = running and change.differs and self._applying is None
+        if show:
+            what = f"Changing {change.restart_words()} needs a restart." if change.restart else "Changes not applied yet."
+            colour = STATE_COLOURS["starting"]
+            self.pending_label.setText(f"<span style='color:{colour}'>{what}</span> <a href='revert'>Revert</a>")
+        self.pending_label.setVisible(show)
+
+    def apply_changes(self) -> None:
+        """Carry the form's settings to the running app: in place when Serve can, else offer a restart."""
+        controller = self.controller
+        if controller is None or controller.state is not ServingState.running or self._changing():
+            return
+        try:
+            config = self.current_config()
+        except ConfigError as exc:
+            show_error(
+                "The settings cannot be applied as they are:\n" + str(exc).removeprefix("invalid configuration:\n"),
+                "Fix the value named above and press Apply again; the app keeps serving its current settings.",
+            )
+            return
+        change = pending_change(controller.running_config, config.model_dump(mode="json"))
+        if not change.differs:
+            self.show_status_line("Nothing to apply: the app already serves these settings.")
+            return
+        if change.restart:
+            self._confirm_restart(change)
+            return
+        for warning in self.resource_warnings(config):
+            launcher_logger().warning("%s", warning)
+        request = ApplyRequest(controller, config, self)
+        try:
+            if not controller.pid:
+                raise ProcessLookupError("the supervisor's pid is not known yet")
+            request.start()
+        except OSError as exc:
+            request.deleteLater()
+            show_error(
+                f"Could not ask the running app to change: {exc.strerror or exc}.",
+                "Check the status above; if the app is gone, press Start.",
+            )
+            return
+        self._applying = request
+        request.finished.connect(self._on_applied)
+        models = ", ".join(slot.model for slot in config.models)
+        launcher_logger().info("applying to the running app: %s", models)
+        self.show_status_line(f"Applying changes ({models})…")
+        self._apply_state(self._state())
+
+    def _on_applied(self, outcome: ApplyOutcome) -> None:
+        request, self._applying = self._applying, None
+        if request is not None:
+            request.deleteLater()
+        if outcome.ok:
+            self._base = outcome.config
+            if self.controller is not None:
+                self.controller.set_running_config(outcome.config.model_dump(mode="json"))
+            self.save_settings()
+            text = f"Applied in {outcome.elapsed_s:.1f} s: {', '.join(s.model for s in outcome.config.models)}"
+            launcher_logger().info("%s", text)
+            self.show_status_line(text)
+        elif not outcome.answered and self._state() is not ServingState.running:
+            # Stopped (by the user) or failed (the controller reports that itself).
+            launcher_logger().info("the changes were not applied: %s", outcome.message)
+            self.show_status_line(f"The changes were not applied: {outcome.message}.")
+        else:
+            show_error(
+                f"The changes were not applied: {outcome.message}.",
+                outcome.hint or "The previous settings keep serving; change the settings and press Apply again.",
+            )
+        self._apply_state(self._state())
+
+    def _confirm_restart(self, change: PendingChange) -> None:
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            TITLE,
+            f"Changing {change.restart_words()} needs a restart.",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setInformativeText(
+            "The app stops, then starts again with the new settings; it does not answer meanwhile."
+        )
+        restart = box.addButton("Restart with new settings", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(restart)
+
+        def done(_result: int) -> None:
+            self._restart_box = None
+            if box.clickedButton() is restart:
+                self.restart_serving()
+
+        box.finished.connect(done)
+        self._restart_box = box
+        box.open()
+
+    def restart_serving(self) -> None:
+        """Stop, then Start with the form's settings once stopped (see _apply_state)."""
+        if self.controller is None or self._state() is not ServingState.running:
+            return
+        self._restart_pending = True
+        self.show_status_line("Restarting with the new settings…")
+        self.stop_serving()
+
+    def revert_changes(self) -> None:
+        """Put what the app serves back in the form."""
+        config = self.controller.running_config if self.controller is not None else None
+        if not config:
+            return
+        try:
+            self.apply_config(LaunchConfig.from_dict(config))
+        except ConfigError:
+            return
+        self._on_edited()
+
+    def _on_running_config_changed(self, before: dict, after: dict) -> None:
+        """The app's settings changed (our Apply, or `gradio-serve apply`): an unedited form follows them."""
+        if self._applying is None and not same_config(self.config_dict(), after) and same_config(
+            self.config_dict(), before
+        ):
+            try:
+                self.apply_config(LaunchConfig.from_dict(after))
+            except ConfigError:
+                pass
+            launcher_logger().info("the running app's settings changed elsewhere; the form shows them")
+        self._update_pending()
+
     # ---- state -------------------------------------------------------------------
 
     def _state(self) -> ServingState:
         return self.controller.state if self.controller is not None else ServingState.stopped
 
+    def _changing(self) -> bool:
+        """A change is on its way to the running app (ours, or a rollback, or `gradio-serve apply`)."""
+        return self._applying is not None or (self.controller is not None and self.controller.changing)
+
     def _editable(self) -> bool:
-        return not self._checking and self._state() in (ServingState.stopped, ServingState.error)
+        """Settings can be edited when stopped, and while running (then applied with Apply changes)."""
+        if self._checking or self._changing():
+            return False
+        return self._state() in (ServingState.stopped, ServingState.error, ServingState.running)
 
     def _apply_state(self, state: ServingState) -> None:
         url = self.controller.url if self.controller else None
         editable = self._editable()
-        self.start_action.setEnabled(editable)
+        self.start_action.setEnabled(not self._checking and state in (ServingState.stopped, ServingState.error))
         self.stop_action.setEnabled(state in (ServingState.starting, ServingState.running))
         self.open_action.setEnabled(state is ServingState.running and bool(url))
         self.quit_keep_action.setEnabled(
@@ -809,6 +981,10 @@ class MainWindow(QMainWindow):
         self.add_button.setEnabled(editable and self.mode() is Mode.fanout and len(self.rows) < MAX_SLOTS)
 
         colour = STATE_COLOURS.get(state.value, "#9ca3af")
+        changing = None
+        if state is ServingState.running and self._changing():
+            changing = "applying changes…" if self._applying is not None else "updating…"
+            colour = STATE_COLOURS["starting"]
         words = {
             ServingState.stopped: "Checking…" if self._checking else "Stopped",
             ServingState.starting: "Starting…",
@@ -816,9 +992,11 @@ class MainWindow(QMainWindow):
             ServingState.stopping: "Stopping…",
             ServingState.error: "Checking…" if self._checking else "Failed (see the message and the log)",
         }
-        self.state_label.setText(f"<span style='color:{colour}; font-size:14pt'>●</span> {words[state]}")
-        self.tray.set_state(state.value, url)
+        text = words[state] + (f" · {changing}" if changing else "")
+        self.state_label.setText(f"<span style='color:{colour}; font-size:14pt'>●</span> {text}")
+        self.tray.set_state(state.value, url, changing)
         self.setWindowTitle(TITLE if state is ServingState.stopped else f"{TITLE} ({state.value})")
+        self._update_pending()
 
         if state is ServingState.running and url and self._browser_pending:
             self._browser_pending = False
@@ -831,6 +1009,10 @@ class MainWindow(QMainWindow):
             self.browser.cancel()
             if self._quitting:
                 self.quit_requested.emit(False)
+            elif self._restart_pending:
+                self._restart_pending = False
+                if state is ServingState.stopped:
+                    QTimer.singleShot(0, self, self.start_serving)  # the rest of the restart, with the form's settings
 
     def state_text(self) -> str:
         """The state line without markup (tests and the tray read it)."""

@@ -371,7 +371,9 @@ def test_status_table_and_buttons_follow_the_supervisor(window, qtbot, tmp_path,
         assert f"http://127.0.0.1:{port}/" in window.state_label.text()
         assert window.status_table.rows() == [("m0 (smollm2-135m-instruct)", "RUNNING", "1/1", "")]
         assert window.stop_button.isEnabled() and window.open_button.isEnabled()
-        assert not window.start_button.isEnabled() and not window.rows[0].cpus.isEnabled()
+        assert not window.start_button.isEnabled()
+        # Settings stay editable while running (Apply changes carries them over; nothing differs yet).
+        assert window.rows[0].cpus.isEnabled() and not window.apply_button.isEnabled()
         assert window.tray.state == "running" and str(port) in window.tray.tooltip
         # Nothing answers on the fake's URL, so no browser yet: it opens once the page answers.
         qtbot.wait(1500)

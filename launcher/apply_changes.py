@@ -1,0 +1,124 @@
+"""Changing the running app in place ("Apply changes"): what differs, and waiting for the answer.
+
+The form is compared with the config the supervisor serves. A change Serve can make in
+place is sent with serving.apply_request (a file plus SIGUSR1, so a supervisor this
+launcher owns and one it re-attached to are asked the same way); the answer is read from
+the status record by a QTimer, one small file read per tick, and taken from the owned
+supervisor's `applied` event when that comes first. Nothing here waits on the main thread.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from launcher.supervisor_process import ServingController, ServingState
+from serving import apply_request
+from serving.config import ConfigError, LaunchConfig
+
+# What each section that needs a restart means to someone looking at the window.
+_RESTART_WORDS = {"http": "the port (HTTP settings)", "cluster": "the cluster"}
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    differs: bool = False
+    restart: tuple[str, ...] = ()  # sections only a restart can change (apply_request.RESTART_ONLY)
+
+    def restart_words(self) -> str:
+        return " and ".join(_RESTART_WORDS.get(s, s) for s in self.restart)
+
+
+def _normalized(data: dict) -> dict:
+    """The config as the supervisor will see it; a half-typed form is compared as it is."""
+    try:
+        return LaunchConfig.from_dict(data).model_dump(mode="json")
+    except ConfigError:
+        return data
+
+
+def pending_change(running: dict | None, wanted: dict) -> PendingChange:
+    """How the form's config (`wanted`) differs from what the app serves (`running`, None: unknown)."""
+    if not running:
+        return PendingChange()
+    running, wanted = _normalized(running), _normalized(wanted)
+    if running == wanted:
+        return PendingChange()
+    return PendingChange(True, tuple(apply_request.restart_needed(running, wanted)))
+
+
+def same_config(a: dict | None, b: dict | None) -> bool:
+    return bool(a) and bool(b) and _normalized(a) == _normalized(b)
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    ok: bool
+    message: str
+    hint: str
+    elapsed_s: float
+    config: LaunchConfig
+    answered: bool = True  # False: the app went away, or no answer came in time
+
+
+class ApplyRequest(QObject):
+    """One apply request to the running supervisor, from sending to its answer."""
+
+    finished = Signal(object)  # ApplyOutcome, once
+
+    poll_ms = 250
+    timeout_s = 15 * 60.0  # a big model on a slow disk can take minutes to load
+
+    def __init__(self, controller: ServingController, config: LaunchConfig, parent: QObject | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.config = config
+        self.request_id: str | None = None
+        self._started = 0.0
+        self._done = False
+        self._timer = QTimer(self, interval=self.poll_ms)
+        self._timer.timeout.connect(self._poll)
+
+    def start(self) -> None:
+        """Send the request; OSError (ProcessLookupError included) when it cannot be delivered."""
+        self._started = time.monotonic()
+        self.request_id = apply_request.send(int(self.controller.pid), self.config.model_dump(mode="json"))
+        self.controller.applied.connect(self._on_event)
+        self._timer.start()
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self._started
+
+    def _on_event(self, event: dict) -> None:
+        if event.get("id") == self.request_id:
+            self._answer(event)
+
+    def _poll(self) -> None:
+        answer = apply_request.result(self.request_id)
+        if answer:
+            self._answer(answer)
+        elif self.controller.state is not ServingState.running:
+            self._finish(False, "the app stopped before the change was made", "", answered=False)
+        elif self.elapsed_s() > self.timeout_s:
+            self._finish(
+                False,
+                f"no answer from the app within {self.timeout_s / 60:.0f} minutes",
+                "It may still be loading the models: check the log; Stop and Start it if it does not recover.",
+                answered=False,
+            )
+
+    def _answer(self, answer: dict) -> None:
+        self._finish(bool(answer.get("ok")), str(answer.get("message") or ""), str(answer.get("hint") or ""))
+
+    def _finish(self, ok: bool, message: str, hint: str, answered: bool = True) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._timer.stop()
+        try:
+            self.controller.applied.disconnect(self._on_event)
+        except (RuntimeError, TypeError):
+            pass  # already gone with the controller
+        self.finished.emit(ApplyOutcome(ok, message, hint, self.elapsed_s(), self.config, answered))
