@@ -1,0 +1,429 @@
+"""Apply changes from the window to the running app (launcher/apply_changes.py).
+
+Fast: the pending-change logic, the state machine's `deploying` after `running`, and the
+window's whole Apply flow against a fake supervisor that speaks serving/apply_request.py's
+protocol (a request file plus SIGUSR1; the answer as an `applied` event and in the status
+record). Slow: the real supervisor, a tiny model swapped in place, gradio_client answering,
+the GUI thread never stalled, and nothing left running.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import threading
+import time
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import psutil
+import pytest
+
+from launcher import errors, machine
+from launcher.apply_changes import PendingChange, pending_change
+from launcher.detached import AttachedSupervisor
+from launcher.model_catalog import ModelChoice
+from launcher.settings import Settings
+from launcher.supervisor_process import ServingState, SupervisorProcess
+from serving import paths
+from serving.config import LaunchConfig
+
+CHOICES = [
+    ModelChoice(name="smollm2-135m-instruct", kind="instruct", params_m=135, memory_mb=900),
+    ModelChoice(name="t5-tiny", kind="seq2seq", params_m=1, memory_mb=400, source="cache"),
+]
+
+FAKE = textwrap.dedent(
+    r'''
+    """Fake `gradio-serve up --events` that also answers apply requests like serving/supervisor.py.
+
+    Model "broken" fails to deploy (answered, then the old one restored); "refused" is refused at once."""
+    import json, os, signal, sys, threading, time
+    from serving import apply_request, paths
+    os.setpgid(0, 0)
+    args = sys.argv[1:]
+    config = json.load(open(args[args.index("--config") + 1]))
+    url = f"http://127.0.0.1:{config['http']['port']}/"
+    apply_s = float(os.environ.get("FAKE_APPLY_S", "1.0"))
+    def emit(event, **kw):
+        print(json.dumps({"event": event, "time": time.time(), **kw}), flush=True)
+    def phase(name, message):
+        emit("phase", phase=name, message=message, url=url, pid=os.getpid(), pgid=os.getpgrp())
+    def status(cfg):
+        emit("status", app_status="RUNNING", deployments=[
+            {"name": f"model{i}", "label": m["model"], "model": m["model"], "status": "RUNNING",
+             "replicas_running": m["replicas"], "replicas_target": m["replicas"], "message": ""}
+            for i, m in enumerate(cfg["models"])])
+    def record(cfg):
+        paths.write_json_atomic(paths.supervisor_record(),
+                                {"pid": os.getpid(), "pgid": os.getpgrp(), "url": url, "config": cfg})
+    def answer(request_id, ok, message, hint=""):
+        applied = {"id": request_id, "ok": ok, "message": message, "hint": hint}
+        emit("applied", **applied)
+        paths.write_json_atomic(paths.status_record(), {"phase": "running", "url": url, "applied": applied})
+    phase("validating", "checking")
+    phase("deploying", "deploying")
+    status(config)
+    record(config)
+    phase("running", f"ready at {url}")
+    usr1, stop = threading.Event(), threading.Event()
+    signal.signal(signal.SIGUSR1, lambda *_: usr1.set())
+    def read_stdin():
+        for line in sys.stdin:
+            if line.strip() == "stop":
+                break
+        stop.set()
+    threading.Thread(target=read_stdin, daemon=True).start()
+    while not stop.wait(0.05):
+        if not usr1.is_set():
+            continue
+        usr1.clear()
+        request = apply_request.take()
+        wanted, rid = request["config"], request["id"]
+        model = wanted["models"][0]["model"]
+        if model == "refused":
+            answer(rid, False, "the app is still starting or changing", "wait until it is running, then apply again")
+            continue
+        phase("deploying", "applying " + model)
+        time.sleep(apply_s)
+        if model == "broken":
+            answer(rid, False, "the app failed to deploy: broken", "the previous models are being restored")
+            phase("deploying", "restoring")
+            time.sleep(0.3)
+            phase("running", f"ready at {url}")
+            continue
+        config = wanted
+        status(config)
+        phase("running", f"ready at {url}")
+        answer(rid, True, "applied: " + model)
+        record(config)
+    phase("stopping", "stopping")
+    paths.supervisor_record().unlink(missing_ok=True)
+    phase("stopped", "stopped")
+    '''
+)
+
+
+@pytest.fixture(autouse=True)
+def launcher_env(tmp_path, monkeypatch):
+    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    for name in ("GRADIO_SERVE_STATE_DIR", "GRADIO_SERVE_LOG_DIR", "GRADIO_SERVE_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    errors.last_dialog = None
+    yield
+    errors.set_presenter(None, None)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- the pending-change logic ----------------------------------------------------------
+
+
+def _config(**changes) -> dict:
+    data = LaunchConfig.from_dict({"models": [{"model": "t5-tiny", "num_cpus": 1}], "http": {"port": 8123}})
+    data = data.model_dump(mode="json")
+    for path, value in changes.items():
+        *parents, leaf = path.split(".")
+        target = data
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[leaf] = value
+    return data
+
+
+def test_pending_change_says_what_differs_and_what_needs_a_restart():
+    running = _config()
+    assert pending_change(running, _config()) == PendingChange()
+    assert pending_change(None, _config(**{"models.0.model": "other"})) == PendingChange(), "nothing known to compare"
+    # Same values, written differently (an int for a float), are no change.
+    assert not pending_change(running, _config(**{"models.0.num_cpus": 1})).differs
+    # Serve can change these in place.
+    for change in ({"models.0.model": "other"}, {"models.0.replicas": 2}, {"models.0.num_cpus": 0.5}, {"mode": "fanout"}):
+        verdict = pending_change(running, _config(**change))
+        assert verdict.differs and verdict.restart == (), change
+    # These need a new proxy or cluster.
+    assert pending_change(running, _config(**{"http.port": 8124})) == PendingChange(True, ("http",))
+    assert pending_change(running, _config(**{"cluster.address": "auto"})) == PendingChange(True, ("cluster",))
+    both = pending_change(running, _config(**{"http.port": 8124, "cluster.num_cpus": 2}))
+    assert both.restart == ("cluster", "http") and "port" in both.restart_words() and "cluster" in both.restart_words()
+
+
+# ---- the state machine: `deploying` after `running` is a change, not a start ------------
+
+
+def test_deploying_after_running_keeps_the_app_running_and_marked_changing(qtbot):
+    c = SupervisorProcess()
+    states, changing, applied = [], [], []
+    c.state_changed.connect(states.append)
+    c.changing_changed.connect(changing.append)
+    c.applied.connect(applied.append)
+    for phase in ("validating", "starting_cluster", "deploying"):
+        c.handle_event({"event": "phase", "phase": phase, "message": phase, "pid": 1234, "pgid": 1234})
+    assert c.state is ServingState.starting and not c.changing, "before the first running it is a start"
+    c.handle_event({"event": "phase", "phase": "running", "message": "ready", "url": "http://127.0.0.1:1/"})
+    c.handle_event({"event": "phase", "phase": "deploying", "message": "applying x"})
+    assert c.state is ServingState.running and c.changing
+    c.handle_event({"event": "applied", "id": "r1", "ok": False, "message": "no", "hint": "h"})
+    c.handle_event({"event": "phase", "phase": "deploying", "message": "restoring x"})
+    assert c.state is ServingState.running and c.changing
+    c.handle_event({"event": "phase", "phase": "running", "message": "ready"})
+    assert c.state is ServingState.running and not c.changing
+    assert states == ["starting", "running"], states
+    assert changing == [True, False] and applied[0]["id"] == "r1"
+
+
+def test_attached_app_deploying_after_running_is_a_change(qtbot):
+    record = {"pid": os.getpid(), "pgid": None, "url": "http://127.0.0.1:1/", "config": _config()}
+    c = AttachedSupervisor(record)
+    assert c.state is ServingState.running and c.running_config == _config()
+    changed = []
+    c.running_config_changed.connect(lambda before, after: changed.append((before, after)))
+    c._on_update(({"phase": "deploying", "url": record["url"], "deployments": []}, [], 0, record))
+    assert c.state is ServingState.running and c.changing
+    # The record's config is what it serves after `gradio-serve apply`: followed.
+    newer = {**record, "config": _config(**{"models.0.model": "other"})}
+    c._on_update(({"phase": "running", "url": record["url"], "deployments": []}, [], 0, newer))
+    assert c.state is ServingState.running and not c.changing
+    assert changed == [(_config(), newer["config"])] and c.running_config == newer["config"]
+
+
+# ---- the window with a fake supervisor ---------------------------------------------------
+
+
+@pytest.fixture
+def window(qtbot, monkeypatch, tmp_path):
+    monkeypatch.setattr(machine, "cpu_count", lambda: 4)
+    monkeypatch.setattr(machine, "probe", lambda: machine.MachineInfo(4, 16 << 30, 8 << 30, ()))
+    monkeypatch.setattr("launcher.model_catalog.load_choices", lambda: list(CHOICES))
+    monkeypatch.setattr("launcher.model_catalog.resolve", lambda ref, mode, field: CHOICES[1])
+    monkeypatch.setenv("FAKE_APPLY_S", "1.0")
+    script = tmp_path / "fake_supervisor.py"
+    script.write_text(FAKE)
+    from launcher.window import MainWindow
+
+    w = MainWindow(Settings(), open_browser=False)
+    w._controller_factory = lambda parent: SupervisorProcess(parent, command=[sys.executable, str(script)])
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.catalog_loaded and w._machine_probed, timeout=5_000)
+    w.rows[0].model.setEditText("t5-tiny")
+    w.rows[0].cpus.setValue(1)
+    yield w
+    c = w.controller
+    if isinstance(c, SupervisorProcess) and c.running():
+        c.kill_now(wait_s=3)
+
+
+def _start(window, qtbot, port: int) -> SupervisorProcess:
+    window.port.setValue(port)
+    window.start_serving(interactive=False)
+    qtbot.waitUntil(lambda: window.state_text().startswith("Running"), timeout=15_000)
+    return window.controller
+
+
+def test_apply_button_follows_the_difference_from_the_running_config(window, qtbot):
+    assert not window.apply_button.isVisible(), "nothing runs: nothing to apply to"
+    port = _free_port()
+    _start(window, qtbot, port)
+    row = window.rows[0]
+    assert window.apply_button.isVisible() and not window.apply_button.isEnabled()
+    assert not window.pending_label.isVisible()
+    assert row.model.isEnabled() and row.replicas.isEnabled() and window.port.isEnabled(), "editable while running"
+    assert not window.start_button.isEnabled()
+
+    row.replicas.setValue(2)
+    assert window.apply_button.isEnabled() and window.apply_button.text() == "Apply changes"
+    assert window.pending_label.isVisible() and "Changes not applied yet" in window.pending_label.text()
+    row.replicas.setValue(1)
+    assert not window.apply_button.isEnabled() and not window.pending_label.isVisible()
+
+    window.port.setValue(port + 1)
+    assert window.apply_button.isEnabled() and window.apply_button.text().startswith("Restart")
+    assert "needs a restart" in window.pending_label.text() and "port" in window.pending_label.text()
+    window.port.setValue(port)
+    assert not window.apply_button.isEnabled()
+
+    row.model.setEditText("smollm2-135m-instruct")
+    assert window.apply_button.isEnabled()
+    window.revert_changes()
+    assert window.rows[0].model_ref() == "t5-tiny" and not window.apply_button.isEnabled()
+
+
+def test_apply_in_place_success_failure_refusal_and_restart(window, qtbot, monkeypatch):
+    port = _free_port()
+    controller = _start(window, qtbot, port)
+    opened = []
+    monkeypatch.setattr(window.browser, "open_when_ready", lambda url: opened.append(url))
+    stalls = StallProbe()
+
+    # Success: Stop and Open stay usable while it changes; the baseline becomes the new config.
+    window.rows[0].model.setEditText("smollm2-135m-instruct")
+    window.apply_button.click()
+    assert window.state_text().startswith("Running") and "applying changes" in window.state_text()
+    assert not window.apply_button.isEnabled() and not window.rows[0].model.isEnabled()
+    qtbot.waitUntil(lambda: controller.changing, timeout=5_000)
+    assert window.stop_button.isEnabled() and window.open_button.isEnabled()
+    assert window.tray.state == "running" and "applying changes" in window.tray.tooltip
+    qtbot.waitUntil(lambda: window._applying is None, timeout=10_000)
+    assert "Applied in" in window.statusBar().currentMessage(), window.statusBar().currentMessage()
+    assert "Applied in" in window.log_view.plain_text()
+    assert controller.running_config["models"][0]["model"] == "smollm2-135m-instruct"
+    assert window.status_table.rows()[0][0] == "smollm2-135m-instruct"
+    assert not window.apply_button.isEnabled() and not window.pending_label.isVisible()
+    assert window.rows[0].model.isEnabled() and "applying" not in window.state_text()
+    assert f"127.0.0.1:{port}/" in window.state_label.text()
+    assert errors.last_dialog is None and opened == [], "no error, and the browser is not opened again"
+
+    # A failed deploy: the message and hint reach the user, the old config stays the baseline.
+    window.rows[0].model.setEditText("broken")
+    window.apply_changes()
+    qtbot.waitUntil(lambda: window._applying is None, timeout=10_000)
+    assert errors.last_dialog is not None and "failed to deploy: broken" in errors.last_dialog.text()
+    assert "restored" in errors.last_dialog.informativeText()
+    qtbot.waitUntil(lambda: not controller.changing, timeout=5_000)
+    assert controller.running_config["models"][0]["model"] == "smollm2-135m-instruct"
+    assert window._state() is ServingState.running and window.apply_button.isEnabled(), "still differs"
+
+    # A refusal comes back at once.
+    errors.last_dialog = None
+    window.rows[0].model.setEditText("refused")
+    window.apply_changes()
+    qtbot.waitUntil(lambda: window._applying is None, timeout=5_000)
+    assert "still starting" in errors.last_dialog.text()
+
+    # An invalid form is refused before anything is sent.
+    errors.last_dialog = None
+    window.rows[0].model.setEditText("")
+    window.apply_changes()
+    assert window._applying is None and "cannot be applied" in errors.last_dialog.text()
+
+    # A port change restarts (Stop, then Start with the form's settings) once confirmed.
+    window.rows[0].model.setEditText("smollm2-135m-instruct")
+    new_port = _free_port()
+    window.port.setValue(new_port)
+    window.apply_changes()
+    assert window._restart_box is not None and "needs a restart" in window._restart_box.text()
+    restart = next(b for b in window._restart_box.buttons() if b.text().startswith("Restart"))
+    restart.click()
+    qtbot.waitUntil(lambda: window.state_text().startswith("Running") and f":{new_port}/" in window.state_label.text(),
+                    timeout=20_000)
+    assert window.controller.running_config["http"]["port"] == new_port
+    assert not window.apply_button.isEnabled()
+    assert stalls.stop() < 500, "the GUI thread stalled"
+
+
+class StallProbe:
+    """The longest gap between ticks of a 10 ms timer on the GUI thread (as benchmarks/gui.py)."""
+
+    def __init__(self):
+        from PySide6.QtCore import QElapsedTimer, QTimer
+
+        self.max_gap_ms = 0.0
+        self._clock = QElapsedTimer()
+        self._clock.start()
+        self._last = 0
+        self._timer = QTimer(interval=10)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+
+    def _tick(self) -> None:
+        now = self._clock.elapsed()
+        self.max_gap_ms = max(self.max_gap_ms, now - self._last)
+        self._last = now
+
+    def stop(self) -> float:
+        self._timer.stop()
+        return self.max_gap_ms
+
+
+# ---- the real supervisor ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_apply_swaps_the_model_of_the_real_app_from_the_window(qtbot, tiny_models):
+    from gradio_client import Client
+    from test_launcher_cycle import START_TIMEOUT_MS, alive, descendants, group_members, kill_all
+
+    from launcher.window import MainWindow
+    from serving.reaper import group_alive
+
+    window = MainWindow(Settings(), open_browser=False)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.catalog_loaded, timeout=30_000)
+    window.rows[0].model.setEditText(tiny_models["seq2seq"])
+    window.rows[0].cpus.setValue(1)
+    port = _free_port()
+    window.port.setValue(port)
+
+    window.start_serving(interactive=False)
+    qtbot.waitUntil(lambda: isinstance(window.controller, SupervisorProcess) and bool(window.controller.pid),
+                    timeout=60_000)
+    controller = window.controller
+    tree: list[psutil.Process] = []
+    try:
+        qtbot.waitUntil(lambda: window.state_text().startswith(("Running", "Failed")), timeout=START_TIMEOUT_MS)
+        assert window.state_text().startswith("Running"), window.log_view.plain_text()[-3000:]
+        tree = [psutil.Process(controller.pid)] + descendants(controller.pid)
+        pgid = controller.pgid
+
+        window.rows[0].model.setEditText(tiny_models["instruct"])
+        assert window.apply_button.isEnabled() and window.apply_button.text() == "Apply changes"
+        stalls = StallProbe()
+        started = time.monotonic()
+        window.apply_button.click()
+        assert "applying changes" in window.state_text()
+        qtbot.waitUntil(lambda: window._applying is None, timeout=300_000)
+        took = time.monotonic() - started
+        max_stall = stalls.stop()
+        message = window.statusBar().currentMessage()
+        assert "Applied in" in message, (message, errors.last_dialog and errors.last_dialog.text(),
+                                         window.log_view.plain_text()[-3000:])
+        print(f"applied from the window in {took:.1f} s ({message}); longest GUI stall {max_stall:.0f} ms")
+        assert controller.running_config["models"][0]["model"] == tiny_models["instruct"]
+        assert window.state_text().startswith("Running") and window.stop_button.isEnabled()
+        assert not window.apply_button.isEnabled() and not window.pending_label.isVisible()
+        qtbot.waitUntil(
+            lambda: any(tiny_models["instruct"] in r[0] and r[1] in ("HEALTHY", "RUNNING")
+                        for r in window.status_table.rows()),
+            timeout=30_000,
+        )
+        assert not any(tiny_models["seq2seq"] in r[0] for r in window.status_table.rows())
+
+        # The new model answers; asked from a thread so the GUI keeps turning meanwhile.
+        answer: dict = {}
+
+        def ask():
+            try:
+                answer["text"] = Client(controller.url, verbose=False).predict(
+                    "The Eiffel Tower is a wrought-iron lattice tower in Paris.", api_name="/summarize")
+            except Exception as exc:  # noqa: BLE001 - reported by the assert below
+                answer["error"] = repr(exc)
+
+        asker = threading.Thread(target=ask, daemon=True)
+        asker.start()
+        qtbot.waitUntil(lambda: not asker.is_alive(), timeout=120_000)
+        assert isinstance(answer.get("text"), str) and answer["text"].strip(), answer
+        assert max_stall < 500, f"the GUI thread stalled {max_stall:.0f} ms during the apply"
+        assert errors.last_dialog is None, errors.last_dialog and errors.last_dialog.text()
+
+        window.stop_serving()
+        qtbot.waitUntil(lambda: window.state_text() == "Stopped", timeout=120_000)
+        try:
+            qtbot.waitUntil(lambda: not group_members(pgid) and not alive(tree), timeout=30_000)
+        except qtbot.TimeoutError:
+            pytest.fail(f"left behind: group {group_members(pgid)}, tree {alive(tree)}")
+        assert not group_alive(pgid)
+        assert paths.read_json(paths.supervisor_record()) is None
+    finally:
+        if controller.running():
+            controller.kill_now(wait_s=10)
+        kill_all(tree, controller.pgid)
