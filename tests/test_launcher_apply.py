@@ -320,6 +320,52 @@ def test_apply_in_place_success_failure_refusal_and_restart(window, qtbot, monke
     assert stalls.stop() < 500, "the GUI thread stalled"
 
 
+def test_apply_reaches_an_app_found_running_and_follows_changes_made_elsewhere(window, qtbot, tmp_path):
+    """A supervisor this window did not start ("Quit, keep serving", or a terminal) is asked the same way;
+    a change made with `gradio-serve apply` shows up in an unedited form."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    from launcher.detached import find_running
+    from serving import apply_request
+
+    port = _free_port()
+    config = LaunchConfig.from_dict({"models": [{"model": "t5-tiny", "num_cpus": 1}], "http": {"port": port}})
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config.model_dump(mode="json")))
+    script = tmp_path / "serving_fake.py"  # "serving" in its command line, as the real one has
+    script.write_text(FAKE)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "FAKE_APPLY_S": "0.3"}
+    proc = subprocess.Popen([sys.executable, str(script), "up", "--events", "--config", str(config_file)],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+    try:
+        qtbot.waitUntil(lambda: find_running() is not None, timeout=10_000)
+        window.attach(find_running())
+        controller = window.controller
+        assert isinstance(controller, AttachedSupervisor) and not window.apply_button.isEnabled()
+
+        window.rows[0].replicas.setValue(2)
+        window.apply_changes()
+        qtbot.waitUntil(lambda: window._applying is None, timeout=10_000)
+        assert "Applied in" in window.statusBar().currentMessage(), errors.last_dialog and errors.last_dialog.text()
+        assert controller.running_config["models"][0]["replicas"] == 2 and not window.apply_button.isEnabled()
+
+        elsewhere = {**controller.running_config, "models": [{**controller.running_config["models"][0],
+                                                              "model": "smollm2-135m-instruct"}]}
+        apply_request.send(proc.pid, elsewhere)
+        qtbot.waitUntil(lambda: window.rows[0].model_ref() == "smollm2-135m-instruct", timeout=10_000)
+        assert not window.apply_button.isEnabled() and errors.last_dialog is None
+
+        window.stop_serving()
+        qtbot.waitUntil(lambda: window.state_text() == "Stopped", timeout=10_000)
+        proc.wait(timeout=5)  # ended by the window's Stop (SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 class StallProbe:
     """The longest gap between ticks of a 10 ms timer on the GUI thread (as benchmarks/gui.py)."""
 
