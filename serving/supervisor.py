@@ -26,7 +26,10 @@ from .events import EventWriter, Phase
 from .loopback import SETUP_HOOK as LOOPBACK_HOOK
 from .loopback import keep_ray_on_loopback
 
+# Serve's status is polled often while something changes, and less once it runs: each
+# poll costs the controller and us a few ms of CPU, which the models want.
 POLL_S = 0.5
+STEADY_POLL_S = 2.0
 # Serve's own words when a replica cannot be placed for lack of CPUs/GPUs (after 30 s).
 UNSCHEDULABLE = "to be scheduled"  # not "to initialize": slow starts are not an error
 
@@ -50,6 +53,7 @@ class Supervisor:
     owns_cluster: bool = False
     deployed: bool = False  # only an app we deployed is ever deleted
     apply_pending: threading.Event = field(default_factory=threading.Event)
+    _wake: threading.Event = field(default_factory=threading.Event)  # a stop or an apply: poll now
     _reaper: subprocess.Popen | None = None
     _announced: bool = False
     _apply: dict | None = None  # the change being deployed: request id and the config to go back to
@@ -161,7 +165,11 @@ class Supervisor:
 
     def _watch(self) -> None:
         last = None
-        while not self.stop_requested.wait(POLL_S):
+        while True:
+            self._wake.wait(STEADY_POLL_S if self._announced else POLL_S)
+            self._wake.clear()
+            if self.stop_requested.is_set():
+                break
             if self.apply_pending.is_set():
                 self.apply_pending.clear()
                 self._take_apply_request()
@@ -315,12 +323,17 @@ class Supervisor:
 
     def request_stop(self, *_args) -> None:
         self.stop_requested.set()
+        self._wake.set()
+
+    def request_apply(self, *_args) -> None:
+        self.apply_pending.set()
+        self._wake.set()
 
     def _install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.request_stop)
-        signal.signal(signal.SIGUSR1, lambda *_: self.apply_pending.set())  # see serving/apply_request.py
+        signal.signal(signal.SIGUSR1, self.request_apply)  # see serving/apply_request.py
 
     def _read_stdin(self) -> None:
         for line in sys.stdin:
