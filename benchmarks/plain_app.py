@@ -4,6 +4,7 @@ Same Blocks (serving.ui.build_blocks) and same models/settings as the Serve app,
 models run in this process with serving.models.Runner, one after the other. No Ray.
 
     python -m benchmarks.plain_app --mode fanout --port N          # both default fan-out slots
+    python -m benchmarks.plain_app --mode fanout --port N --config FILE   # the slots of a launch config
     python -m benchmarks.plain_app --mode summarize --port N [--model REF]
     python -m benchmarks.plain_app --mode echo --port N            # a model that takes ~0 time
 """
@@ -32,6 +33,7 @@ def main() -> None:
     p.add_argument("--mode", choices=["fanout", "summarize", "echo"], required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--model", default="smollm2-135m-instruct")
+    p.add_argument("--config", help="a launch configuration (JSON): its mode and model slots")
     p.add_argument("--num-cpus", type=float, default=float(os.cpu_count() or 1),
                    help="torch threads (a plain app uses every core by default)")
     args = p.parse_args()
@@ -48,7 +50,9 @@ def main() -> None:
         from serving.catalog import resolve
         from serving.models import Runner
 
-        if args.mode == "fanout":
+        if args.config:
+            config = LaunchConfig.load(args.config)
+        elif args.mode == "fanout":
             config = default_config("fanout")
         else:
             config = LaunchConfig(mode=Mode.summarize, models=[ModelSlot(model=args.model)])

@@ -40,6 +40,8 @@ class Generation(_Strict):
     do_sample: bool | None = Field(None, description="Sample instead of greedy/beam decoding.")
     temperature: float | None = Field(None, gt=0, le=5, description="Sampling temperature.")
     top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1,
+                             description="Fixed sampling seed: the same prompt gets the same answer (one request at a time).")
 
     @model_validator(mode="after")
     def _min_below_max(self):

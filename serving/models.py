@@ -187,6 +187,7 @@ class Runner:
 
     def _gen_kwargs(self) -> dict:
         g = self.generation.model_dump(exclude_none=True)
+        g.pop("seed", None)  # not a generate() argument; see _seeded
         if not g.get("do_sample"):
             g.pop("temperature", None)
             g.pop("top_p", None)
@@ -207,10 +208,16 @@ class Runner:
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
     # -- running -------------------------------------------------------------
+    def _seeded(self) -> None:
+        """Reset torch's generator (under the lock) when a seed is set, so sampling repeats."""
+        if self.generation.seed is not None:
+            torch.manual_seed(self.generation.seed)
+
     def generate(self, texts: list[str]) -> list[Answer]:
         start = time.perf_counter()
         with self._lock, torch.inference_mode():
             enc, cuts = self._encode(texts)
+            self._seeded()
             out = self.model.generate(**enc, **self._gen_kwargs())
             decoded = self._decode(enc, out)
         latency = round(time.perf_counter() - start, 3)
@@ -232,6 +239,7 @@ class Runner:
         def work():
             try:
                 with self._lock, torch.inference_mode():
+                    self._seeded()
                     self.model.generate(**enc, **self._gen_kwargs(), streamer=streamer)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 failure.append(exc)

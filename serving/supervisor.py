@@ -122,6 +122,10 @@ class Supervisor:
                 num_cpus=cluster.num_cpus, num_gpus=cluster.num_gpus, namespace=APP_NAME,
                 include_dashboard=cluster.include_dashboard, dashboard_host="127.0.0.1",
                 _node_ip_address="127.0.0.1", runtime_env={"worker_process_setup_hook": LOOPBACK_HOOK},
+                # Ray runs its workers (our model replicas, the ingress, Serve's proxy) at nice 15, so
+                # any other program, and Ray's own daemons, preempt the models. A model server the
+                # user started should get its fair share, as the plain Gradio app would.
+                _system_config={"worker_niceness": 0},
             )
         # Ray's core worker installs its own SIGTERM handler, which dies mid-cleanup: take it back.
         self._install_signal_handlers()
