@@ -28,13 +28,13 @@ class Echo:
 def main() -> None:
     port = int(sys.argv[1])
     from serving.apps import GradioIngress
-    from serving.config import HttpConfig, LaunchConfig
 
+    # As the supervisor starts its cluster (workers at nice 0).
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             namespace="gsl-bench", log_to_driver=False)
+             namespace="gsl-bench", log_to_driver=False, _system_config={"worker_niceness": 0})
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    config = LaunchConfig(http=HttpConfig(port=port)).model_dump(mode="json")
-    app = GradioIngress.options(ray_actor_options={"num_cpus": 0}).bind(config, ["echo"], Echo.bind())
+    ingress = GradioIngress.options(ray_actor_options={"num_cpus": 0}, user_config={"labels": ["echo"]})
+    app = ingress.bind("summarize", None, ["echo"], Echo.bind())
     serve.run(app, name="bench-echo", route_prefix="/")
     print("READY", flush=True)
     sys.stdin.read()  # until the benchmark closes it
