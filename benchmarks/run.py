@@ -341,7 +341,7 @@ def write_doc(data: dict) -> None:
             if key == "time_to_first_token_ms" and "ttft" in d:
                 met = "yes" if d["ttft"]["ttft_over_full_answer"] < 1 / 3 else "**no**"
         lines.append(f"| `{key}` | {shown} | {goal} | {met} | `{CMD.format(section)}` | {notes.get(key, '')} |")
-    lines += ["", "`make bench` runs all sections: 7 minutes here on a quiet machine, 13 under load.", "", *READING, ""]
+    lines += ["", "`make bench` runs all sections: 7-8 minutes here on a quiet machine, 13 under load.", "", *READING, ""]
     if data.get("errors"):
         lines += ["## Sections that failed in this run", ""]
         for k, v in data["errors"].items():
@@ -360,34 +360,41 @@ READING = [
     "default threads collapse on a busy 2-core machine, each ratio is also given against the same plain app "
     "tuned to one torch thread (`--num-cpus 1`), in the notes: that is the fair measure of what Serve's "
     "parallelism buys, and on a machine whose two cores are already busy it buys little for the fan-out."),
-    ("- **Fan-out.** Two models in parallel can only finish sooner when a second core is free. On a quiet "
-    "machine (load ~2) the Serve fan-out (two replicas, one CPU each) took 0.60 of the plain app's time and 0.68 "
-    "of the tuned one's: one torch thread per model is only a little slower than two for a 135M model, and the "
-    "fan-out waits for the slower of its two answers. With other jobs keeping the load at 10-17 on 2 cores "
-    "(the two earlier runs in `previous_runs`) it was 0.23-0.25 of the plain app, whose two torch threads "
-    "collapse under contention, and 0.61 / 1.14 of the tuned one (4 requests each: noisy)."),
+    ("- **Fan-out.** The default fan-out (the embedded model twice: greedy and sampling) with the sampling "
+    "slot seeded, so both apps generate the same answers; 3 prompts x 2 calls, interleaved, and the ratio is of "
+    "the total times. Two models in parallel only finish sooner when each has a core: on 2 cores fp32 decoding "
+    "of a 135M model is bound by memory reads, so one torch thread is nearly as fast as two (46 tokens: 1.82 s "
+    "vs 1.71 s in a bare process), two processes side by side lose ~5% (1.91 s each), and inside Serve a "
+    "replica takes ~2.05 s because Ray's own processes use ~15% of a core meanwhile. Each prompt's ratio "
+    "therefore sits at 0.54-0.59: about max(a, b) / (a + b) of the two answers' lengths, plus that overhead. "
+    "Unseeded, the sampled answer's length varies (30-75 words) and single runs gave 0.60-0.63. Ray starts "
+    "its workers at nice 15, so anything else on the desktop preempted the models; the supervisor starts "
+    "them at nice 0, like the plain app."),
     ("- **Throughput.** 16 concurrent gradio_client clients, 32 requests per app. Serve's two replicas with "
-    "`@serve.batch` (up to 4 prompts per generate call): 1.77x the plain app and 1.95x the tuned one on a "
-    "quiet machine; under load 2.4-2.5x the plain app but 1.67 / 0.94 of the tuned one: with the cores "
-    "already busy, the second replica has no core to run on and Serve's extra processes compete for them."),
+    "`@serve.batch` (up to 8 prompts, waiting up to 50 ms for company: clients answered together send their "
+    "next prompts tens of ms apart, and a 5 ms wait gave 1.12-1.15 requests/s instead of 1.29-1.31). "
+    "The ratio moves by about 10% between runs: 1.77 (batches of 4, 20 ms wait), 1.59 (a 5 ms wait), 1.73 "
+    "(this setting). Under load 10-17 (earlier sessions) "
+    "it was 2.4-2.5x the plain app, whose two torch threads collapse under contention."),
     ("- **Proxy overhead.** An echo model, so only the path is measured: proxy, ingress (Gradio's queue), "
     "handle call, then back. It is three extra process hops, each waiting to be scheduled, so in absolute "
-    "milliseconds it grows with CPU contention: 61.6 ms (load ~14), 7.7 and 8.6 ms in three full runs, p50 of "
-    "60 interleaved calls each. Most of the ~75 ms either way is gradio_client's own queue/SSE round trip."),
-    ("- **Warm redeploy.** `serve.run` of a new model on the running cluster vs a cold `gradio-serve up`, each "
-    "until the first answer. The two are measured a minute apart, so this ratio does not cancel noise well "
-    "(0.69, 0.28, 0.55 in three runs). Warm is 7.5-13 s: the new model replica is a new Ray worker process "
-    "that imports torch, transformers and gradio, and the ingress is replaced too because its arguments "
-    "(labels, config) change."),
-    ("- **Time to first token** is measured as the page sees it (the page's streaming endpoint, first non-empty "
-    "partial answer) and at the deployment handle; both are in latest.json."),
+    "milliseconds it grows with CPU contention (61.6 ms at load ~14; 6-9 ms quiet), p50 of 60 interleaved "
+    "calls each. Most of the ~75 ms either way is gradio_client's own queue/SSE round trip."),
+    ("- **Warm redeploy** is what a user does: `gradio-serve apply --model ...` (the launcher's Apply changes) "
+    "on the running app, until the first answer, vs a cold `gradio-serve up`. Deployments are named by slot "
+    "and the model is their `user_config`, so Serve calls `reconfigure()` on the running replica: no new "
+    "process, torch and Gradio stay imported, and the ingress only relabels its page. The change itself takes "
+    "~1.6 s (the CLI's own start included); the rest is the first answer (~1.5 s). Before this, `serve.run` "
+    "started new replicas and a new ingress: 6-13 s (ratio 0.28-0.69)."),
+    ("- **Time to first token** is measured as the page sees it: gradio_client on the page's streaming "
+    "endpoint (the first non-empty partial answer) vs the whole-answer endpoint, embedded model."),
     ("- **Idle memory** sums RSS over every process of the running fan-out app (the supervisor's process group: "
     "GCS, raylet, Ray's agents, controller, proxy, ingress and model replicas). RSS counts shared pages in "
     "each process; PSS (in the notes) shares them out and is the better total."),
     ("- **GUI stall**: a 10 ms QTimer on the launcher's main thread through a Start and a Stop with the real "
     "supervisor; `worst_stalls` in latest.json records, for each long gap, how much CPU the main thread itself "
     "used during it (little CPU means the thread was starved or waiting on the GIL, not working). A 5 s idle "
-    "control before Start is reported as `idle_control_max_stall_ms`. Quiet: 4.7 ms. Under load 10-17 the "
+    "control before Start is reported as `idle_control_max_stall_ms`. Quiet: 4.7-8.7 ms. Under load 10-17 the "
     "worst stalls were 855 ms and 146 ms, all while Ray was starting or stopping, with the main thread using "
     "0.1 ms of CPU during the 146 ms one: the thread was not running, so the launcher does no long work on it, "
     "but it is starved when Ray's start-up saturates both cores."),
