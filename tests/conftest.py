@@ -42,3 +42,18 @@ def serving_env(request, tmp_path):
         GRADIO_SERVE_CACHE_DIR=str(cache),
     )
     return env
+
+
+@pytest.fixture
+def launcher_env(tmp_path, monkeypatch):
+    """The launcher's files (settings, state, logs) in this test's temp folder; no error dialog left over."""
+    from launcher import errors
+
+    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    for name in ("GRADIO_SERVE_STATE_DIR", "GRADIO_SERVE_LOG_DIR", "GRADIO_SERVE_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    errors.set_presenter(None, None)
+    errors.last_dialog = None
+    yield tmp_path
+    errors.set_presenter(None, None)

@@ -104,16 +104,7 @@ FAKE = textwrap.dedent(
     '''
 )
 
-
-@pytest.fixture(autouse=True)
-def launcher_env(tmp_path, monkeypatch):
-    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
-        monkeypatch.setenv(name, str(tmp_path / name.lower()))
-    for name in ("GRADIO_SERVE_STATE_DIR", "GRADIO_SERVE_LOG_DIR", "GRADIO_SERVE_CACHE_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    errors.last_dialog = None
-    yield
-    errors.set_presenter(None, None)
+pytestmark = pytest.mark.usefixtures("launcher_env")  # see conftest.py
 
 
 def _free_port() -> int:

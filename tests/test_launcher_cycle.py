@@ -37,17 +37,6 @@ START_TIMEOUT_MS = 240_000  # cold Ray + Serve + Gradio on 2 cores is ~20 s; lea
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def launcher_env(tmp_path, monkeypatch):
-    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
-        monkeypatch.setenv(name, str(tmp_path / name.lower()))
-    for name in ("GRADIO_SERVE_STATE_DIR", "GRADIO_SERVE_LOG_DIR", "GRADIO_SERVE_CACHE_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    errors.last_dialog = None
-    yield tmp_path
-    errors.set_presenter(None, None)
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -9,18 +9,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 
-from launcher import errors
 from launcher import settings as s
 from serving.config import LaunchConfig
 
-
-@pytest.fixture(autouse=True)
-def launcher_env(tmp_path, monkeypatch):
-    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
-        monkeypatch.setenv(name, str(tmp_path / name.lower()))
-    errors.last_dialog = None
-    yield
-    errors.set_presenter(None, None)
+pytestmark = pytest.mark.usefixtures("launcher_env")  # see conftest.py
 
 
 def test_path_respects_xdg_config_home(tmp_path):

@@ -20,7 +20,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import psutil
 import pytest
 
-from launcher import errors
 from launcher.detached import AttachedSupervisor, find_running
 from launcher.supervisor_process import ServingState, SupervisorProcess, group_alive
 from serving import paths
@@ -68,16 +67,7 @@ FAKE = textwrap.dedent(
     '''
 )
 
-
-@pytest.fixture(autouse=True)
-def launcher_env(tmp_path, monkeypatch):
-    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
-        monkeypatch.setenv(name, str(tmp_path / name.lower()))
-    for name in ("GRADIO_SERVE_STATE_DIR", "GRADIO_SERVE_LOG_DIR", "GRADIO_SERVE_CACHE_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    errors.set_presenter(None, None)
-    errors.last_dialog = None
-    yield
+pytestmark = pytest.mark.usefixtures("launcher_env")  # see conftest.py
 
 
 @pytest.fixture
