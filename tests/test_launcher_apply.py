@@ -19,6 +19,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import psutil
 import pytest
+from supervisor_run import free_port
 
 from launcher import errors, machine
 from launcher.apply_changes import PendingChange, pending_change
@@ -105,14 +106,6 @@ FAKE = textwrap.dedent(
 )
 
 pytestmark = pytest.mark.usefixtures("launcher_env")  # see conftest.py
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- the pending-change logic ----------------------------------------------------------
@@ -222,7 +215,7 @@ def _start(window, qtbot, port: int) -> SupervisorProcess:
 
 def test_apply_button_follows_the_difference_from_the_running_config(window, qtbot):
     assert not window.apply_button.isVisible(), "nothing runs: nothing to apply to"
-    port = _free_port()
+    port = free_port()
     _start(window, qtbot, port)
     row = window.rows[0]
     assert window.apply_button.isVisible() and not window.apply_button.isEnabled()
@@ -249,7 +242,7 @@ def test_apply_button_follows_the_difference_from_the_running_config(window, qtb
 
 
 def test_apply_in_place_success_failure_refusal_and_restart(window, qtbot, monkeypatch):
-    port = _free_port()
+    port = free_port()
     controller = _start(window, qtbot, port)
     opened = []
     monkeypatch.setattr(window.browser, "open_when_ready", lambda url: opened.append(url))
@@ -298,7 +291,7 @@ def test_apply_in_place_success_failure_refusal_and_restart(window, qtbot, monke
 
     # A port change restarts (Stop, then Start with the form's settings) once confirmed.
     window.rows[0].model.setEditText("smollm2-135m-instruct")
-    new_port = _free_port()
+    new_port = free_port()
     window.port.setValue(new_port)
     window.apply_changes()
     assert window._restart_box is not None and "needs a restart" in window._restart_box.text()
@@ -321,7 +314,7 @@ def test_apply_reaches_an_app_found_running_and_follows_changes_made_elsewhere(w
     from launcher.detached import find_running
     from serving import apply_request
 
-    port = _free_port()
+    port = free_port()
     config = LaunchConfig.from_dict({"models": [{"model": "t5-tiny", "num_cpus": 1}], "http": {"port": port}})
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps(config.model_dump(mode="json")))
@@ -398,7 +391,7 @@ def test_apply_swaps_the_model_of_the_real_app_from_the_window(qtbot, tiny_model
     qtbot.waitUntil(lambda: window.catalog_loaded, timeout=30_000)
     window.rows[0].model.setEditText(tiny_models["seq2seq"])
     window.rows[0].cpus.setValue(1)
-    port = _free_port()
+    port = free_port()
     window.port.setValue(port)
 
     window.start_serving(interactive=False)

@@ -26,6 +26,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import psutil
 import pytest
+from supervisor_run import free_port
 
 from launcher import errors
 from launcher.settings import Settings
@@ -35,12 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_MS = 240_000  # cold Ray + Serve + Gradio on 2 cores is ~20 s; leave room on a loaded CI box
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_free(port: int) -> bool:
