@@ -57,6 +57,8 @@ def _config_args(p: argparse.ArgumentParser) -> None:
                    help="CPUs per replica (once for all models, or once per --model)")
     p.add_argument("--num-gpus", type=float, action="append", metavar="N", help="GPUs per replica (fractions ok)")
     p.add_argument("--replicas", type=int, action="append", metavar="N", help="replicas per model")
+    p.add_argument("--dtype", action="append", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="weights' precision per model (auto: float32 on CPU, bfloat16/float16 on GPU)")
     p.add_argument("--min-replicas", type=int, action="append", metavar="N",
                    help="autoscale: fewest replicas per model (any autoscale flag turns autoscaling on)")
     p.add_argument("--max-replicas", type=int, action="append", metavar="N", help="autoscale: most replicas per model")
@@ -101,7 +103,8 @@ def config_from_args(args: argparse.Namespace, base: dict | None = None) -> Laun
     elif args.mode == Mode.summarize.value and len(data["models"]) > 1 and not (args.config or base):
         data["models"] = data["models"][:1]
     n = len(data["models"])
-    for flag, key in (("--num-cpus", "num_cpus"), ("--num-gpus", "num_gpus"), ("--replicas", "replicas")):
+    for flag, key in (("--num-cpus", "num_cpus"), ("--num-gpus", "num_gpus"), ("--replicas", "replicas"),
+                      ("--dtype", "dtype")):
         values = _per_slot(getattr(args, key), n, flag)
         for slot, value in zip(data["models"], values or []):
             slot[key] = value

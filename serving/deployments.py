@@ -44,7 +44,7 @@ class ModelDeployment:
         entry = CatalogEntry.model_validate(config["entry"])
         mode = Mode(config["mode"])
         self._generate_batch.set_max_batch_size(min(slot.max_ongoing_requests, MAX_BATCH_SIZE))
-        weights_key = (entry.model_dump_json(), slot.trust_remote_code)
+        weights_key = (entry.model_dump_json(), slot.trust_remote_code, slot.dtype)
         if self.runner is not None and weights_key == self._weights_key:
             self.runner.configure(mode, slot.generation)  # same weights: new decoding settings only
             return
@@ -59,7 +59,7 @@ class ModelDeployment:
         from .models import Runner
 
         runner = Runner(entry, mode, slot.generation, num_cpus=slot.num_cpus,
-                        num_gpus=slot.num_gpus, trust_remote_code=slot.trust_remote_code)
+                        num_gpus=slot.num_gpus, trust_remote_code=slot.trust_remote_code, dtype=slot.dtype)
         log.info("loaded %s (%s) on %s", entry.name, entry.kind, runner.device)
         return runner
 

@@ -110,11 +110,12 @@ class Runner:
     """One loaded model and the settings to run it for one mode."""
 
     def __init__(self, entry: CatalogEntry, mode: Mode, generation: Generation, num_cpus: float = 1.0,
-                 num_gpus: float = 0.0, trust_remote_code: bool = False):
+                 num_gpus: float = 0.0, trust_remote_code: bool = False, dtype: str = "auto"):
         _set_threads(num_cpus)
         self.entry = entry
         self.kind = entry.kind
         self.device = self._device(num_gpus)
+        self.dtype = self._dtype(dtype)
         self.tokenizer, self.model = self._load(trust_remote_code)
         self.configure(mode, generation)
         self._lock = threading.Lock()  # one generate at a time; batching gives the parallelism
@@ -123,7 +124,10 @@ class Runner:
         """The mode and decoding settings; changing them needs no reload."""
         self.mode = mode
         defaults = DEFAULTS.get((self.kind, mode), Generation())
-        self.generation = defaults.model_copy(update=generation.model_dump(exclude_none=True))
+        merged = defaults.model_copy(update=generation.model_dump(exclude_none=True))
+        if merged.min_new_tokens and merged.max_new_tokens and merged.min_new_tokens > merged.max_new_tokens:
+            merged.min_new_tokens = merged.max_new_tokens  # a short max_new_tokens wins over the default minimum
+        self.generation = merged
 
     @staticmethod
     def _device(num_gpus: float) -> str:
@@ -132,6 +136,13 @@ class Runner:
                 raise RuntimeError("this replica was given a GPU but torch sees no CUDA device")
             return "cuda"
         return "cpu"
+
+    def _dtype(self, name: str) -> torch.dtype:
+        if name != "auto":
+            return getattr(torch, name)
+        if self.device == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32  # CPUs without native bfloat16 would be slower, not faster
 
     def _load(self, trust_remote_code: bool):
         kwargs: dict = {"trust_remote_code": trust_remote_code}
@@ -144,7 +155,7 @@ class Runner:
             source = self.entry.path or self.entry.hub_id
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         cls = AutoModelForSeq2SeqLM if self.kind == "seq2seq" else AutoModelForCausalLM
-        model = cls.from_pretrained(source, **kwargs).to(self.device).eval()
+        model = cls.from_pretrained(source, dtype=self.dtype, **kwargs).to(self.device).eval()
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token  # GPT-2 has none; batching needs one
         # Decoder-only models continue from the right, so pad on the left.

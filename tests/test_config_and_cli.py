@@ -41,6 +41,8 @@ def cli(env, *args, timeout=120) -> subprocess.CompletedProcess:
         ({"http": {"host": "0.0.0.0"}}, "http", "username and password"),
         ({"models": [{"generation": {"min_new_tokens": 50, "max_new_tokens": 10}}]}, "models.0.generation", "exceed"),
         ({"models": [{"autoscaling": {"min_replicas": 3, "max_replicas": 2}}]}, "models.0.autoscaling", "exceed"),
+        ({"models": [{"dtype": "int4"}]}, "models.0.dtype", "'bfloat16'"),
+        ({"models": [{"generation": {"seed": -1}}]}, "models.0.generation.seed", "greater than or equal to 0"),
     ],
 )
 def test_bad_config_names_the_field(data, field, words):

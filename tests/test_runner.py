@@ -1,9 +1,16 @@
-"""serving.models.Runner on a tiny model: seeded sampling repeats, and new decoding
-settings (what a warm apply of the same model sends) take effect without a reload."""
+"""serving.models.Runner on a tiny model: seeded sampling repeats, new decoding settings
+(what a warm apply of the same model sends) take effect without a reload, and the
+weights' precision follows the slot's dtype."""
 
 from __future__ import annotations
 
+import argparse
+
+import pytest
+import torch
+
 from serving.catalog import resolve
+from serving.cli import _parser, config_from_args
 from serving.config import Generation, Mode
 from serving.models import Runner
 
@@ -24,3 +31,17 @@ def test_a_seed_makes_sampling_repeat_and_configure_needs_no_reload(tiny_models)
 
     streamed = list(runner.stream(PROMPT))
     assert streamed[-1]["done"] and streamed[-1]["text"] == runner.generate([PROMPT])[0].text
+
+
+@pytest.mark.parametrize("dtype, expected", [("auto", torch.float32), ("bfloat16", torch.bfloat16)])
+def test_dtype_sets_the_weights_precision(tiny_models, dtype, expected):
+    runner = Runner(resolve(tiny_models["causal"]), Mode.fanout, Generation(max_new_tokens=8), dtype=dtype)
+    assert runner.model.dtype == expected
+    assert runner.generate([PROMPT])[0].text
+    assert runner.generation.min_new_tokens == 8  # the default minimum (20) gives way to a shorter maximum
+
+
+def test_dtype_flag_per_model():
+    args: argparse.Namespace = _parser().parse_args(
+        ["up", "--mode", "fanout", "--model", "a", "--model", "b", "--dtype", "bfloat16", "--dtype", "float32"])
+    assert [s.dtype for s in config_from_args(args).models] == ["bfloat16", "float32"]
