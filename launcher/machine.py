@@ -1,8 +1,10 @@
 """What this machine offers, found without torch or ray (they must not load in the GUI).
 
 CPUs and memory come from psutil and the cgroup limits (as Ray counts them);
-GPUs from `nvidia-smi -L`, else /proc/driver/nvidia. `probe()` may run a
-subprocess, so call it from a worker; `cpu_count()` is instant.
+GPUs from `nvidia-smi -L`, else /proc/driver/nvidia; native bfloat16 from the
+x86 CPU flags in /proc/cpuinfo (None where that cannot be read: other systems,
+other architectures). `probe()` may run a subprocess, so call it from a worker;
+`cpu_count()` is instant.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class MachineInfo:
     memory_total: int  # bytes
     memory_available: int  # bytes
     gpus: tuple[str, ...] = field(default_factory=tuple)
+    native_bf16: bool | None = None  # None: not known (then nothing is said about bfloat16 speed)
 
     @property
     def gpu_count(self) -> int:
@@ -100,6 +103,30 @@ def detect_gpus(timeout: float = 5.0) -> tuple[str, ...]:
     return tuple(names)
 
 
+# AVX-512 BF16 (Cooper Lake, Zen 4 and later) or AMX (Sapphire Rapids and later): torch's bfloat16 matmuls
+# run natively there; elsewhere they are emulated and slower than float32.
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def parse_native_bf16(cpuinfo: str) -> bool | None:
+    """Whether /proc/cpuinfo text shows native bfloat16; None without an x86 `flags` line (unknown)."""
+    found = None
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() == "flags":
+            if BF16_FLAGS & set(value.split()):
+                return True
+            found = False
+    return found
+
+
+def detect_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    try:
+        return parse_native_bf16(cpuinfo.read_text(errors="replace"))
+    except OSError:
+        return None  # not Linux
+
+
 def memory() -> tuple[int, int]:
     vm = psutil.virtual_memory()
     return vm.total, vm.available
@@ -108,7 +135,13 @@ def memory() -> tuple[int, int]:
 def probe() -> MachineInfo:
     """Everything at once (runs nvidia-smi: call from a worker)."""
     total, available = memory()
-    return MachineInfo(cpus=cpu_count(), memory_total=total, memory_available=available, gpus=detect_gpus())
+    return MachineInfo(
+        cpus=cpu_count(),
+        memory_total=total,
+        memory_available=available,
+        gpus=detect_gpus(),
+        native_bf16=detect_native_bf16(),
+    )
 
 
 def format_bytes(n: float) -> str:
