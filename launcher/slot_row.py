@@ -2,7 +2,9 @@
 
 An "Advanced" line under it (shown on demand) sets autoscaling: min and max
 replicas and the ongoing requests per replica Serve aims for; while it is
-on, the fixed replica count is unused and its box disabled.
+on, the fixed replica count is unused and its box disabled. The same line
+picks the weights' precision (ModelSlot.dtype); its tooltip says whether
+bfloat16 suits this CPU, once the window knows.
 
 The picker lists catalog entries (name, then task, size, memory estimate and
 offline availability in grey) and takes free text: a hub id or a folder.
@@ -48,6 +50,14 @@ COL_BUTTON = 28
 SCHEMA_MAX_CPUS = 1024.0
 SCHEMA_MAX_GPUS = 64.0
 SCHEMA_MAX_REPLICAS = 64
+
+# (shown, ModelSlot.dtype) in the Precision box.
+PRECISIONS = (("Auto", "auto"), ("float32", "float32"), ("bfloat16", "bfloat16"), ("float16", "float16"))
+PRECISION_HELP = (
+    "Precision of the weights. Auto: float32 on a CPU, bfloat16 (else float16) on a GPU.\n"
+    "bfloat16 answers about 1.5x sooner on CPUs with native bfloat16 (AVX-512 BF16 or AMX) "
+    "and slower on others; float16 is for GPUs."
+)
 
 
 class ChoiceDelegate(QStyledItemDelegate):
@@ -104,6 +114,7 @@ class SlotRow(QWidget):
         self._base = slot or ModelSlot()
         self._choices: dict[str, ModelChoice] = {}
         self._max_cpus = 1.0
+        self._native_bf16: bool | None = None  # this CPU's, once the window's machine probe says
 
         self.number = QLabel("1.")
         self.number.setFixedWidth(18)
@@ -154,6 +165,9 @@ class SlotRow(QWidget):
         self.scale_target.setRange(0.1, 1000.0)
         self.scale_target.setSingleStep(0.5)
         self.scale_target.setToolTip("Ongoing requests per replica Serve aims for; more load adds replicas")
+        self.precision = QComboBox()
+        for text, value in PRECISIONS:
+            self.precision.addItem(text, value)
         self.advanced = QWidget()
         line = QHBoxLayout(self.advanced)
         line.setContentsMargins(0, 0, 0, 0)
@@ -163,6 +177,10 @@ class SlotRow(QWidget):
             line.addSpacing(6)
             line.addWidget(QLabel(text))
             line.addWidget(box)
+        line.addSpacing(18)
+        self.precision_label = QLabel("Precision")
+        line.addWidget(self.precision_label)
+        line.addWidget(self.precision)
         line.addStretch(1)
         self.advanced.setVisible(False)
 
@@ -193,7 +211,8 @@ class SlotRow(QWidget):
 
         self.model.currentTextChanged.connect(self._on_model_text)
         self.cpus.valueChanged.connect(self._on_cpus)
-        self.gpus.valueChanged.connect(lambda _v: self.changed.emit())
+        self.gpus.valueChanged.connect(self._on_gpus)
+        self.precision.currentIndexChanged.connect(self._on_precision)
         self.replicas.valueChanged.connect(lambda _v: self.changed.emit())
         self.autoscale.toggled.connect(self._on_autoscale)
         for box in (self.scale_min, self.scale_max, self.scale_target):
@@ -216,7 +235,9 @@ class SlotRow(QWidget):
         self.scale_min.setValue(scaling.min_replicas)
         self.scale_max.setValue(scaling.max_replicas)
         self.scale_target.setValue(scaling.target_ongoing_requests)
+        self.precision.setCurrentIndex(max(0, self.precision.findData(slot.dtype)))
         self._update_autoscale()
+        self._update_precision_tip()
         self._update_details()
 
     def model_ref(self) -> str:
@@ -227,6 +248,7 @@ class SlotRow(QWidget):
         data = self._base.model_dump(mode="json")
         data.update(model=self.model_ref(), num_cpus=self.cpus.value(), num_gpus=self.gpus.value())
         data["replicas"] = self.replicas.value()
+        data["dtype"] = self.dtype()
         data["autoscaling"] = (
             {
                 "min_replicas": self.scale_min.value(),
@@ -237,6 +259,9 @@ class SlotRow(QWidget):
             else None
         )
         return data
+
+    def dtype(self) -> str:
+        return self.precision.currentData()
 
     def max_replicas(self) -> int:
         return self.scale_max.value() if self.autoscale.isChecked() else self.replicas.value()
@@ -272,6 +297,26 @@ class SlotRow(QWidget):
             if on
             else "Copies of this model serving requests in parallel"
         )
+
+    def set_native_bf16(self, native: bool | None) -> None:
+        """What the machine probe found about this CPU (None: unknown), for the Precision tooltip."""
+        self._native_bf16 = native
+        self._update_precision_tip()
+
+    def _on_precision(self, _index: int) -> None:
+        self._update_precision_tip()
+        self.changed.emit()
+
+    def _update_precision_tip(self) -> None:
+        """The general help, plus one line about this CPU when it matters to this slot's choice."""
+        note = ""
+        on_cpu = self.gpus.value() == 0
+        if on_cpu and self._native_bf16 is True and self.dtype() == "auto":
+            note = "\nThis CPU has native bfloat16: bfloat16 would answer about 1.5x sooner here."
+        elif on_cpu and self._native_bf16 is False and self.dtype() == "bfloat16":
+            note = "\nThis CPU has no native bfloat16: bfloat16 is slower than float32 here."
+        self.precision.setToolTip(PRECISION_HELP + note)
+        self.precision_label.setToolTip(PRECISION_HELP + note)
 
     # ---- catalog and bounds ----------------------------------------------
 
@@ -313,6 +358,10 @@ class SlotRow(QWidget):
         self._update_replica_bound()
         self.changed.emit()
 
+    def _on_gpus(self, _value: float) -> None:
+        self._update_precision_tip()  # what Auto means, and whether bfloat16 runs on this CPU, follow GPUs
+        self.changed.emit()
+
     def _on_model_text(self, _text: str) -> None:
         self._update_details()
         self.changed.emit()
@@ -335,7 +384,7 @@ class SlotRow(QWidget):
             self.model.setEditText(folder)
 
     def set_editable(self, editable: bool) -> None:
-        for w in (self.model, self.browse, self.cpus, self.gpus, self.remove, self.autoscale):
+        for w in (self.model, self.browse, self.cpus, self.gpus, self.remove, self.autoscale, self.precision):
             w.setEnabled(editable)
         self._update_autoscale()
         if editable:

@@ -5,7 +5,9 @@ settings from a --config file, are kept), validates it, checks models, port,
 memory and CPUs in a worker, then hands it to a SupervisorProcess. It follows
 the supervisor's state through signals only. "Connect to an existing cluster"
 sets cluster.address (this machine's CPUs, GPUs and memory then no longer
-bound or warn); "Advanced" shows each slot's autoscaling line. While the app
+bound or warn); "Advanced" shows each slot's autoscaling and precision line
+(bfloat16 on a CPU without native support is warned about before Start, like
+what does not fit). While the app
 runs the form stays editable: "Apply changes" hands the difference to the
 running supervisor (launcher/apply_changes.py), or restarts it when only a
 restart can carry it (port, cluster).
@@ -13,6 +15,7 @@ restart can carry it (port, cluster).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import socket
 from collections.abc import Callable
@@ -268,7 +271,9 @@ class MainWindow(QMainWindow):
         self.advanced_button.setCheckable(True)
         self.advanced_button.setArrowType(Qt.ArrowType.RightArrow)
         self.advanced_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.advanced_button.setToolTip("Autoscaling per model: min and max replicas, target requests per replica")
+        self.advanced_button.setToolTip(
+            "Per model: autoscaling (min and max replicas, target requests per replica) and precision"
+        )
         self.advanced_button.toggled.connect(self._on_advanced_toggled)
         below.addWidget(self.advanced_button)
         models_layout.addLayout(below)
@@ -414,7 +419,7 @@ class MainWindow(QMainWindow):
             (self.mode_fanout if config.mode is Mode.fanout else self.mode_summarize).setChecked(True)
             self.cluster_box.setChecked(config.cluster.address is not None)
             self.cluster_address.setText(config.cluster.address or "")
-            if any(slot.autoscaling for slot in config.models):
+            if any(slot.autoscaling or slot.dtype != "auto" for slot in config.models):
                 self.advanced_button.setChecked(True)
             for slot in config.models:
                 self._add_row(slot)
@@ -467,6 +472,7 @@ class MainWindow(QMainWindow):
         row.changed.connect(self._on_edited)
         row.remove_requested.connect(self.remove_slot)
         row.set_advanced_visible(self.advanced_button.isChecked())
+        row.set_native_bf16(self.machine.native_bf16)
         self.rows.append(row)
         self.rows_layout.addWidget(row)
         return row
@@ -590,6 +596,18 @@ class MainWindow(QMainWindow):
             )
         return warnings
 
+    def precision_warnings(self, config: LaunchConfig) -> list[str]:
+        """bfloat16 on a CPU known to lack native support (emulated: slower than float32); local cluster only."""
+        if config.cluster.address or self.machine.native_bf16 is not False:
+            return []
+        return [
+            f"Model {i + 1} ({slot.model}) uses bfloat16 on the CPU, but this CPU has no native bfloat16 "
+            f"(AVX-512 BF16 or AMX): it will answer slower than with float32. Choose Auto or float32 "
+            f"under Advanced."
+            for i, slot in enumerate(config.models)
+            if slot.dtype == "bfloat16" and slot.num_gpus == 0
+        ]
+
     def memory_estimate_mb(
         self, config: LaunchConfig, choices: list[ModelChoice | None] | None = None
     ) -> tuple[int, list[str]]:
@@ -635,15 +653,17 @@ class MainWindow(QMainWindow):
         self.machine = info
         self._machine_probed = True
         launcher_logger().info(
-            "this machine: %d CPUs, %s free of %s, GPUs: %s",
+            "this machine: %d CPUs, %s free of %s, GPUs: %s, native bfloat16: %s",
             info.cpus,
             machine.format_bytes(info.memory_available),
             machine.format_bytes(info.memory_total),
             ", ".join(info.gpus) or "none",
+            {True: "yes", False: "no", None: "unknown"}[info.native_bf16],
         )
         cpus, gpus = self._cluster_bounds()
         for row in self.rows:
             row.set_bounds(cpus, gpus)
+            row.set_native_bf16(info.native_bf16)
         self._refresh_rows()
 
     def _on_catalog(self, choices: list[ModelChoice]) -> None:
@@ -699,9 +719,7 @@ class MainWindow(QMainWindow):
         )
 
     def _after_check(self, config: LaunchConfig, report: PrestartReport, interactive: bool) -> None:
-        self.machine = machine.MachineInfo(
-            self.machine.cpus, self.machine.memory_total, report.memory_available, self.machine.gpus
-        )
+        self.machine = dataclasses.replace(self.machine, memory_available=report.memory_available)
         if report.problems:
             self._checking = False
             self._apply_state(self._state())
@@ -721,16 +739,22 @@ class MainWindow(QMainWindow):
             )
             return
         warnings = self.resource_warnings(config, report.memory_available, report.choices)
+        fits = not warnings
+        warnings += self.precision_warnings(config)
         if warnings and interactive:
-            self._confirm_start(config, warnings)
+            self._confirm_start(config, warnings, "This may be slow on this machine." if fits else None)
             return
         for w in warnings:
             launcher_logger().warning("%s", w)
         self._launch(config)
 
-    def _confirm_start(self, config: LaunchConfig, warnings: list[str]) -> None:
+    def _confirm_start(self, config: LaunchConfig, warnings: list[str], headline: str | None = None) -> None:
         box = QMessageBox(
-            QMessageBox.Icon.Warning, TITLE, "This may not fit this machine.", QMessageBox.StandardButton.Cancel, self
+            QMessageBox.Icon.Warning,
+            TITLE,
+            headline or "This may not fit this machine.",
+            QMessageBox.StandardButton.Cancel,
+            self,
         )
         box.setInformativeText("\n\n".join(warnings))
         start = box.addButton("Start anyway", QMessageBox.ButtonRole.AcceptRole)
@@ -848,7 +872,7 @@ class MainWindow(QMainWindow):
         if change.restart:
             self._confirm_restart(change)
             return
-        for warning in self.resource_warnings(config):
+        for warning in self.resource_warnings(config) + self.precision_warnings(config):
             launcher_logger().warning("%s", warning)
         request = ApplyRequest(controller, config, self)
         try:

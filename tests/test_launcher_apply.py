@@ -130,7 +130,13 @@ def test_pending_change_says_what_differs_and_what_needs_a_restart():
     # Same values, written differently (an int for a float), are no change.
     assert not pending_change(running, _config(**{"models.0.num_cpus": 1})).differs
     # Serve can change these in place.
-    for change in ({"models.0.model": "other"}, {"models.0.replicas": 2}, {"models.0.num_cpus": 0.5}, {"mode": "fanout"}):
+    for change in (
+        {"models.0.model": "other"},
+        {"models.0.replicas": 2},
+        {"models.0.num_cpus": 0.5},
+        {"models.0.dtype": "bfloat16"},
+        {"mode": "fanout"},
+    ):
         verdict = pending_change(running, _config(**change))
         assert verdict.differs and verdict.restart == (), change
     # These need a new proxy or cluster.
@@ -235,9 +241,18 @@ def test_apply_button_follows_the_difference_from_the_running_config(window, qtb
     window.port.setValue(port)
     assert not window.apply_button.isEnabled()
 
+    # Precision is changed in place too (Serve reloads the weights in the same replica).
+    row.precision.setCurrentText("bfloat16")
+    assert window.apply_button.isEnabled() and window.apply_button.text() == "Apply changes"
+    assert "Changes not applied yet" in window.pending_label.text()
+    row.precision.setCurrentText("Auto")
+    assert not window.apply_button.isEnabled()
+
     row.model.setEditText("smollm2-135m-instruct")
+    row.precision.setCurrentText("float32")
     assert window.apply_button.isEnabled()
     window.revert_changes()
+    assert window.rows[0].dtype() == "auto"
     assert window.rows[0].model_ref() == "t5-tiny" and not window.apply_button.isEnabled()
 
 

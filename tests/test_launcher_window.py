@@ -6,6 +6,7 @@ a fake command in one test; the real one runs in test_launcher_cycle.py.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from launcher import app as app_mod
 from launcher import errors, machine
 from launcher.model_catalog import ModelChoice
 from launcher.settings import Settings
+from launcher.slot_row import PRECISION_HELP
 from launcher.supervisor_process import ServingState, SupervisorProcess
 from launcher.window import MAX_SLOTS, TITLE, MainWindow
 from launcher.worker import pending_count
@@ -335,6 +337,109 @@ def test_autoscaling_min_above_max_is_refused_with_a_message(window):
     window.start_serving()
     assert "min_replicas must not exceed max_replicas" in dialog_text()
     assert window.controller is None and window.start_button.isEnabled()
+
+
+def test_precision_in_advanced_reaches_the_config_and_round_trips(window, qtbot):
+    w = window
+    row = w.rows[0]
+    assert row.dtype() == "auto" and row.precision.currentText() == "Auto"
+    assert [row.precision.itemText(i) for i in range(row.precision.count())] == [
+        "Auto", "float32", "bfloat16", "float16"
+    ]
+    assert not row.precision.isVisible(), "an advanced option: the row stays uncluttered"
+    tip = row.precision.toolTip()
+    assert "Auto: float32 on a CPU" in tip and "1.5x" in tip and "float16 is for GPUs" in tip
+    w.advanced_button.click()
+    assert row.precision.isVisible()
+    row.precision.setCurrentText("bfloat16")
+    assert w.current_config().models[0].dtype == "bfloat16"
+    row.set_editable(False)  # while a change is on its way
+    assert not row.precision.isEnabled()
+    row.set_editable(True)
+
+    # Settings store it (it differs from the default) and the next launch shows it, with Advanced open.
+    w.save_settings()
+    from launcher import settings as settings_mod
+
+    stored = json.loads(settings_mod.settings_path().read_text())
+    assert stored["config"]["models"][0]["dtype"] == "bfloat16"
+    w.advanced_button.click()  # closed again: the next window opens it because of the dtype
+    w.save_settings()
+    again = _reopen(qtbot)
+    assert again.advanced_button.isChecked() and again.rows[0].precision.currentText() == "bfloat16"
+    assert again.current_config() == w.current_config()
+
+    # Kept through a summarizer/fan-out switch, and Auto is stored as nothing.
+    w.mode_fanout.setChecked(True)
+    w.rows[1].precision.setCurrentText("float16")
+    w.mode_summarize.setChecked(True)
+    w.mode_fanout.setChecked(True)
+    assert [slot.dtype for slot in w.current_config().models] == ["bfloat16", "float16"]
+    w.mode_summarize.setChecked(True)
+    row.precision.setCurrentText("Auto")
+    w.save_settings()
+    assert "dtype" not in json.dumps(json.loads(settings_mod.settings_path().read_text()).get("config", {}))
+
+
+def _window_on(qtbot, monkeypatch, native_bf16: bool | None) -> MainWindow:
+    """A 4-CPU, no-GPU window whose machine probe reports `native_bf16`."""
+    monkeypatch.setattr(
+        machine, "probe", lambda: machine.MachineInfo(4, 16 << 30, 8 << 30, (), native_bf16=native_bf16)
+    )
+    monkeypatch.setattr("launcher.model_catalog.load_choices", lambda: list(CHOICES))
+    monkeypatch.setattr("launcher.model_catalog.resolve", lambda ref, mode, field: CHOICES[0])
+    w = MainWindow(Settings(), open_browser=False)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.catalog_loaded and w._machine_probed, timeout=5_000)
+    w.port.setValue(_free_port())
+    return w
+
+
+def test_bfloat16_on_a_cpu_without_native_support_is_warned_before_start(qtbot, monkeypatch):
+    w = _window_on(qtbot, monkeypatch, native_bf16=False)
+    started = []
+    monkeypatch.setattr(w, "_launch", started.append)
+    row = w.rows[0]
+    assert row.precision.toolTip() == PRECISION_HELP, "Auto on a CPU without bf16: nothing more to say"
+    row.precision.setCurrentText("bfloat16")
+    assert "no native bfloat16" in row.precision.toolTip()
+    assert w.resource_warnings(w.current_config(), memory_available=8 << 30) == [], "it fits; it is only slower"
+    assert "no native bfloat16" not in w.resources_label.toolTip()
+
+    w.start_serving()
+    qtbot.waitUntil(lambda: w._confirm_box is not None, timeout=5_000)
+    box = w._confirm_box
+    assert box.text() == "This may be slow on this machine."
+    assert "Model 1 (smollm2-135m-instruct) uses bfloat16" in box.informativeText()
+    assert "no native bfloat16" in box.informativeText() and "float32" in box.informativeText()
+    next(b for b in box.buttons() if b.text() == "Start anyway").click()
+    qtbot.waitUntil(lambda: len(started) == 1, timeout=2_000)
+    assert started[0].models[0].dtype == "bfloat16", "the warning does not change the choice"
+
+    # Not on a GPU slot, nor on someone else's cluster (its CPUs are not this one).
+    gpu = w.current_config().model_copy(deep=True)
+    gpu.models[0].num_gpus = 1
+    assert w.precision_warnings(gpu) == []
+    remote = LaunchConfig.from_dict({"models": [{"dtype": "bfloat16"}], "cluster": {"address": "auto"}})
+    assert w.precision_warnings(remote) == []
+
+
+@pytest.mark.parametrize("native_bf16", [True, None])
+def test_bfloat16_is_not_warned_on_a_cpu_with_native_support_or_when_unknown(qtbot, monkeypatch, native_bf16):
+    w = _window_on(qtbot, monkeypatch, native_bf16=native_bf16)
+    started = []
+    monkeypatch.setattr(w, "_launch", started.append)
+    row = w.rows[0]
+    hint = "bfloat16 would answer about 1.5x sooner here"
+    # Native support: Auto on a CPU hints (in the tooltip only) that bfloat16 would be faster.
+    assert (hint in row.precision.toolTip()) is (native_bf16 is True)
+    row.precision.setCurrentText("bfloat16")
+    assert hint not in row.precision.toolTip() and "no native bfloat16" not in row.precision.toolTip()
+    assert w.precision_warnings(w.current_config()) == []
+    w.start_serving()
+    qtbot.waitUntil(lambda: len(started) == 1, timeout=5_000)
+    assert w._confirm_box is None and started[0].models[0].dtype == "bfloat16"
 
 
 def _free_port() -> int:
