@@ -59,6 +59,8 @@ class Supervisor:
     _apply: dict | None = None  # the change being deployed: request id and the config to go back to
     _deploy_error: BaseException | None = None
     _deploy_done: threading.Event = field(default_factory=threading.Event)
+    _snapshot: dict = field(default_factory=dict)  # the last status written to the status record
+    _applied: dict | None = None  # the answer to the last apply request, kept in the status record
     _started: float = field(default_factory=time.time)
 
     # -- checks before anything starts ----------------------------------------
@@ -204,18 +206,19 @@ class Supervisor:
             if app_status == "RUNNING" and self._deploy_done.is_set() and page_answers(self.config.url):
                 self._announced = True
                 self.phase(Phase.running, f"ready at {self.config.url}", url=self.config.url)
-                if self._apply:
+                if self._apply:  # answers it in the status record too
                     self._finish_apply(self._apply["id"], ok=True, message="applied: " + self._models_text())
-                self._write_status(snapshot)
+                else:
+                    self._write_status(snapshot)
                 if self.open_browser:
                     self.open_browser = False
                     webbrowser.open(self.config.url)
 
     def _write_status(self, snapshot: dict) -> None:
+        self._snapshot = snapshot
         phase = Phase.running if self._announced else Phase.deploying
-        record = paths.read_json(paths.status_record()) or {}
         paths.write_json_atomic(paths.status_record(), {**snapshot, "url": self.config.url, "phase": phase.value,
-                                                       "applied": record.get("applied")})
+                                                       "applied": self._applied})
 
     def _failed(self, message: str, hint: str) -> None:
         """A deploy failed: after a change, go back to what ran before; at start, give up."""
@@ -265,10 +268,9 @@ class Supervisor:
 
     def _finish_apply(self, request_id: str, ok: bool, message: str, hint: str = "") -> None:
         """Answer an apply request: an `applied` event and the status record's `applied` entry."""
-        applied = {"id": request_id, "ok": ok, "message": message, "hint": hint}
-        self.events.emit("applied", **applied)
-        record = paths.read_json(paths.status_record()) or {}
-        paths.write_json_atomic(paths.status_record(), {**record, "applied": applied})
+        self._applied = {"id": request_id, "ok": ok, "message": message, "hint": hint}
+        self.events.emit("applied", **self._applied)
+        self._write_status(self._snapshot)
         if self._apply and self._apply["id"] == request_id:
             self._apply = None
         if ok:
