@@ -208,27 +208,20 @@ class Bench:
             out["serve"] = load.throughput(url, "/summarize", ARTICLE, clients, per_client, cap_s)
         finally:
             up.stop()
-        pport = free_port()
-        plain = Group([PY, "-m", "benchmarks.plain_app", "--mode", "summarize", "--port", str(pport)],
-                      self.env, self.logfile("throughput-plain"), stdin=False)
-        try:
-            url = f"http://127.0.0.1:{pport}/"
-            wait_http(url, 300, plain.proc)
-            gclient(url).predict(ARTICLE, api_name="/summarize")
-            out["plain"] = load.throughput(url, "/summarize", ARTICLE, clients, per_client, cap_s)
-        finally:
-            plain.stop(grace=10)
-        # The tuned baseline: the same plain app with one torch thread.
-        pport = free_port()
-        plain = Group([PY, "-m", "benchmarks.plain_app", "--mode", "summarize", "--port", str(pport), "--num-cpus", "1"],
-                      self.env, self.logfile("throughput-plain1"), stdin=False)
-        try:
-            url = f"http://127.0.0.1:{pport}/"
-            wait_http(url, 300, plain.proc)
-            gclient(url).predict(ARTICLE, api_name="/summarize")
-            out["plain_1thread"] = load.throughput(url, "/summarize", ARTICLE, clients, per_client, cap_s)
-        finally:
-            plain.stop(grace=10)
+        def plain_app(name: str, *extra: str) -> dict:
+            port = free_port()
+            plain = Group([PY, "-m", "benchmarks.plain_app", "--mode", "summarize", "--port", str(port), *extra],
+                          self.env, self.logfile(f"throughput-{name}"), stdin=False)
+            try:
+                url = f"http://127.0.0.1:{port}/"
+                wait_http(url, 300, plain.proc)
+                gclient(url).predict(ARTICLE, api_name="/summarize")
+                return load.throughput(url, "/summarize", ARTICLE, clients, per_client, cap_s)
+            finally:
+                plain.stop(grace=10)
+
+        out["plain"] = plain_app("plain")
+        out["plain_1thread"] = plain_app("plain1", "--num-cpus", "1")  # the tuned baseline: one torch thread
         out["ratio_vs_plain_1thread"] = round(out["serve"]["rps"] / out["plain_1thread"]["rps"], 3)
         self.results["throughput_vs_plain_gradio_ratio"] = round(out["serve"]["rps"] / out["plain"]["rps"], 3)
         self.details["throughput"] = {

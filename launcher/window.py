@@ -684,17 +684,21 @@ class MainWindow(QMainWindow):
 
     # ---- start / stop ---------------------------------------------------------
 
+    def _checked_config(self, verb: str, fix: str) -> LaunchConfig | None:
+        """The form's configuration, or None after telling the user which field to fix."""
+        try:
+            return self.current_config()
+        except ConfigError as exc:
+            show_error(f"The settings cannot be {verb} as they are:\n"
+                       + str(exc).removeprefix("invalid configuration:\n"), fix)
+            return None
+
     def start_serving(self, interactive: bool = True) -> None:
         """Validate, check, then start. Idempotent: does nothing while serving or checking."""
         if self._checking or (self.controller is not None and self.controller.is_active()):
             return
-        try:
-            config = self.current_config()
-        except ConfigError as exc:
-            show_error(
-                "The settings cannot be started as they are:\n" + str(exc).removeprefix("invalid configuration:\n"),
-                "Fix the value named above and press Start again.",
-            )
+        config = self._checked_config("started", "Fix the value named above and press Start again.")
+        if config is None:
             return
         self._base = config
         self.save_settings()
@@ -857,13 +861,9 @@ class MainWindow(QMainWindow):
         controller = self.controller
         if controller is None or controller.state is not ServingState.running or self._changing():
             return
-        try:
-            config = self.current_config()
-        except ConfigError as exc:
-            show_error(
-                "The settings cannot be applied as they are:\n" + str(exc).removeprefix("invalid configuration:\n"),
-                "Fix the value named above and press Apply again; the app keeps serving its current settings.",
-            )
+        config = self._checked_config(
+            "applied", "Fix the value named above and press Apply again; the app keeps serving its current settings.")
+        if config is None:
             return
         change = pending_change(controller.running_config, config.model_dump(mode="json"))
         if not change.differs:
