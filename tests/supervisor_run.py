@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
+
 from serving.reaper import group_alive  # noqa: F401 - re-exported for the tests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +66,26 @@ class Up:
             if event["event"] == "phase" and event["phase"] in phases:
                 return event
         raise AssertionError(f"no phase {phases} within {timeout} s; last events: {self.events[-3:]}")
+
+    def wait_running(self, timeout: float = 300) -> dict:
+        """The 'running' phase event; fails with the last events when the start ended in an error."""
+        event = self.wait_phase("running", "error", timeout=timeout)
+        assert event["phase"] == "running", self.events[-3:]
+        return event
+
+    def replica_pids(self, deployment: str) -> list[int]:
+        """PIDs of this app's Serve replicas of `deployment` (model0, GradioIngress, ...)."""
+        name = f"ServeReplica:gradio-serve:{deployment}"
+        pids = []
+        for proc in psutil.Process(self.proc.pid).children(recursive=True):
+            try:
+                title = " ".join(proc.cmdline()).split()
+            except psutil.Error:
+                continue
+            # The title is the actor's, plus ".method" while a call runs.
+            if any(t.removeprefix("ray::") == name or t.removeprefix("ray::").startswith(name + ".") for t in title):
+                pids.append(proc.pid)
+        return sorted(pids)
 
     @property
     def pgid(self) -> int:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
 from gradio_client import Client
 from supervisor_run import ROOT, Up, free_port
@@ -24,19 +23,6 @@ ARTICLE = "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars
 def apply(env, *args, timeout=300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "serving.cli", "apply", *args], cwd=ROOT, env=env,
                           check=False, capture_output=True, text=True, timeout=timeout)
-
-
-def replica_pids(up: Up, deployment: str) -> list[int]:
-    marker = f"ServeReplica:gradio-serve:{deployment}"
-    return sorted(p.pid for p in psutil.Process(up.proc.pid).children(recursive=True)
-                  if any(part.removeprefix("ray::") == marker for part in _cmdline(p)))
-
-
-def _cmdline(p) -> list[str]:
-    try:
-        return " ".join(p.cmdline()).split()
-    except psutil.Error:
-        return []
 
 
 def last_status(up: Up) -> dict:
@@ -60,11 +46,10 @@ def test_apply_swaps_the_model_in_place_and_refuses_what_needs_a_restart(tiny_mo
     port = free_port()
     up = Up(["--model", tiny_models["seq2seq"], "--port", str(port)], serving_env, tmp_path / "up.log")
     try:
-        running = up.wait_phase("running", "error")
-        assert running["phase"] == "running", up.events[-3:]
+        running = up.wait_running()
         url = running["url"]
         assert Client(url, verbose=False).predict(ARTICLE, api_name="/summarize").strip()
-        model_pids, ingress_pids = replica_pids(up, "model0"), replica_pids(up, "GradioIngress")
+        model_pids, ingress_pids = up.replica_pids("model0"), up.replica_pids("GradioIngress")
         assert len(model_pids) == 1 and len(ingress_pids) == 1
 
         done = apply(serving_env, "--model", tiny_models["instruct"])
@@ -74,8 +59,8 @@ def test_apply_swaps_the_model_in_place_and_refuses_what_needs_a_restart(tiny_mo
         model = next(d for d in last_status(up)["deployments"] if d["name"] == "model0")
         assert model["model"] == tiny_models["instruct"]
         # The same processes: Serve reconfigured them (torch and Gradio stay loaded).
-        assert replica_pids(up, "model0") == model_pids
-        assert replica_pids(up, "GradioIngress") == ingress_pids
+        assert up.replica_pids("model0") == model_pids
+        assert up.replica_pids("GradioIngress") == ingress_pids
         answer = Client(url, verbose=False).predict(ARTICLE, api_name="/summarize")
         assert answer.strip() and not answer.startswith("⚠")
         status = subprocess.run([sys.executable, "-m", "serving.cli", "status", "--json"], cwd=ROOT,
@@ -89,7 +74,7 @@ def test_apply_swaps_the_model_in_place_and_refuses_what_needs_a_restart(tiny_mo
         assert port_change.returncode == 2 and "needs a restart" in port_change.stderr
         too_big = apply(serving_env, "--num-cpus", "64")
         assert too_big.returncode == 2 and "CPUs" in too_big.stderr
-        assert replica_pids(up, "model0") == model_pids
+        assert up.replica_pids("model0") == model_pids
 
         # More replicas: a lightweight change too; the first replica stays.
         more = apply(serving_env, "--replicas", "2", "--num-cpus", "0.5")
@@ -109,8 +94,7 @@ def test_a_change_that_fails_to_deploy_is_rolled_back(tiny_models, serving_env, 
     repo = Path(tiny_models["hub_cache"]) / ("models--" + tiny_models["seq2seq"].replace("/", "--"))
     broken = broken_copy(next((repo / "snapshots").iterdir()), tmp_path / "broken-t5")
     try:
-        running = up.wait_phase("running", "error")
-        assert running["phase"] == "running", up.events[-3:]
+        running = up.wait_running()
         failed = apply(serving_env, "--model", str(broken), timeout=600)
         assert failed.returncode == 2, failed.stdout + failed.stderr
         assert "failed to deploy" in failed.stderr and "previous models" in failed.stderr

@@ -32,8 +32,7 @@ def app(tiny_models, request, tmp_path_factory):
                GRADIO_SERVE_CACHE_DIR=str(request.config.cache.mkdir("gradio-serve-cache")))
     up = Up(["--model", tiny_models["seq2seq"], "--port", str(free_port())], env, tmp / "up.log")
     try:
-        running = up.wait_phase("running", "error")
-        assert running["phase"] == "running", up.events[-3:]
+        running = up.wait_running()
         with httpx.Client(base_url=running["url"], timeout=TIMEOUT) as client:
             yield client
     finally:

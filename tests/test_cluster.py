@@ -321,8 +321,7 @@ def test_up_on_cluster_spreads_replicas_and_stop_leaves_cluster_and_other_app(
     up = Up(["--address", cluster.address, "--mode", "fanout", "--model", refs[0], "--model", refs[1],
              "--replicas", "2", "--num-cpus", "0.5", "--port", str(serve_port)], env, tmp_path / "up.log")
     try:
-        running = up.wait_phase("running", "error", timeout=240)
-        assert running["phase"] == "running", up.events[-3:]
+        running = up.wait_running(timeout=240)
         print(f"\nfan-out RUNNING on the cluster in {time.monotonic() - started:.1f} s")
         assert running["url"] == f"http://127.0.0.1:{serve_port}/"
 
@@ -432,8 +431,7 @@ def test_autoscaling_adds_a_replica_under_load_and_removes_it(cluster, serve_por
         raise AssertionError(f"not within {timeout} s: {model_rows(up)}")
 
     try:
-        running = up.wait_phase("running", "error", timeout=180)
-        assert running["phase"] == "running", up.events[-3:]
+        up.wait_running(timeout=180)
         wait_rows(lambda r: (r["replicas_running"], r["replicas_target"]) == (1, 1), 30)
 
         workers = [threading.Thread(target=load, daemon=True) for _ in range(8)]  # 8 concurrent, loopback

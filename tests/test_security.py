@@ -68,8 +68,7 @@ def listeners(up: Up) -> list[dict]:
 
 def start(args: list[str], serving_env: dict, tmp_path) -> tuple[Up, dict]:
     up = Up(args, serving_env, tmp_path / "up.log")
-    running = up.wait_phase("running", "error")
-    assert running["phase"] == "running", up.events[-3:]
+    running = up.wait_running()
     return up, running
 
 

@@ -55,8 +55,7 @@ def test_summarize_tiny_t5_answers_then_sigterm_leaves_nothing(tiny_models, serv
     port = free_port()
     up = Up(["--model", tiny_models["seq2seq"], "--port", str(port)], serving_env, tmp_path / "up.log")
     try:
-        running = up.wait_phase("running", "error")
-        assert running["phase"] == "running", up.events[-3:]
+        running = up.wait_running()
         assert running["url"] == f"http://127.0.0.1:{port}/"
 
         page = httpx.get(running["url"], timeout=30)
@@ -98,8 +97,7 @@ def test_fanout_tiny_models_in_slot_order_over_gradio_client_and_http(tiny_model
         args += ["--model", ref]
     up = Up(args + ["--num-cpus", "0.5"], serving_env, tmp_path / "up.log")
     try:
-        running = up.wait_phase("running", "error")
-        assert running["phase"] == "running", up.events[-3:]
+        running = up.wait_running()
         client = Client(running["url"], verbose=False)
         outputs = client.predict("Once upon a time", api_name="/fanout")
         assert len(outputs) == 3
@@ -131,8 +129,7 @@ def test_embedded_fanout_runs_models_concurrently(serving_env, tmp_path):
     port = free_port()
     up = Up(["--mode", "fanout", "--port", str(port)], serving_env, tmp_path / "up.log")
     try:
-        running = up.wait_phase("running", "error", timeout=420)
-        assert running["phase"] == "running", up.events[-3:]
+        running = up.wait_running(timeout=420)
         client = Client(running["url"], verbose=False)
         client.predict("Say hello.", api_name="/fanout")  # warm-up
         start = time.perf_counter()
@@ -169,8 +166,7 @@ def test_stop_while_starting_then_start_again_on_the_same_port(tiny_models, serv
 
     again = Up(args, serving_env, tmp_path / "again.log")
     try:
-        running = again.wait_phase("running", "error")
-        assert running["phase"] == "running", again.events[-3:]
+        running = again.wait_running()
         assert Client(running["url"], verbose=False).predict(ARTICLE, api_name="/summarize").strip()
     finally:
         again.stop()
