@@ -17,6 +17,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
+from supervisor_run import free_port
 
 from launcher import app as app_mod
 from launcher import errors, machine
@@ -211,7 +212,7 @@ def test_warnings_before_start_when_cpus_or_memory_exceed_the_machine(window, qt
     assert "memory" in warnings[1] and "free" in warnings[1]
     assert "Needs 4.5 of 4 CPUs" in window.resources_label.text()
 
-    window.port.setValue(_free_port())
+    window.port.setValue(free_port())
     window.start_serving()
     qtbot.waitUntil(lambda: window._confirm_box is not None, timeout=5_000)
     box = window._confirm_box
@@ -392,7 +393,7 @@ def _window_on(qtbot, monkeypatch, native_bf16: bool | None) -> MainWindow:
     qtbot.addWidget(w)
     w.show()
     qtbot.waitUntil(lambda: w.catalog_loaded and w._machine_probed, timeout=5_000)
-    w.port.setValue(_free_port())
+    w.port.setValue(free_port())
     return w
 
 
@@ -442,24 +443,23 @@ def test_bfloat16_is_not_warned_on_a_cpu_with_native_support_or_when_unknown(qtb
     assert w._confirm_box is None and started[0].models[0].dtype == "bfloat16"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_status_table_and_buttons_follow_the_supervisor(window, qtbot, tmp_path, monkeypatch):
+def use_fake_supervisor(window, tmp_path, monkeypatch, mode: str) -> None:
+    """The window starts tests/test_launcher_supervisor.py's fake supervisor instead of the real one."""
     from test_launcher_supervisor import FAKE
 
     script = tmp_path / "fake_supervisor.py"
     script.write_text(FAKE)
-    monkeypatch.setenv("FAKE_MODE", "ok")
+    monkeypatch.setenv("FAKE_MODE", mode)
     monkeypatch.setattr("launcher.model_catalog.resolve", lambda ref, mode, field: CHOICES[0])
     window._controller_factory = lambda parent: SupervisorProcess(parent, command=[sys.executable, str(script)])
+
+
+def test_status_table_and_buttons_follow_the_supervisor(window, qtbot, tmp_path, monkeypatch):
+    use_fake_supervisor(window, tmp_path, monkeypatch, "ok")
     opened = []
     window.browser.opener = lambda url: opened.append(url) or True
     window.open_browser_box.setChecked(True)
-    port = _free_port()
+    port = free_port()
     window.port.setValue(port)
     window.start_serving()
     qtbot.waitUntil(lambda: window.state_text().startswith("Running"), timeout=10_000)
@@ -484,14 +484,8 @@ def test_status_table_and_buttons_follow_the_supervisor(window, qtbot, tmp_path,
 
 
 def test_supervisor_error_reaches_a_dialog(window, qtbot, tmp_path, monkeypatch):
-    from test_launcher_supervisor import FAKE
-
-    script = tmp_path / "fake_supervisor.py"
-    script.write_text(FAKE)
-    monkeypatch.setenv("FAKE_MODE", "fail")
-    monkeypatch.setattr("launcher.model_catalog.resolve", lambda ref, mode, field: CHOICES[0])
-    window._controller_factory = lambda parent: SupervisorProcess(parent, command=[sys.executable, str(script)])
-    window.port.setValue(_free_port())
+    use_fake_supervisor(window, tmp_path, monkeypatch, "fail")
+    window.port.setValue(free_port())
     window.start_serving()
     qtbot.waitUntil(lambda: window._state() is ServingState.error, timeout=10_000)
     assert "port 8000 is in use" in dialog_text() and "pick another port" in dialog_text()
@@ -514,7 +508,7 @@ def test_browser_opens_only_once_the_page_answers(qtbot):
         def log_message(self, *args):
             pass
 
-    port = _free_port()
+    port = free_port()
     opened = []
     opener = BrowserOpener(opener=lambda url: opened.append(url) or True)
     opener.poll_ms = 100
