@@ -395,19 +395,11 @@ class StallProbe:
 @pytest.mark.slow
 def test_apply_swaps_the_model_of_the_real_app_from_the_window(qtbot, tiny_models):
     from gradio_client import Client
-    from test_launcher_cycle import START_TIMEOUT_MS, alive, descendants, group_members, kill_all
+    from test_launcher_cycle import START_TIMEOUT_MS, alive, descendants, group_members, kill_all, tiny_model_window
 
-    from launcher.window import MainWindow
     from serving.reaper import group_alive
 
-    window = MainWindow(Settings(), open_browser=False)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.catalog_loaded, timeout=30_000)
-    window.rows[0].model.setEditText(tiny_models["seq2seq"])
-    window.rows[0].cpus.setValue(1)
-    port = free_port()
-    window.port.setValue(port)
+    window, _ = tiny_model_window(qtbot, tiny_models["seq2seq"])
 
     window.start_serving(interactive=False)
     qtbot.waitUntil(lambda: isinstance(window.controller, SupervisorProcess) and bool(window.controller.pid),

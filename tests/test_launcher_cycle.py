@@ -116,18 +116,23 @@ def kill_all(procs: list[psutil.Process], pgid: int | None) -> None:
             pass
 
 
-def test_full_cycle_start_running_page_stop_nothing_left(qtbot, tiny_models, launcher_env):
+def tiny_model_window(qtbot, model: str):
+    """A real window, its catalog loaded, set to serve `model` with 1 CPU on a free port: (window, port)."""
     from launcher.window import MainWindow
 
     window = MainWindow(Settings(), open_browser=False)
     qtbot.addWidget(window)
     window.show()
     qtbot.waitUntil(lambda: window.catalog_loaded, timeout=30_000)
-    row = window.rows[0]
-    row.model.setEditText(tiny_models["seq2seq"])
-    row.cpus.setValue(1)
+    window.rows[0].model.setEditText(model)
+    window.rows[0].cpus.setValue(1)
     port = free_port()
     window.port.setValue(port)
+    return window, port
+
+
+def test_full_cycle_start_running_page_stop_nothing_left(qtbot, tiny_models, launcher_env):
+    window, port = tiny_model_window(qtbot, tiny_models["seq2seq"])
 
     window.start_serving(interactive=False)
     qtbot.waitUntil(lambda: isinstance(window.controller, SupervisorProcess) and window.controller.pid, timeout=60_000)
@@ -291,16 +296,7 @@ def _read(path: Path) -> dict | None:
 def test_supervisor_killed_hard_shows_an_error_and_start_works_again(qtbot, tiny_models, launcher_env):
     """SIGKILL the supervisor under the window: the user is told, nothing of Ray survives
     (its watchdog ends the group), and Start brings the app back."""
-    from launcher.window import MainWindow
-
-    window = MainWindow(Settings(), open_browser=False)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window.catalog_loaded, timeout=30_000)
-    window.rows[0].model.setEditText(tiny_models["seq2seq"])
-    window.rows[0].cpus.setValue(1)
-    port = free_port()
-    window.port.setValue(port)
+    window, port = tiny_model_window(qtbot, tiny_models["seq2seq"])
 
     def start_and_wait_running():
         window.start_serving(interactive=False)
