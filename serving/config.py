@@ -26,6 +26,7 @@ class ConfigError(ValueError):
 class Mode(str, Enum):
     summarize = "summarize"
     fanout = "fanout"
+    app = "app"  # the user's own Gradio app, served unchanged
 
 
 class _Strict(BaseModel):
@@ -65,22 +66,13 @@ class Autoscaling(_Strict):
         return self
 
 
-class ModelSlot(_Strict):
-    """One model deployment: which model, its resources and decoding settings."""
+class _Replicas(_Strict):
+    """What each replica of one deployment gets, and how many run."""
 
-    model: str = Field(EMBEDDED_MODEL, min_length=1, description="Catalog name, Hugging Face hub id, or local folder.")
-    label: str | None = Field(None, max_length=80, description="Name shown above this model's answer.")
     num_cpus: float = Field(1.0, gt=0, le=1024, description="CPUs per replica (also the torch thread count).")
     num_gpus: float = Field(0.0, ge=0, le=64, description="GPUs per replica; fractions share one GPU.")
     replicas: int = Field(1, ge=1, le=64, description="Fixed replica count (ignored when autoscaling is set).")
     autoscaling: Autoscaling | None = Field(None, description="Scale replicas with load instead.")
-    max_ongoing_requests: int = Field(8, ge=1, le=1000, description="Requests one replica takes at once; more queue.")
-    trust_remote_code: bool = Field(False, description="Run code shipped with the model (only for models you trust).")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="Precision of the weights. auto: float32 on a CPU, bfloat16 (else float16) on a GPU. "
-        "bfloat16 on a CPU with native support (AVX-512 BF16 or AMX) answers ~1.5x sooner, with "
-        "slightly different numerics.")
-    generation: Generation = Field(default_factory=Generation)
 
     @property
     def max_replicas(self) -> int:
@@ -89,6 +81,34 @@ class ModelSlot(_Strict):
     @property
     def min_replicas(self) -> int:
         return self.autoscaling.min_replicas if self.autoscaling else self.replicas
+
+
+class AppSpec(_Replicas):
+    """Your own Gradio app, served unchanged: where it is, and what each replica gets."""
+
+    target: str = Field(..., min_length=1, description=(
+        "path/to/demo.py, path/to/demo.py:NAME or package.module:NAME. NAME is a gr.Blocks "
+        "(Interface, ChatInterface, ...) or a function without arguments that returns one; "
+        "without NAME, the file's one top-level Blocks is served."))
+    app_dir: str | None = Field(None, description=(
+        "Folder the app runs in and imports from (default: the file's folder, or for a module, "
+        "the folder `gradio-serve` was started in)."))
+    max_ongoing_requests: int = Field(1000, ge=8, le=100_000, description=(
+        "Requests one replica holds at once; each open page keeps a few streams open."))
+
+
+class ModelSlot(_Replicas):
+    """One model deployment: which model, its resources and decoding settings."""
+
+    model: str = Field(EMBEDDED_MODEL, min_length=1, description="Catalog name, Hugging Face hub id, or local folder.")
+    label: str | None = Field(None, max_length=80, description="Name shown above this model's answer.")
+    max_ongoing_requests: int = Field(8, ge=1, le=1000, description="Requests one replica takes at once; more queue.")
+    trust_remote_code: bool = Field(False, description="Run code shipped with the model (only for models you trust).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Precision of the weights. auto: float32 on a CPU, bfloat16 (else float16) on a GPU. "
+        "bfloat16 on a CPU with native support (AVX-512 BF16 or AMX) answers ~1.5x sooner, with "
+        "slightly different numerics.")
+    generation: Generation = Field(default_factory=Generation)
 
 
 class ClusterConfig(_Strict):
@@ -132,15 +152,36 @@ class HttpConfig(_Strict):
 class LaunchConfig(_Strict):
     """Everything `gradio-serve up` and the launcher need to start the app."""
 
-    mode: Mode = Field(Mode.summarize, description="summarize: one model; fanout: one prompt to several.")
+    mode: Mode = Field(Mode.summarize, description=(
+        "summarize: one model; fanout: one prompt to several; app: your own Gradio app (see `app`)."))
     models: list[ModelSlot] = Field(default_factory=lambda: [ModelSlot()], description="Model slots, in output order.")
+    app: AppSpec | None = Field(None, description="Your own Gradio app (mode app).")
     ingress_cpus: float = Field(0.0, ge=0, le=64, description="CPUs reserved for the Gradio ingress replica (it mostly waits on the models).")
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_default_models_for_app(cls, data):
+        # Your own app has no model slots; the built-in modes default to the embedded model.
+        if isinstance(data, dict) and data.get("mode") in (Mode.app, "app") and "models" not in data:
+            data = {**data, "models": []}
+        return data
+
     @model_validator(mode="after")
     def _slots_fit_mode(self):
         n = len(self.models)
+        if self.mode is Mode.app:
+            if self.app is None:
+                raise ValueError("mode app serves your own Gradio app: give its file, e.g. --app demo.py "
+                                 '(in a config file: "app": {"target": "demo.py"})')
+            if n:
+                raise ValueError("mode app serves your own Gradio app and takes no models; "
+                                 "drop `models`, or use --mode summarize/fanout")
+            return self
+        if self.app is not None:
+            raise ValueError(f"`app` is only used with mode app (this config has mode {self.mode.value}); "
+                             "set mode to app, or drop `app`")
         if self.mode is Mode.summarize and n != 1:
             raise ValueError(f"summarize mode takes exactly one model, got {n}; use --mode fanout for several")
         if self.mode is Mode.fanout and n < 2:
@@ -160,12 +201,18 @@ class LaunchConfig(_Strict):
                 host = head  # Serve's proxy runs on the head node
         return f"http://{host}:{self.http.port}/"
 
+    @property
+    def deployments(self) -> list[_Replicas]:
+        """What runs replicas: your app, or each model slot."""
+        return [self.app] if self.app else list(self.models)
+
     def requested_cpus(self) -> float:
-        """CPUs needed when every slot runs its most replicas (what must fit)."""
-        return self.ingress_cpus + sum(s.num_cpus * s.max_replicas for s in self.models)
+        """CPUs needed when every deployment runs its most replicas (what must fit)."""
+        ingress = 0 if self.app else self.ingress_cpus
+        return ingress + sum(d.num_cpus * d.max_replicas for d in self.deployments)
 
     def requested_gpus(self) -> float:
-        return sum(s.num_gpus * s.max_replicas for s in self.models)
+        return sum(d.num_gpus * d.max_replicas for d in self.deployments)
 
     @classmethod
     def from_dict(cls, data: dict) -> LaunchConfig:

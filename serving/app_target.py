@@ -1,0 +1,309 @@
+"""Finding and importing a user's Gradio app from a TARGET, as uvicorn and `gradio demo.py` do.
+
+TARGET is `path/to/demo.py`, `path/to/demo.py:NAME` or `package.module:NAME`. NAME is a
+`gr.Blocks` (an Interface, ChatInterface, ... are Blocks too) or a function without
+arguments that returns one. Without NAME, the module's one top-level Blocks is used;
+Blocks rendered inside another (the tabs of a TabbedInterface) do not count.
+
+The app runs in its own folder (relative paths, sibling imports). It is imported under
+its own module name, never as `__main__`, so `if __name__ == "__main__": demo.launch()`
+does not run; a bare top-level `demo.launch()` is skipped too (its styling arguments are
+kept), because the replica serves the app itself.
+
+Every failure is an AppLoadError whose message names the file and line and says what
+to do. `python -m serving.app_target TARGET --json` reports what a TARGET holds, without
+starting anything: the launcher and the supervisor's preflight run it in a child process
+so that the user's code never runs inside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+# Keyword arguments of `launch()` that `gr.mount_gradio_app` also takes: a top-level
+# `demo.launch(theme=..., css=...)` keeps its look when served.
+MOUNT_KWARGS = ("theme", "css", "css_paths", "js", "head", "head_paths", "favicon_path", "allowed_paths",
+                "blocked_paths", "max_file_size", "auth", "auth_message", "footer_links", "i18n", "pwa")
+
+
+class AppLoadError(Exception):
+    """The app cannot be loaded; the message names the file (and line) and the fix."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Target:
+    text: str
+    file: Path | None  # a .py file, absolute
+    module: str | None  # or a dotted module name
+    name: str | None  # the attribute, or None: find the one Blocks
+
+    @property
+    def where(self) -> str:
+        return str(self.file) if self.file else self.module or self.text
+
+
+def parse_target(text: str, base: Path | None = None) -> Target:
+    """Split TARGET into a file or module and an optional NAME; relative files against `base`."""
+    text = text.strip()
+    if not text:
+        raise AppLoadError("no app given", "give the app's file, e.g. --app demo.py or --app demo.py:demo")
+    spec, name = text, None
+    head, sep, tail = text.rpartition(":")
+    if sep and tail.isidentifier() and head:
+        spec, name = head, tail
+    looks_like_file = spec.endswith(".py") or "/" in spec or os.sep in spec
+    if looks_like_file:
+        path = Path(spec).expanduser()
+        if not path.is_absolute():
+            path = (base or Path.cwd()) / path
+        return Target(text, path.resolve(), None, name)
+    if not all(part.isidentifier() for part in spec.split(".")):
+        raise AppLoadError(f"{text!r} is neither a .py file nor a module name",
+                           "give path/to/demo.py, path/to/demo.py:NAME or package.module:NAME")
+    return Target(text, None, spec, name)
+
+
+def app_folder(target: Target, app_dir: str | None = None) -> Path:
+    """Where the app runs and imports from."""
+    if app_dir:
+        return Path(app_dir).expanduser().resolve()
+    return target.file.parent if target.file else Path.cwd()
+
+
+@dataclass
+class LoadedApp:
+    blocks: object  # gr.Blocks
+    name: str  # how it was found: "demo", or "build_demo()"
+    kind: str  # "gr.Blocks", "gr.ChatInterface", ...
+    file: str  # the file it came from
+    launch_kwargs: dict = field(default_factory=dict)  # from a top-level demo.launch(...)
+
+
+def load_app(target: Target | str, app_dir: str | None = None) -> LoadedApp:
+    """Import the app in this process (a replica, or the inspector) and find its Blocks."""
+    target = parse_target(target) if isinstance(target, str) else target
+    folder = app_folder(target, app_dir)
+    if target.file is not None:
+        _check_file(target.file)
+    if not folder.is_dir():
+        raise AppLoadError(f"the app's folder {folder} does not exist", "check --app and app_dir")
+    os.chdir(folder)
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    launches: list[dict] = []
+    module = _import(target, launches)
+    blocks, name = _find_blocks(module, target)
+    kwargs = {k: v for k, v in (launches[-1] if launches else {}).items() if k in MOUNT_KWARGS}
+    return LoadedApp(blocks, name, kind_of(blocks), getattr(module, "__file__", None) or target.where, kwargs)
+
+
+def kind_of(blocks: object) -> str:
+    cls = type(blocks)
+    return f"gr.{cls.__name__}" if cls.__module__.startswith("gradio") else f"{cls.__module__}.{cls.__name__}"
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise AppLoadError(f"{path} does not exist", "check the path of your app's .py file")
+    if not path.is_file():
+        raise AppLoadError(f"{path} is not a file", "give the app's .py file, e.g. path/to/demo.py")
+    try:
+        source = path.read_bytes()
+    except OSError as exc:
+        raise AppLoadError(f"cannot read {path}: {exc.strerror}", "check the file's permissions") from None
+    try:
+        compile(source, str(path), "exec")
+    except SyntaxError as exc:
+        raise AppLoadError(f"{path}, line {exc.lineno}: {exc.msg}",
+                           "fix the syntax error; `python -m py_compile FILE` shows it too") from None
+
+
+@contextlib.contextmanager
+def _launch_skipped(launches: list[dict]):
+    """A top-level `demo.launch()` would start a second server and block: record it instead."""
+    import gradio as gr
+
+    original = gr.Blocks.launch
+
+    def launch(self, *args, **kwargs):
+        launches.append(kwargs)
+        return None, None, None  # what launch() returns when it does not block: (app, local, share url)
+
+    gr.Blocks.launch = launch
+    try:
+        yield
+    finally:
+        gr.Blocks.launch = original
+
+
+def _import(target: Target, launches: list[dict]):
+    try:
+        with _launch_skipped(launches):
+            if target.file is None:
+                return importlib.import_module(target.module)
+            name = _module_name(target.file)
+            spec = importlib.util.spec_from_file_location(name, target.file)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # dataclasses, pickling and `from demo import x` need it
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(name, None)
+                raise
+            return module
+    except AppLoadError:
+        raise
+    except SystemExit as exc:
+        raise AppLoadError(f"{target.where} called sys.exit({exc.code!r}) while being imported",
+                           "move that call under `if __name__ == \"__main__\":`") from None
+    except ModuleNotFoundError as exc:
+        where = _user_frame(exc, target)
+        if target.file is None and exc.name == target.module:
+            raise AppLoadError(f"no module named {target.module!r} (from {os.getcwd()})",
+                               "give the app's .py file, or start from the folder that holds the package") from None
+        raise AppLoadError(f"{where}imports {exc.name!r}, which is not installed here",
+                           f"install it into the same environment (`pip install {(exc.name or '').split('.')[0]}`)"
+                           ) from None
+    except Exception as exc:  # noqa: BLE001 - any error in the user's code, told with its place
+        raise AppLoadError(f"{_user_frame(exc, target)}{type(exc).__name__}: {exc}",
+                           "fix the error in your app; it also happens with `python FILE`") from None
+
+
+def _module_name(path: Path) -> str:
+    name = path.stem if path.stem.isidentifier() else "gradio_app"
+    # A file named like a module already loaded here (app.py, gradio.py, ...) must not replace it.
+    return name if name not in sys.modules else f"_gradio_serve_app_{name}"
+
+
+def _user_frame(exc: BaseException, target: Target) -> str:
+    """'demo.py, line 7: ' for the innermost frame in the user's file (or folder)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if target.file and Path(f.filename) == target.file]
+    if not mine:
+        folder = str(app_folder(target))
+        mine = [f for f in frames if f.filename.startswith(folder)]
+    if not mine:
+        return f"{target.where}: "
+    return f"{mine[-1].filename}, line {mine[-1].lineno}: "
+
+
+def _find_blocks(module, target: Target):
+    import gradio as gr
+
+    where = getattr(module, "__file__", None) or target.where
+    if target.name:
+        if not hasattr(module, target.name):
+            found = ", ".join(_describe(module)) or "no gr.Blocks"
+            raise AppLoadError(f"{where} has no top-level {target.name!r} (found: {found})",
+                               "check the name after the colon")
+        obj = getattr(module, target.name)
+        if isinstance(obj, gr.Blocks):
+            return obj, target.name
+        if callable(obj):
+            try:
+                built = obj()
+            except Exception as exc:  # noqa: BLE001 - the user's builder
+                raise AppLoadError(f"{_user_frame(exc, target)}{target.name}() raised {type(exc).__name__}: {exc}",
+                                   "fix the builder; it must build the app without arguments") from None
+            if not isinstance(built, gr.Blocks):
+                raise AppLoadError(f"{target.name}() in {where} returned {type(built).__name__}, not a gr.Blocks",
+                                   "return the gr.Blocks / gr.Interface / gr.ChatInterface it builds")
+            return built, f"{target.name}()"
+        raise AppLoadError(f"{target.name} in {where} is a {type(obj).__name__}, not a gr.Blocks or a builder",
+                           "name a gr.Blocks (Interface, ChatInterface, ...) or a function that returns one")
+    candidates = top_level_blocks(module)
+    if len(candidates) == 1:
+        return candidates[0][1], candidates[0][0]
+    if not candidates:
+        builders = [n for n, v in vars(module).items()
+                    if callable(v) and getattr(v, "__module__", None) == module.__name__ and not n.startswith("_")]
+        hint = "create it at the top level (demo = gr.Blocks() / gr.Interface(...))"
+        if builders:
+            hint += f", or name a function that builds it: {target.text}:{builders[0]}"
+        raise AppLoadError(f"no gr.Blocks found at the top level of {where}"
+                           + (f" (functions: {', '.join(builders[:6])})" if builders else ""), hint)
+    names = ", ".join(f"{n} ({kind_of(b)})" for n, b in candidates)
+    raise AppLoadError(f"{where} has several Gradio apps: {names}",
+                       f"pick one: {target.text}:{candidates[0][0]}")
+
+
+def top_level_blocks(module) -> list[tuple[str, object]]:
+    """(name, Blocks) at the module's top level, one name per object, without those nested in another."""
+    import gradio as gr
+
+    seen: dict[int, tuple[str, object]] = {}
+    for name, value in vars(module).items():
+        if isinstance(value, gr.Blocks) and not name.startswith("_") and id(value) not in seen:
+            seen[id(value)] = (name, value)
+    found = list(seen.values())
+
+    def nested(blocks) -> bool:
+        ids = set(blocks.blocks)
+        return any(other is not blocks and ids < set(other.blocks) for _, other in found)
+
+    return [(n, b) for n, b in found if not nested(b)]
+
+
+def _describe(module) -> list[str]:
+    return [f"{n} ({kind_of(b)})" for n, b in top_level_blocks(module)]
+
+
+@dataclass
+class Inspection:
+    ok: bool
+    target: str
+    folder: str | None = None
+    file: str | None = None
+    name: str | None = None
+    kind: str | None = None
+    error: str | None = None
+    hint: str | None = None
+
+
+def inspect_target(text: str, app_dir: str | None = None) -> Inspection:
+    try:
+        target = parse_target(text)
+        folder = str(app_folder(target, app_dir))
+        app = load_app(target, app_dir)
+    except AppLoadError as exc:
+        return Inspection(False, text, error=str(exc), hint=exc.hint)
+    return Inspection(True, text, folder=folder, file=app.file, name=app.name, kind=app.kind)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m serving.app_target",
+                                description="Say which Gradio app a TARGET holds (imports it; starts nothing).")
+    p.add_argument("target", help="path/to/demo.py, path/to/demo.py:NAME or package.module:NAME")
+    p.add_argument("--app-dir", help="folder the app runs in (default: the file's folder)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    args = p.parse_args(argv)
+    out = sys.stdout
+    # The user's code may print; keep stdout for the answer.
+    sys.stdout = sys.stderr
+    result = inspect_target(args.target, args.app_dir)
+    if args.json:
+        out.write(json.dumps(asdict(result)) + "\n")
+    elif result.ok:
+        out.write(f"{result.name} · {result.kind} in {result.file}\n")
+    else:
+        out.write(f"error: {result.error}\n" + (f"  hint: {result.hint}\n" if result.hint else ""))
+    out.flush()
+    return 0 if result.ok else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""`GradioServer` and `GradioIngress`: Ray's Gradio integration, working on Gradio 6.
+
+A drop-in for `ray.serve.gradio_integrations`, whose app answers 500 on Gradio 6:
+
+    from serving import GradioServer
+    app = GradioServer.options(num_replicas=2, ray_actor_options={"num_cpus": 1}).bind(builder)
+
+    from serving import GradioIngress
+    @serve.deployment
+    class MyGradioServer(GradioIngress):
+        def __init__(self, d1, d2):
+            self._d1, self._d2 = d1, d2
+            super().__init__(lambda: gr.Interface(self.fanout, "textbox", "textbox"))
+
+What differs from Ray's, and why:
+- The builder is called in `__serve_build_asgi_app__`, inside the replica, and the app is
+  mounted with `gr.mount_gradio_app` (Ray's `routes.App.create_app` skips the set-up that
+  Gradio 6 needs). Nothing of Gradio is pickled.
+- Several replicas work: `GradioServer` routes each session to one replica
+  (serving/sticky.py) and each replica names itself in a cookie. A subclass gets the same
+  by adding `request_router_config=session_router_config()` to its `@serve.deployment`
+  (`gradio-serve up --app` adds it for you).
+- A Gradio page holds several streams open; Serve's default of 5 ongoing requests per
+  replica would make a third tab wait, so `GradioServer` allows 1000.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+from ray import serve
+from ray.serve._private.http_util import ASGIAppReplicaWrapper  # what Serve treats as an ASGI ingress
+
+from .sticky import CALL_RESULT, CALL_SUBMIT, EVENT_TAG, cookie_name, cookie_value, session_router_config
+
+log = logging.getLogger("ray.serve")
+
+MAX_ONGOING_REQUESTS = 1000
+
+
+class SessionAffinity:
+    """ASGI middleware in each replica: the cookie that pins a session here, and tagged event ids."""
+
+    def __init__(self, app, replica: str, app_name: str, deployment: str):
+        self.app, self.replica = app, replica
+        self.app_name, self.deployment = app_name, deployment
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        name = cookie_name(self.app_name, self.deployment, scope)
+        needs_cookie = cookie_value(scope, name) != self.replica
+        path = scope.get("path", "")
+        result = CALL_RESULT.search(path)
+        if result and EVENT_TAG in result[1]:  # a tagged event id: Gradio knows the plain one
+            plain = result[1].rpartition(EVENT_TAG)[0]
+            path = path[:result.start(1)] + plain + path[result.end(1):]
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        tag_event = scope.get("method") == "POST" and CALL_SUBMIT.search(path) is not None
+        if not needs_cookie and not tag_event:
+            return await self.app(scope, receive, send)
+        cookie = f"{name}={self.replica}; Path=/; HttpOnly; SameSite=Lax".encode()
+        start: dict | None = None
+        body = bytearray()
+
+        async def send_wrapper(message):
+            nonlocal start
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if needs_cookie:
+                    headers.append((b"set-cookie", cookie))
+                message = {**message, "headers": headers}
+                if tag_event and message.get("status") == 200:
+                    start = message  # sent with the rewritten body
+                    return
+            elif message["type"] == "http.response.body" and start is not None:
+                body.extend(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                message = {**message, "body": self._tagged(bytes(body))}
+                headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+                headers.append((b"content-length", str(len(message["body"])).encode()))
+                await send({**start, "headers": headers})
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+    def _tagged(self, body: bytes) -> bytes:
+        import json
+
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return body
+        if isinstance(answer, dict) and isinstance(answer.get("event_id"), str):
+            answer["event_id"] += EVENT_TAG + self.replica
+            return json.dumps(answer).encode()
+        return body
+
+
+class GradioIngress(ASGIAppReplicaWrapper):
+    """Serves the Gradio app that `builder()` returns; subclass it to hold deployment handles."""
+
+    def __init__(self, builder: Callable[[], object], *, mount_kwargs: dict | None = None):
+        """builder: no arguments, returns a gr.Blocks (Interface, ChatInterface, ...); called in the replica."""
+        self._gradio_builder = builder
+        self._gradio_mount_kwargs = dict(mount_kwargs or {})
+        super().__init__(None)  # late-bound: Serve calls __serve_build_asgi_app__ next
+
+    def __serve_build_asgi_app__(self):
+        os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+        import gradio as gr
+        from fastapi import FastAPI
+
+        blocks = self._gradio_builder()
+        if not isinstance(blocks, gr.Blocks):
+            raise TypeError(f"the Gradio builder returned {type(blocks).__name__}, not a gr.Blocks "
+                            "(gr.Interface, gr.ChatInterface and gr.Blocks all are)")
+        app = gr.mount_gradio_app(FastAPI(), blocks, path="/", **self._gradio_mount_kwargs)
+        context = serve.get_replica_context()
+        app.add_middleware(SessionAffinity, replica=context.replica_id.unique_id,
+                           app_name=context.app_name, deployment=context.deployment)
+        return app
+
+
+GradioServer = serve.deployment(
+    max_ongoing_requests=MAX_ONGOING_REQUESTS, request_router_config=session_router_config(),
+)(GradioIngress)
+GradioServer.__doc__ = "GradioIngress as a deployment: `GradioServer.bind(builder)` (Ray's API, sticky sessions)."

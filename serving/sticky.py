@@ -1,0 +1,146 @@
+"""Sticky sessions: every request of one browser or gradio_client session reaches one replica.
+
+Gradio keeps a session's queue, its `gr.State`, its uploads and its login in the memory of
+the process that served it, so a Gradio app with several replicas needs affinity. Why a
+cookie, routed by a Serve request router:
+- Browsers send cookies with every request (page, assets, queue join, SSE, uploads), and
+  `gradio_client` keeps the cookies of its first `/config` answer for the whole session
+  (it does this for cookie affinity behind Kubernetes). Nothing else is sent by both:
+  Gradio's `session_hash` travels in the body of `queue/join`, which a router never sees.
+- Serve's multiplexing header and its `x-session-id` header need the client to set a
+  header; no browser does.
+- Serve 2.60's public request-router API (`RequestRouter`, `request_router_config`)
+  chooses the replica per request, before the body is read, with the request's ASGI
+  scope (headers, path) at hand. The replica answers with a cookie naming itself.
+
+The rules, for a deployment with more than one replica:
+- A request whose cookie names a live replica goes there, and waits for it when it is
+  busy rather than landing where its session is unknown.
+- A cookie that names a replica that died goes to one live replica chosen by rendezvous
+  hashing on the old name, the same one every time (gradio_client never replaces a
+  cookie it holds); that replica's answer sets a fresh cookie where the client takes it.
+  The session's state is lost, but it neither hangs nor fails.
+- A request without a cookie (a new session, a stateless REST call) goes to the replica
+  that took the fewest of those lately (round robin, even for a burst of new sessions),
+  or to any other when that one is full.
+- `POST /gradio_api/call/<api>` answers an event id that carries the replica's name
+  (`<id>~<replica>`), so the `GET .../call/<api>/<event id>` that fetches the result finds
+  it even from curl without cookies. The replica strips the tag before Gradio sees it.
+
+This module runs in Serve's proxy; it must not import gradio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import random
+import re
+import time
+from collections import defaultdict, deque
+from http.cookies import CookieError, SimpleCookie
+
+from ray.serve.config import RequestRouterConfig
+from ray.serve.request_router import PendingRequest, RequestRouter, RunningReplica
+
+EVENT_TAG = "~"
+# GET /gradio_api/call/<api>/<event id> (and /call/v2/...): the last segment is the event id.
+CALL_RESULT = re.compile(r"/gradio_api/call/(?:v2/)?[^/]+/([^/]+)/?$")
+CALL_SUBMIT = re.compile(r"/gradio_api/call/[^/]+/?$")
+# New sessions counted for spreading: those routed within this window.
+RECENT_S = 30.0
+
+
+def cookie_name(app_name: str, deployment_name: str, scope: dict) -> str:
+    """One cookie per app, deployment and port: cookies ignore ports, and two apps on one host must not collide."""
+    server = scope.get("server") or ("", 0)
+    key = f"{app_name}/{deployment_name}/{server[1] if len(server) > 1 else ''}"
+    return "gradio-serve-" + hashlib.sha1(key.encode()).hexdigest()[:10]
+
+
+def cookie_value(scope: dict, name: str) -> str | None:
+    for key, value in scope.get("headers") or ():
+        if key.lower() == b"cookie":
+            try:
+                jar = SimpleCookie(value.decode("latin-1"))
+            except CookieError:
+                continue
+            if name in jar:
+                return jar[name].value
+    return None
+
+
+def event_replica(path: str) -> str | None:
+    """The replica named by a tagged event id in a call-result path."""
+    match = CALL_RESULT.search(path)
+    if match and EVENT_TAG in match[1]:
+        return match[1].rpartition(EVENT_TAG)[2] or None
+    return None
+
+
+def pinned_replica(scope: dict, app_name: str, deployment_name: str) -> str | None:
+    """The replica this request belongs to (its session cookie, or its event id), if any."""
+    return event_replica(scope.get("path", "")) or cookie_value(scope, cookie_name(app_name, deployment_name, scope))
+
+
+def _http_scope(pending_request: PendingRequest | None) -> dict | None:
+    # The proxy hands the replica the request's ASGI scope, pickled, as the only argument
+    # (ray.serve._private.proxy_request_response.ASGIProxyRequest.serialized_replica_arg).
+    if pending_request is None or not pending_request.metadata.is_http_request or not pending_request.args:
+        return None
+    arg = pending_request.args[0]
+    try:
+        request = pickle.loads(arg) if isinstance(arg, bytes) else arg
+    except Exception:  # noqa: BLE001 - not an HTTP request from the proxy: no affinity
+        return None
+    scope = getattr(request, "asgi_scope", None)
+    return scope if isinstance(scope, dict) else None
+
+
+def _rendezvous(key: str, replica: RunningReplica) -> bytes:
+    return hashlib.sha1(f"{key}/{replica.replica_id.unique_id}".encode()).digest()
+
+
+class GradioSessionRouter(RequestRouter):
+    """Routes a Gradio app's requests by session (see the module's docstring)."""
+
+    def initialize_state(self, **kwargs) -> None:
+        self._new_sessions: dict[str, deque] = defaultdict(deque)  # replica -> when it took unpinned requests
+
+    def _pinned(self, pending_request: PendingRequest | None) -> str | None:
+        scope = _http_scope(pending_request)
+        if scope is None:
+            return None
+        return pinned_replica(scope, self._deployment_id.app_name, self._deployment_id.name)
+
+    def _recent(self, unique_id: str, now: float) -> int:
+        times = self._new_sessions.get(unique_id)
+        if not times:
+            return 0
+        while times and now - times[0] > RECENT_S:
+            times.popleft()
+        return len(times)
+
+    async def choose_replicas(
+        self, candidate_replicas: list[RunningReplica], pending_request: PendingRequest | None = None,
+    ) -> list[list[RunningReplica]]:
+        if pending_request is not None:
+            pending_request.routing_context.should_backoff = True  # a busy pinned replica is waited for
+        if len(candidate_replicas) <= 1:
+            return [candidate_replicas] if candidate_replicas else []
+        pinned = self._pinned(pending_request)
+        if pinned:
+            for replica in candidate_replicas:
+                if replica.replica_id.unique_id == pinned:
+                    return [[replica]]
+            return [[max(candidate_replicas, key=lambda r: _rendezvous(pinned, r))]]
+        now = time.monotonic()
+        first = min(candidate_replicas, key=lambda r: (self._recent(r.replica_id.unique_id, now), random.random()))
+        self._new_sessions[first.replica_id.unique_id].append(now)
+        # Serve tries the first rank, then the least busy of the rest when it is full.
+        return [[first], [r for r in candidate_replicas if r is not first]]
+
+
+def session_router_config() -> RequestRouterConfig:
+    """The `request_router_config` that makes a GradioIngress deployment sticky."""
+    return RequestRouterConfig(request_router_class="serving.sticky:GradioSessionRouter")
