@@ -76,6 +76,15 @@ def parse_target(text: str, base: Path | None = None) -> Target:
     return Target(text, None, spec, name)
 
 
+def absolute_target(text: str, base: Path | None = None) -> tuple[str, str | None]:
+    """(target with an absolute file path, the folder a module target runs in): what a config stores,
+    so the app is found wherever the supervisor and its replicas start."""
+    target = parse_target(text, base)
+    if target.file is not None:
+        return str(target.file) + (f":{target.name}" if target.name else ""), None
+    return target.text, str((base or Path.cwd()).resolve())
+
+
 def app_folder(target: Target, app_dir: str | None = None) -> Path:
     """Where the app runs and imports from."""
     if app_dir:

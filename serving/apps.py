@@ -4,6 +4,9 @@ Module-level targets work as in Ray's guide:
     serve run serving.apps:summarizer
     serve run serving.apps:fanout
     serve run serving.apps:builder mode=fanout   (args: mode, config=FILE)
+
+In mode app, the user's own Gradio app is the only deployment (`app`): ServedApp
+imports it inside each replica and serves it with sticky sessions.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from ray import serve
 from ray.serve import Application
 
 from .catalog import CatalogEntry, check_task, resolve
-from .config import LaunchConfig, Mode, ModelSlot, default_config
+from .config import APP_DEPLOYMENT, AppSpec, LaunchConfig, Mode, _Replicas, default_config
 from .deployments import ModelDeployment, model_user_config
+from .gradio_server import GradioIngress as UserGradioIngress
+from .sticky import session_router_config
 
 # Gradio's queue keeps per-process state (SSE sessions), so the ingress is one replica;
 # it only awaits the models, so one is plenty. Each open page/queue stream counts
@@ -87,6 +92,25 @@ class GradioIngress:
         return gr.mount_gradio_app(FastAPI(), blocks, path="/", auth=self.auth, show_error=True)
 
 
+class ServedApp(UserGradioIngress):
+    """`gradio-serve up --app`: the user's Gradio app, imported in this replica, served unchanged."""
+
+    def __init__(self, target: str, app_dir: str | None, auth: list[str] | None):
+        self._target, self._app_dir, self._auth = target, app_dir, auth
+        super().__init__(self._build)
+
+    def _build(self):
+        from .app_target import load_app
+
+        app = load_app(self._target, self._app_dir)
+        # A top-level demo.launch(theme=..., css=...) keeps its look; our login wins over its auth.
+        self._gradio_mount_kwargs.update(app.launch_kwargs)
+        if self._auth:
+            self._gradio_mount_kwargs["auth"] = tuple(self._auth)
+        return app.blocks
+
+
+
 def deployment_name(index: int) -> str:
     """model0, model1, ...: stable across model changes, so a new model reuses the slot's replicas."""
     return f"model{index}"
@@ -118,7 +142,7 @@ def resolve_models(config: LaunchConfig) -> list[CatalogEntry]:
     return entries
 
 
-def _scaling(slot: ModelSlot) -> dict:
+def _scaling(slot: _Replicas) -> dict:
     if slot.autoscaling:
         a = slot.autoscaling
         return {"autoscaling_config": {
@@ -130,7 +154,27 @@ def _scaling(slot: ModelSlot) -> dict:
     return {"num_replicas": slot.replicas}
 
 
+def user_app_options(spec: AppSpec) -> dict:
+    """The deployment options of the user's app (also what `export` writes)."""
+    return {
+        "name": APP_DEPLOYMENT, "max_ongoing_requests": spec.max_ongoing_requests,
+        "ray_actor_options": {"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus},
+        **_scaling(spec),
+    }
+
+
+def build_user_app(config: LaunchConfig) -> Application:
+    spec, http = config.app, config.http
+    auth = [http.username, http.password] if http.username else None
+    deployment = serve.deployment(ServedApp).options(
+        request_router_config=session_router_config(), **user_app_options(spec))
+    # A new target (or login) starts fresh replicas; replicas and resources alone do not.
+    return _pinned(deployment, spec.target, spec.app_dir, auth).bind(spec.target, spec.app_dir, auth)
+
+
 def build_app(config: LaunchConfig, entries: list[CatalogEntry] | None = None) -> Application:
+    if config.app:
+        return build_user_app(config)
     entries = entries or resolve_models(config)
     models = []
     for i, (slot, entry) in enumerate(zip(config.models, entries)):

@@ -1,6 +1,7 @@
 """`gradio-serve`: the headless face of the launcher.
 
     gradio-serve up [--mode fanout] [--model REF ...] [--config FILE] [--port N] [--open] [--events]
+    gradio-serve up --app path/to/demo.py[:NAME] [--replicas N] [--num-cpus N]   (your own Gradio app)
     gradio-serve apply [--model REF ...] [--replicas N ...]     (change the running app in place)
     gradio-serve status [--json]
     gradio-serve down
@@ -16,6 +17,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from . import paths
 from .config import ConfigError, LaunchConfig, Mode, ModelSlot, default_config
@@ -51,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="launch configuration (JSON); the flags below override it")
     p.add_argument("--mode", choices=[m.value for m in Mode])
+    p.add_argument("--app", metavar="TARGET",
+                   help="serve your own Gradio app, unchanged: path/to/demo.py, path/to/demo.py:NAME or "
+                        "package.module:NAME (NAME: a gr.Blocks/Interface or a function returning one)")
+    p.add_argument("--app-dir", metavar="DIR", help="folder your app runs in (default: the file's folder)")
     p.add_argument("--model", action="append", dest="models", metavar="REF",
                    help="catalog name, hub id or local folder; repeat for fan-out (slot order = output order)")
     p.add_argument("--num-cpus", type=float, action="append", metavar="N",
@@ -87,14 +93,40 @@ def _per_slot(values: list | None, n: int, flag: str) -> list | None:
 
 def config_from_args(args: argparse.Namespace, base: dict | None = None) -> LaunchConfig:
     """Config file (or `base`, or the mode's default), then the flags on top; validated as a whole."""
+    wants_app = bool(args.app) or args.mode == Mode.app.value
     if args.config:
         data = LaunchConfig.load(args.config).model_dump(mode="json")
+        if data.get("app") and not args.app:  # a relative target is relative to the config file
+            from .app_target import absolute_target
+
+            target, module_dir = absolute_target(data["app"]["target"], Path(args.config).resolve().parent)
+            data["app"]["target"] = target
+            data["app"]["app_dir"] = data["app"]["app_dir"] or module_dir
     elif base:
         data = LaunchConfig.from_dict(base).model_dump(mode="json")
+    elif wants_app:
+        data = LaunchConfig(mode=Mode.summarize).model_dump(mode="json") | {"mode": "app", "models": [], "app": None}
     else:
         data = default_config(args.mode or Mode.summarize).model_dump(mode="json")
     if args.mode:
         data["mode"] = args.mode
+    if args.app:
+        from .app_target import AppLoadError, absolute_target
+
+        try:
+            target, module_dir = absolute_target(args.app)
+        except AppLoadError as exc:
+            raise ConfigError(f"--app: {exc}" + (f"\n  {exc.hint}" if exc.hint else "")) from None
+        data.update(mode=Mode.app.value, models=[])
+        data["app"] = {**(data.get("app") or {}), "target": target}
+        if module_dir and not args.app_dir:
+            data["app"]["app_dir"] = module_dir
+    if args.app_dir:
+        if not data.get("app"):
+            raise ConfigError("--app-dir goes with --app (your own Gradio app)")
+        data["app"]["app_dir"] = str(os.path.abspath(args.app_dir))
+    if data.get("mode") == Mode.app.value:
+        return _app_flags(args, data)
     if args.models:
         # A config file's (or the running app's) slots keep their settings; the built-in defaults do not.
         old = data["models"] if args.config or base else []
@@ -116,6 +148,11 @@ def config_from_args(args: argparse.Namespace, base: dict | None = None) -> Laun
     if args.trust_remote_code:
         for slot in data["models"]:
             slot["trust_remote_code"] = True
+    _cluster_and_http_flags(args, data)
+    return LaunchConfig.from_dict(data)
+
+
+def _cluster_and_http_flags(args: argparse.Namespace, data: dict) -> None:
     cluster, http = data["cluster"], data["http"]
     for key, value in (("num_cpus", args.cpus), ("num_gpus", args.gpus), ("address", args.address)):
         if value is not None:
@@ -125,6 +162,28 @@ def config_from_args(args: argparse.Namespace, base: dict | None = None) -> Laun
     for key in ("port", "host", "username", "password"):
         if getattr(args, key) is not None:
             http[key] = getattr(args, key)
+
+
+def _app_flags(args: argparse.Namespace, data: dict) -> LaunchConfig:
+    """Mode app: the replica and resource flags apply to your app; model flags make no sense."""
+    if args.models:
+        raise ConfigError("--model picks models for the built-in apps; with --app your own app is served. "
+                          "Drop --model, or drop --app")
+    if data.get("app") is None:
+        raise ConfigError("mode app serves your own Gradio app: give it with --app path/to/demo.py")
+    app = data["app"]
+    for flag, key in (("--num-cpus", "num_cpus"), ("--num-gpus", "num_gpus"), ("--replicas", "replicas")):
+        values = _per_slot(getattr(args, key), 1, flag)
+        if values:
+            app[key] = values[0]
+    for flag, key in (("--min-replicas", "min_replicas"), ("--max-replicas", "max_replicas"),
+                      ("--target-ongoing-requests", "target_ongoing_requests")):
+        values = _per_slot(getattr(args, key), 1, flag)
+        if values:
+            app["autoscaling"] = {**(app.get("autoscaling") or {}), key: values[0]}
+    if args.replicas and not any((args.min_replicas, args.max_replicas, args.target_ongoing_requests)):
+        app["autoscaling"] = None  # a fixed count asked for replaces autoscaling
+    _cluster_and_http_flags(args, data)
     return LaunchConfig.from_dict(data)
 
 
@@ -167,7 +226,8 @@ def cmd_apply(args) -> int:
         print(f"error: changing {' and '.join(restart)} settings needs a restart: "
               "`gradio-serve down`, then `gradio-serve up` with the new settings", file=sys.stderr)
         return 2
-    print(f"Applying {', '.join(s.model for s in config.models)} to the app at {record['url']}…")
+    what = config.app.target if config.app else ", ".join(s.model for s in config.models)
+    print(f"Applying {what} to the app at {record['url']}…")
     start = time.monotonic()
     request_id = apply_request.send(record["pid"], config.model_dump(mode="json"))
     answer = apply_request.wait(request_id, lambda: _alive(record["pid"]), timeout_s=args.timeout)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 APP_NAME = "gradio-serve"
+APP_DEPLOYMENT = "app"  # the deployment that serves your own app (mode app)
 DEFAULT_PORT = 8000
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import psutil
 
 from . import paths
-from .config import APP_NAME, ConfigError, LaunchConfig
+from .config import APP_DEPLOYMENT, APP_NAME, ConfigError, LaunchConfig
 from .events import EventWriter, Phase
 from .loopback import SETUP_HOOK as LOOPBACK_HOOK
 from .loopback import keep_ray_on_loopback
@@ -32,6 +32,8 @@ POLL_S = 0.5
 STEADY_POLL_S = 2.0
 # Serve's own words when a replica cannot be placed for lack of CPUs/GPUs (after 30 s).
 UNSCHEDULABLE = "to be scheduled"  # not "to initialize": slow starts are not an error
+# Importing the user's app (before deploying it): generous, an app may load a model at import.
+APP_IMPORT_TIMEOUT_S = 600
 
 
 class StartError(Exception):
@@ -62,6 +64,8 @@ class Supervisor:
     _snapshot: dict = field(default_factory=dict)  # the last status written to the status record
     _applied: dict | None = None  # the answer to the last apply request, kept in the status record
     _started: float = field(default_factory=time.time)
+    _inspection: subprocess.Popen | None = None  # mode app: the user's app imported aside, checked before deploying
+    _app_found: str = ""  # "demo · gr.Blocks"
 
     # -- checks before anything starts ----------------------------------------
     def preflight(self) -> list:
@@ -76,7 +80,49 @@ class Supervisor:
         if not self.config.cluster.address:  # on a cluster, _deploy checks Serve's port
             check_port_free(self.config.http.host, self.config.http.port)
             check_local_resources(self.config)
+        if self.config.app:
+            self._inspect_app()
         return entries
+
+    def _inspect_app(self) -> None:
+        """Import the user's app in a child process, while Ray starts: its errors come before any deploy."""
+        spec = self.config.app
+        self._inspection = subprocess.Popen(
+            [sys.executable, "-m", "serving.app_target", spec.target, "--json"]
+            + (["--app-dir", spec.app_dir] if spec.app_dir else []),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=sys.stderr, text=True,
+        )
+
+    def _app_checked(self) -> None:
+        """Wait for the inspection; a broken app stops the start with the file, line and fix."""
+        import json
+
+        proc = self._inspection
+        if proc is None:
+            return
+        self.phase(Phase.validating, f"importing {self.config.app.target}")
+        deadline = time.monotonic() + APP_IMPORT_TIMEOUT_S
+        while proc.poll() is None:
+            if self.stop_requested.is_set() or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                if self.stop_requested.is_set():
+                    return
+                raise StartError(f"importing {self.config.app.target} took more than {APP_IMPORT_TIMEOUT_S} s",
+                                 "does the app wait for input or a server at import time? "
+                                 "`python FILE` should return (with `demo.launch()` under `if __name__ == \"__main__\":`)")
+            time.sleep(0.1)
+        lines = [line for line in proc.stdout.read().splitlines() if line.startswith("{")]
+        self._inspection = None
+        try:
+            found = json.loads(lines[-1])
+        except (IndexError, ValueError):
+            raise StartError(f"importing {self.config.app.target} crashed (exit code {proc.returncode})",
+                             f"run `python {self.config.app.target.split(':')[0]}` to see why") from None
+        if not found["ok"]:
+            raise StartError(found["error"], found.get("hint") or "fix the app and start again")
+        self._app_found = f"{found['name']} · {found['kind']}"
+        self.events.emit("log", level="info", message=f"found {self._app_found} in {found['file']}")
 
     # -- the life cycle ----------------------------------------------------------
     def run(self) -> int:
@@ -110,8 +156,10 @@ class Supervisor:
         if cluster.address:
             self.phase(Phase.starting_cluster, f"connecting to the Ray cluster at {cluster.address}")
             check_address_reachable(cluster.address)
+            # Your own app's folder travels to the cluster's nodes (Serve's replicas inherit it).
+            runtime_env = {"working_dir": str(self._app_folder())} if self.config.app else None
             try:
-                ray.init(address=cluster.address, namespace=APP_NAME, log_to_driver=False)
+                ray.init(address=cluster.address, namespace=APP_NAME, log_to_driver=False, runtime_env=runtime_env)
             except Exception as exc:  # noqa: BLE001 - any failure to connect reads the same to the user
                 raise StartError(f"cannot reach the Ray cluster at {cluster.address}: {exc}",
                                  "check the address and that the cluster is up (`ray status`)") from None
@@ -121,6 +169,9 @@ class Supervisor:
             self.owns_cluster = True
             keep_ray_on_loopback()  # every Ray port on 127.0.0.1 (see serving/loopback.py)
             ray.init(
+                # Our own cluster, always: without "local", ray.init joins RAY_ADDRESS or a cluster
+                # started by `ray start` (even a dead one's leftover file) and refuses our options.
+                address="local",
                 num_cpus=cluster.num_cpus, num_gpus=cluster.num_gpus, namespace=APP_NAME,
                 include_dashboard=cluster.include_dashboard, dashboard_host="127.0.0.1",
                 _node_ip_address="127.0.0.1", runtime_env={"worker_process_setup_hook": LOOPBACK_HOOK},
@@ -134,12 +185,18 @@ class Supervisor:
         check_cluster_resources(self.config, ray.cluster_resources())
         self._write_record()
 
+    def _app_folder(self):
+        from .app_target import app_folder, parse_target
+
+        return app_folder(parse_target(self.config.app.target), self.config.app.app_dir)
+
     def _deploy(self, entries) -> None:
         from ray import serve
 
+        self._app_checked()
         if self.stop_requested.is_set():
             return
-        self.phase(Phase.deploying, "deploying " + ", ".join(e.name for e in entries))
+        self.phase(Phase.deploying, "deploying " + (self._app_found or ", ".join(e.name for e in entries)))
         http = self.config.http
         if self.config.cluster.address:
             check_cluster_serve(self.config)
@@ -277,6 +334,8 @@ class Supervisor:
             self._write_record()  # `gradio-serve status` and a re-attaching launcher see the new config
 
     def _models_text(self) -> str:
+        if self.config.app:
+            return self.config.app.target
         return ", ".join(slot.model for slot in self.config.models)
 
     def _status_event(self, status, targets: dict | None = None) -> dict:
@@ -287,7 +346,12 @@ class Supervisor:
             running = d.replica_states.get("RUNNING", 0)
             target = targets.get(name, sum(d.replica_states.values()))
             slot_index = re.fullmatch(r"model(\d+)", name)
-            if slot_index and int(slot_index[1]) < len(self.config.models):
+            if name == APP_DEPLOYMENT and self.config.app:
+                spec = self.config.app
+                if name not in targets and not spec.autoscaling:
+                    target = spec.replicas
+                label, model = self._app_found or "Your app", spec.target
+            elif slot_index and int(slot_index[1]) < len(self.config.models):
                 slot = self.config.models[int(slot_index[1])]
                 if name not in targets and not slot.autoscaling:
                     target = slot.replicas
@@ -487,17 +551,20 @@ def _fits(config: LaunchConfig, cpus: float, gpus: float, where: str) -> None:
         raise StartError(f"the models ask for {want_cpu:g} CPUs (CPUs x replicas, plus the ingress) "
                          f"but {where} has {cpus:g}",
                          "lower --num-cpus or --replicas, use fewer models, or add machines")
-    for i, slot in enumerate(config.models):
-        if slot.num_cpus > cpus:
-            raise StartError(f"models.{i}.num_cpus is {slot.num_cpus:g} but {where} has only {cpus:g} CPUs",
-                             "lower num_cpus for that model")
+    fields = ["app"] if config.app else [f"models.{i}" for i in range(len(config.models))]
+    for field_name, d in zip(fields, config.deployments):
+        if d.num_cpus > cpus:
+            raise StartError(f"{field_name}.num_cpus is {d.num_cpus:g} but {where} has only {cpus:g} CPUs",
+                             f"lower num_cpus for {'your app' if config.app else 'that model'}")
 
 
 def page_answers(url: str, timeout: float = 2.0) -> bool:
     import urllib.request
 
+    # Our own app never goes through the user's http_proxy (urllib would send 127.0.0.1 there).
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with opener.open(url, timeout=timeout) as resp:
             return resp.status == 200
     except Exception:  # noqa: BLE001 - not up yet
         return False
