@@ -25,9 +25,24 @@ class Settings:
     open_browser: bool = True  # open the app in the browser once it answers
     tray_hint_shown: bool = False  # "still running in the tray" is said once
     geometry: str | None = None  # QWidget.saveGeometry(), base64
+    recent_apps: list[str] = field(default_factory=list)  # your own apps' targets, most recent first
 
 
-_PREFS = {"open_browser": bool, "tray_hint_shown": bool, "geometry": (str, type(None))}
+_PREFS = {"open_browser": bool, "tray_hint_shown": bool, "geometry": (str, type(None)), "recent_apps": list}
+MAX_RECENT_APPS = 8
+
+
+def remember_app(settings: Settings, target: str) -> bool:
+    """Put `target` first in the recent apps (once, at most MAX_RECENT_APPS); True if the list changed."""
+    target = target.strip()
+    if not target:
+        return False
+    recent = [target] + [t for t in settings.recent_apps if t != target]
+    recent = recent[:MAX_RECENT_APPS]
+    if recent == settings.recent_apps:
+        return False
+    settings.recent_apps = recent
+    return True
 
 
 def settings_path() -> Path:
@@ -61,6 +76,8 @@ def from_dict(data: object) -> Settings:
             if not isinstance(data[name], kind):
                 raise TypeError(f"'{name}' has the wrong type")
             setattr(settings, name, data[name])
+    # A hand-edited list keeps its usable entries rather than costing the whole file.
+    settings.recent_apps = [t for t in settings.recent_apps if isinstance(t, str) and t.strip()][:MAX_RECENT_APPS]
     # Unknown keys (a newer release's) are ignored, not fatal.
     return settings
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QObject, QSize, Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QApplication,
@@ -99,6 +99,54 @@ class ChoiceDelegate(QStyledItemDelegate):
         return QSize(max(base.width(), width), max(base.height(), option.fontMetrics.height() + 8))
 
 
+class ResourceBoxes(QObject):
+    """CPUs, GPUs and replicas per deployment, bounded by the cluster: a model slot's and your app's.
+
+    CPUs and GPUs per replica are capped at what the cluster has, and replicas at how many
+    such replicas fit its CPUs, so what the boxes allow can be placed.
+    """
+
+    def __init__(self, parent: QWidget, cpus_tip: str, replicas_tip: str):
+        super().__init__(parent)
+        self._max_cpus = 1.0
+        self.cpus = QDoubleSpinBox(parent)
+        self.cpus.setDecimals(2)
+        self.cpus.setSingleStep(0.25)
+        self.cpus.setMinimum(0.25)
+        self.cpus.setFixedWidth(COL_CPUS)
+        self.cpus.setToolTip(cpus_tip)
+        self.gpus = QDoubleSpinBox(parent)
+        self.gpus.setDecimals(2)
+        self.gpus.setSingleStep(0.25)
+        self.gpus.setMinimum(0.0)
+        self.gpus.setFixedWidth(COL_GPUS)
+        self.replicas = QSpinBox(parent)
+        self.replicas.setMinimum(1)
+        self.replicas.setFixedWidth(COL_REPLICAS)
+        self.replicas.setToolTip(replicas_tip)
+        # Connected first, so the bound has moved before the owner hears of the change.
+        self.cpus.valueChanged.connect(self.update_replica_bound)
+
+    def set_bounds(self, max_cpus: float, max_gpus: float) -> None:
+        self._max_cpus = max(0.25, float(max_cpus))
+        self.cpus.setMaximum(self._max_cpus)
+        self.gpus.setMaximum(max(0.0, float(max_gpus)))
+        self.gpus.setEnabled(max_gpus > 0)
+        self.gpus.setToolTip(
+            "GPUs per replica; fractions share one GPU" if max_gpus > 0 else "No GPU found on this machine"
+        )
+        self.update_replica_bound()
+
+    def update_replica_bound(self, *_args) -> None:
+        fit = math.floor(self._max_cpus / max(self.cpus.value(), 0.01) + 1e-9)
+        self.replicas.setMaximum(max(1, min(SCHEMA_MAX_REPLICAS, fit)))
+
+    def set_editable(self, editable: bool) -> None:
+        """Replicas are left to the owner (autoscaling disables them)."""
+        self.cpus.setEnabled(editable)
+        self.gpus.setEnabled(editable and self.gpus.maximum() > 0)
+
+
 class SlotRow(QWidget):
     changed = Signal()
     remove_requested = Signal(object)  # self
@@ -113,7 +161,6 @@ class SlotRow(QWidget):
         super().__init__(parent)
         self._base = slot or ModelSlot()
         self._choices: dict[str, ModelChoice] = {}
-        self._max_cpus = 1.0
         self._native_bf16: bool | None = None  # this CPU's, once the window's machine probe says
 
         self.number = QLabel("1.")
@@ -131,21 +178,12 @@ class SlotRow(QWidget):
         self.browse.setToolTip("Pick a local model folder")
         self.browse.setFixedWidth(COL_BUTTON)
 
-        self.cpus = QDoubleSpinBox()
-        self.cpus.setDecimals(2)
-        self.cpus.setSingleStep(0.25)
-        self.cpus.setMinimum(0.25)
-        self.cpus.setFixedWidth(COL_CPUS)
-        self.cpus.setToolTip("CPUs per replica (also the model's thread count)")
-        self.gpus = QDoubleSpinBox()
-        self.gpus.setDecimals(2)
-        self.gpus.setSingleStep(0.25)
-        self.gpus.setMinimum(0.0)
-        self.gpus.setFixedWidth(COL_GPUS)
-        self.replicas = QSpinBox()
-        self.replicas.setMinimum(1)
-        self.replicas.setFixedWidth(COL_REPLICAS)
-        self.replicas.setToolTip("Copies of this model serving requests in parallel")
+        self.boxes = ResourceBoxes(
+            self,
+            cpus_tip="CPUs per replica (also the model's thread count)",
+            replicas_tip="Copies of this model serving requests in parallel",
+        )
+        self.cpus, self.gpus, self.replicas = self.boxes.cpus, self.boxes.gpus, self.boxes.replicas
         self.remove = QToolButton()
         self.remove.setText("✕")
         self.remove.setToolTip("Remove this model")
@@ -341,22 +379,10 @@ class SlotRow(QWidget):
 
     def set_bounds(self, max_cpus: float, max_gpus: float) -> None:
         """Cap CPUs and GPUs per replica at what the cluster has; replicas follow the CPUs."""
-        self._max_cpus = max(0.25, float(max_cpus))
-        self.cpus.setMaximum(self._max_cpus)
-        self.gpus.setMaximum(max(0.0, float(max_gpus)))
-        self.gpus.setEnabled(max_gpus > 0)
-        self.gpus.setToolTip(
-            "GPUs per replica; fractions share one GPU" if max_gpus > 0 else "No GPU found on this machine"
-        )
-        self._update_replica_bound()
-
-    def _update_replica_bound(self) -> None:
-        fit = math.floor(self._max_cpus / max(self.cpus.value(), 0.01) + 1e-9)
-        self.replicas.setMaximum(max(1, min(SCHEMA_MAX_REPLICAS, fit)))
+        self.boxes.set_bounds(max_cpus, max_gpus)
 
     def _on_cpus(self, _value: float) -> None:
-        self._update_replica_bound()
-        self.changed.emit()
+        self.changed.emit()  # the replica bound already followed (ResourceBoxes)
 
     def _on_gpus(self, _value: float) -> None:
         self._update_precision_tip()  # what Auto means, and whether bfloat16 runs on this CPU, follow GPUs

@@ -43,6 +43,20 @@ def clean_line(raw: bytes) -> str:
     return text
 
 
+def child_environment() -> QProcessEnvironment:
+    """The environment of a `python -m serving...` child: this launcher's `serving` package, unbuffered."""
+    env = QProcessEnvironment.systemEnvironment()
+    env.insert("PYTHONUNBUFFERED", "1")  # events and logs arrive as they happen
+    # Run the same `serving` package this launcher imports, installed or not.
+    spec = importlib.util.find_spec("serving")
+    if spec and spec.submodule_search_locations:
+        root = str(Path(next(iter(spec.submodule_search_locations))).resolve().parent)
+        current = env.value("PYTHONPATH", "")
+        if root not in current.split(os.pathsep):
+            env.insert("PYTHONPATH", root + (os.pathsep + current if current else ""))
+    return env
+
+
 class ServingState(str, enum.Enum):
     stopped = "stopped"
     starting = "starting"
@@ -89,6 +103,7 @@ class ServingController(QObject):
     state_changed = Signal(str)  # ServingState value
     status_changed = Signal(dict)  # the latest "status" event
     message_changed = Signal(str)  # the latest phase message, for the status line
+    phase_changed = Signal(str, str)  # (phase, message) as the supervisor says it (serving/events.py)
     error_reported = Signal(str, str)  # message, hint
     url_changed = Signal(str)
     changing_changed = Signal(bool)  # a change (an apply, or its rollback) is being deployed
@@ -230,16 +245,7 @@ class SupervisorProcess(ServingController):
         return True
 
     def _environment(self) -> QProcessEnvironment:
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")  # events and logs arrive as they happen
-        # Run the same `serving` package this launcher imports, installed or not.
-        spec = importlib.util.find_spec("serving")
-        if spec and spec.submodule_search_locations:
-            root = str(Path(next(iter(spec.submodule_search_locations))).resolve().parent)
-            current = env.value("PYTHONPATH", "")
-            if root not in current.split(os.pathsep):
-                env.insert("PYTHONPATH", root + (os.pathsep + current if current else ""))
-        return env
+        return child_environment()
 
     # ---- stopping -------------------------------------------------------
 
@@ -367,6 +373,7 @@ class SupervisorProcess(ServingController):
             message = event.get("message") or event.get("phase", "")
             log.info("[%s] %s", event.get("phase"), message)
             self.message_changed.emit(message)
+            self.phase_changed.emit(str(event.get("phase") or ""), message)
             state = state_for_phase(event.get("phase"))
             if state in (ServingState.stopped, ServingState.error):
                 # Final only once the process has exited (it still cleans up after saying so);

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPalette
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 
 from launcher import errors, machine, model_catalog
 from launcher import settings as settings_mod
+from launcher.app_picker import AppRow, Inspection, py_file_from_mime, short_name
 from launcher.apply_changes import ApplyOutcome, ApplyRequest, PendingChange, pending_change, same_config
 from launcher.browser import BrowserOpener, open_url
 from launcher.detached import AttachedSupervisor
@@ -62,6 +63,7 @@ from launcher.slot_row import (
     SCHEMA_MAX_GPUS,
     SlotRow,
 )
+from launcher.start_progress import StartProgress
 from launcher.status_panel import StatusTable
 from launcher.supervisor_process import ServingController, ServingState, SupervisorProcess
 from launcher.tray import Tray
@@ -78,7 +80,15 @@ SERVING_OVERHEAD_MB = 800
 _MODE_HELP = {
     Mode.summarize: "One model summarizes the text you paste.",
     Mode.fanout: "One prompt goes to several models at once; their answers appear side by side.",
+    Mode.app: "Your own Gradio app (a .py file), served unchanged, in as many replicas as you like.",
 }
+
+
+def _served(config: LaunchConfig) -> str:
+    """What a config serves, in a few words: the models, or your app's file."""
+    if config.app is not None:
+        return short_name(config.app.target)
+    return ", ".join(slot.model for slot in config.models)
 
 
 @dataclass
@@ -147,6 +157,7 @@ class MainWindow(QMainWindow):
         self._base = self.settings.config
         self.rows: list[SlotRow] = []
         self._stashed: list[ModelSlot] = []  # fan-out slots kept while in summarizer mode
+        self._rows_mode = Mode.summarize  # the built-in mode the model rows are shaped for (kept in mode app)
         self._checking = False  # a pre-start check is running
         self._browser_pending = False
         self._quitting = False
@@ -227,23 +238,29 @@ class MainWindow(QMainWindow):
         mode_row.addWidget(QLabel("<b>Mode</b>"))
         self.mode_summarize = QRadioButton("Summarizer")
         self.mode_fanout = QRadioButton("Parallel fan-out")
+        self.mode_app = QRadioButton("Your app")
+        self.mode_app.setToolTip("Serve your own Gradio app (a .py file); you can also drop the file on the window")
         self.mode_group = QButtonGroup(self)
-        self.mode_group.addButton(self.mode_summarize)
-        self.mode_group.addButton(self.mode_fanout)
+        for button in (self.mode_summarize, self.mode_fanout, self.mode_app):
+            self.mode_group.addButton(button)
+            mode_row.addWidget(button)
         self.mode_summarize.setChecked(True)
-        mode_row.addWidget(self.mode_summarize)
-        mode_row.addWidget(self.mode_fanout)
         self.mode_help = QLabel()
         self.mode_help.setEnabled(False)  # dimmed explanatory text
         mode_row.addSpacing(12)
         mode_row.addWidget(self.mode_help, 1)
         outer.addLayout(mode_row)
-        self.mode_fanout.toggled.connect(self._on_mode_toggled)
+        self.mode_group.buttonToggled.connect(lambda _button, checked: checked and self._on_mode_toggled(True))
 
         # Models
         self.models_box = QGroupBox("Models")
         models_layout = QVBoxLayout(self.models_box)
         models_layout.setSpacing(4)
+        # The model rows (built-in modes) and the app row (mode app) share the box; one shows at a time.
+        self.slots_panel = QWidget()
+        slots_layout = QVBoxLayout(self.slots_panel)
+        slots_layout.setContentsMargins(0, 0, 0, 0)
+        slots_layout.setSpacing(4)
         header = QHBoxLayout()
         header.setSpacing(6)
         header.addSpacing(18 + 6)
@@ -254,10 +271,18 @@ class MainWindow(QMainWindow):
             label.setFixedWidth(width)
             header.addWidget(label)
         header.addSpacing(COL_BUTTON)
-        models_layout.addLayout(header)
+        slots_layout.addLayout(header)
         self.rows_layout = QVBoxLayout()
         self.rows_layout.setSpacing(6)
-        models_layout.addLayout(self.rows_layout)
+        slots_layout.addLayout(self.rows_layout)
+        models_layout.addWidget(self.slots_panel)
+        self.app_row = AppRow()
+        self.app_row.setVisible(False)
+        self.app_row.set_recent(self.settings.recent_apps)
+        self.app_row.changed.connect(self._on_edited)
+        self.app_row.checked.connect(self._on_app_checked)
+        self.app_row.chosen.connect(self._on_app_chosen)
+        models_layout.addWidget(self.app_row)
         below = QHBoxLayout()
         self.add_button = QPushButton("Add model")
         self.add_button.setToolTip(f"Fan-out sends each prompt to every model (up to {MAX_SLOTS})")
@@ -335,6 +360,9 @@ class MainWindow(QMainWindow):
         self.state_label.linkActivated.connect(lambda _url: self.open_in_browser())
         controls.addWidget(self.state_label, 1)
         outer.addLayout(controls)
+        self.start_progress = StartProgress()
+        self.start_progress.show_log_requested.connect(self.show_log)
+        outer.addWidget(self.start_progress)
         # Shown while the form differs from what the app serves.
         self.pending_label = QLabel()
         self.pending_label.setTextFormat(Qt.TextFormat.RichText)
@@ -343,7 +371,7 @@ class MainWindow(QMainWindow):
         outer.addWidget(self.pending_label)
 
         # Status and log, resizable against each other
-        splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter = splitter = QSplitter(Qt.Orientation.Vertical)
         status_box = QGroupBox("Status")
         status_layout = QVBoxLayout(status_box)
         self.phase_label = QLabel("Not serving.")
@@ -364,6 +392,7 @@ class MainWindow(QMainWindow):
 
         self.setCentralWidget(central)
         self.resize(820, 720)
+        self.setAcceptDrops(True)  # a .py file dropped anywhere becomes the app (see dropEvent)
 
     def _init_autostart(self) -> None:
         try:
@@ -406,6 +435,8 @@ class MainWindow(QMainWindow):
     # ---- the configuration in the widgets ---------------------------------
 
     def mode(self) -> Mode:
+        if self.mode_app.isChecked():
+            return Mode.app
         return Mode.fanout if self.mode_fanout.isChecked() else Mode.summarize
 
     def apply_config(self, config: LaunchConfig) -> None:
@@ -413,16 +444,26 @@ class MainWindow(QMainWindow):
         self._loading = True
         try:
             self._base = config
-            self._stashed = []
-            for row in list(self.rows):
-                self._drop_row(row)
-            (self.mode_fanout if config.mode is Mode.fanout else self.mode_summarize).setChecked(True)
+            {Mode.fanout: self.mode_fanout, Mode.app: self.mode_app}.get(config.mode, self.mode_summarize).setChecked(
+                True)
             self.cluster_box.setChecked(config.cluster.address is not None)
             self.cluster_address.setText(config.cluster.address or "")
-            if any(slot.autoscaling or slot.dtype != "auto" for slot in config.models):
-                self.advanced_button.setChecked(True)
-            for slot in config.models:
-                self._add_row(slot)
+            self.app_row.set_bounds(*self._cluster_bounds())
+            if config.mode is Mode.app:
+                # The model rows keep what they held (or the default), for a switch back.
+                self.app_row.set_spec(config.app)
+                if not self.rows:
+                    self._add_row(ModelSlot())
+                    self._rows_mode = Mode.summarize
+            else:
+                self._stashed = []
+                for row in list(self.rows):
+                    self._drop_row(row)
+                if any(slot.autoscaling or slot.dtype != "auto" for slot in config.models):
+                    self.advanced_button.setChecked(True)
+                for slot in config.models:
+                    self._add_row(slot)
+                self._rows_mode = config.mode
             self.port.setValue(config.http.port)
             self.open_browser_box.setChecked(self._open_browser_default())
         finally:
@@ -435,7 +476,10 @@ class MainWindow(QMainWindow):
     def config_dict(self) -> dict:
         data = self._base.model_dump(mode="json")
         data["mode"] = self.mode().value
-        data["models"] = [row.slot_dict() for row in self.rows]
+        if self.mode() is Mode.app:
+            data["models"], data["app"] = [], self.app_row.app_dict()
+        else:
+            data["models"], data["app"] = [row.slot_dict() for row in self.rows], None
         data["http"]["port"] = self.port.value()
         data["cluster"]["address"] = self._address()
         return data
@@ -446,7 +490,9 @@ class MainWindow(QMainWindow):
 
     def current_config(self) -> LaunchConfig:
         """The validated configuration; ConfigError says which field is wrong."""
-        for i, row in enumerate(self.rows):
+        if self.mode() is Mode.app and not self.app_row.text():
+            raise ConfigError("No app chosen: press Choose… and pick your app's .py file, or drop it on the window.")
+        for i, row in enumerate(self.rows if self.mode() is not Mode.app else []):
             if not row.model_ref():
                 raise ConfigError(f"Model {i + 1} is empty: pick a model from the list, or type a hub id or a folder.")
         address = self._address()
@@ -520,25 +566,37 @@ class MainWindow(QMainWindow):
         self.mode_help.setText(_MODE_HELP[mode])
         if self._loading:
             return
-        if mode is Mode.summarize:
-            # Keep the extra fan-out slots to bring back if the user switches back.
-            self._stashed = [ModelSlot.model_validate(r.slot_dict()) for r in self.rows[1:] if r.model_ref()]
-            for row in self.rows[1:]:
-                self._drop_row(row)
-        else:
-            for slot in self._stashed:
-                self._add_row(slot)
-            self._stashed = []
-            while len(self.rows) < 2:
-                self._add_row(self._new_slot())
-        for row in self.rows:
-            row.set_choices(self.choices, mode)
+        if mode is Mode.app:
+            # The model rows stay as they are (hidden) for a switch back; the app row offers the last app.
+            if not self.app_row.text() and self.settings.recent_apps:
+                self.app_row.set_target(self.settings.recent_apps[0])
+        elif mode is not self._rows_mode:
+            if mode is Mode.summarize:
+                # Keep the extra fan-out slots to bring back if the user switches back.
+                self._stashed = [ModelSlot.model_validate(r.slot_dict()) for r in self.rows[1:] if r.model_ref()]
+                for row in self.rows[1:]:
+                    self._drop_row(row)
+            else:
+                for slot in self._stashed:
+                    self._add_row(slot)
+                self._stashed = []
+                while len(self.rows) < 2:
+                    self._add_row(self._new_slot())
+            self._rows_mode = mode
+            for row in self.rows:
+                row.set_choices(self.choices, mode)
         self._refresh_rows()
         self._on_edited()
 
     def _refresh_rows(self) -> None:
-        fanout = self.mode() is Mode.fanout
-        self.mode_help.setText(_MODE_HELP[self.mode()])
+        mode = self.mode()
+        fanout, app = mode is Mode.fanout, mode is Mode.app
+        self.mode_help.setText(_MODE_HELP[mode])
+        self.models_box.setTitle("Your app" if app else "Models")
+        self.slots_panel.setVisible(not app)
+        self.advanced_button.setVisible(not app)
+        self.app_row.setVisible(app)
+        self.app_row.set_active(app)  # the app is checked (a child process) only when it is what is served
         for i, row in enumerate(self.rows):
             row.set_number(i + 1)
             row.set_removable(fanout and len(self.rows) > 2)
@@ -558,6 +616,7 @@ class MainWindow(QMainWindow):
         cpus, gpus = self._cluster_bounds()  # someone else's cluster: not this machine's numbers
         for row in self.rows:
             row.set_bounds(cpus, gpus)
+        self.app_row.set_bounds(cpus, gpus)
         self._on_edited()
 
     def _on_advanced_toggled(self, checked: bool) -> None:
@@ -575,16 +634,18 @@ class MainWindow(QMainWindow):
             return []
         warnings = []
         cpus, gpus = self._cluster_bounds()
+        who = "Your app asks" if config.app else "The models ask"
         need_cpus = config.requested_cpus()
         if need_cpus > cpus + 1e-9:
             warnings.append(
-                f"The models ask for {need_cpus:g} CPUs (ingress {config.ingress_cpus:g} included) but this "
-                f"machine has {cpus:g}: replicas that do not fit will never start. "
+                f"{who} for {need_cpus:g} CPUs"
+                + ("" if config.app else f" (ingress {config.ingress_cpus:g} included)")
+                + f" but this machine has {cpus:g}: replicas that do not fit will never start. "
                 f"Lower CPUs or replicas."
             )
         need_gpus = config.requested_gpus()
         if need_gpus > gpus + 1e-9:
-            warnings.append(f"The models ask for {need_gpus:g} GPUs but {gpus:g} were found. Set GPUs to 0 or fewer.")
+            warnings.append(f"{who} for {need_gpus:g} GPUs but {gpus:g} were found. Set GPUs to 0 or fewer.")
         available = memory_available if memory_available is not None else self.machine.memory_available
         need_mb, unknown = self.memory_estimate_mb(config, choices)
         if available and need_mb * 1024 * 1024 > available:
@@ -613,7 +674,7 @@ class MainWindow(QMainWindow):
     ) -> tuple[int, list[str]]:
         """(estimated MB, models whose size is unknown)."""
         by_name = {c.name: c for c in self.choices}
-        total, unknown = SERVING_OVERHEAD_MB, []
+        total, unknown = SERVING_OVERHEAD_MB, ["your app"] if config.app else []  # its size is its own
         for i, slot in enumerate(config.models):
             choice = choices[i] if choices and i < len(choices) and choices[i] else by_name.get(slot.model)
             if choice is None or not choice.memory_mb:
@@ -664,6 +725,7 @@ class MainWindow(QMainWindow):
         for row in self.rows:
             row.set_bounds(cpus, gpus)
             row.set_native_bf16(info.native_bf16)
+        self.app_row.set_bounds(cpus, gpus)
         self._refresh_rows()
 
     def _on_catalog(self, choices: list[ModelChoice]) -> None:
@@ -703,8 +765,29 @@ class MainWindow(QMainWindow):
         self._base = config
         self.save_settings()
         self._checking = True
+        self.start_progress.begin(config.mode is Mode.app, config.cluster.address is not None,
+                                  [slot.label or slot.model for slot in config.models])
         self._apply_state(self._state())
-        self.show_status_line("Checking models, port and memory…")
+        if config.mode is Mode.app:
+            # Whether the file loads is known from the app row's check (run again if the file changed).
+            self.show_status_line(f"Checking {_served(config)}…")
+            self.app_row.when_checked(lambda result: self._after_app_check(config, result, interactive))
+            return
+        self._prestart(config, interactive)
+
+    def _after_app_check(self, config: LaunchConfig, result: Inspection, interactive: bool) -> None:
+        if not self._checking:
+            return
+        if result.refuses_start:
+            self._checking = False
+            self._apply_state(self._state())
+            show_error(f"Your app cannot be started: {result.error}.",
+                       (result.hint or "Fix it") + "; then press Start again.")
+            return
+        self._prestart(config, interactive)
+
+    def _prestart(self, config: LaunchConfig, interactive: bool) -> None:
+        self.show_status_line("Checking models, port and memory…" if config.models else "Checking port and memory…")
         QueryOp(
             self,
             lambda: prestart_check(config),
@@ -779,6 +862,8 @@ class MainWindow(QMainWindow):
 
     def _launch(self, config: LaunchConfig) -> None:
         self._checking = False
+        if config.app is not None:
+            self._remember_app(config.app.target)
         if not isinstance(self.controller, SupervisorProcess):
             self._set_controller(self._controller_factory(self))
         self.status_table.clear_status()
@@ -792,6 +877,8 @@ class MainWindow(QMainWindow):
         controller.state_changed.connect(lambda s: self._apply_state(ServingState(s)))
         controller.status_changed.connect(self.status_table.show_status)
         controller.message_changed.connect(self._on_phase_message)
+        controller.phase_changed.connect(self.start_progress.follow_phase)
+        controller.status_changed.connect(self.start_progress.follow_status)
         controller.url_changed.connect(lambda _url: self._apply_state(self._state()))
         controller.error_reported.connect(self._on_supervisor_error)
         controller.changing_changed.connect(lambda _changing: self._apply_state(self._state()))
@@ -865,6 +952,16 @@ class MainWindow(QMainWindow):
             "applied", "Fix the value named above and press Apply again; the app keeps serving its current settings.")
         if config is None:
             return
+        if config.mode is Mode.app:
+            checked = self.app_row.current_result()
+            if checked is None:  # not checked since it was edited: check, then come back
+                self.show_status_line(f"Checking {_served(config)}…")
+                self.app_row.when_checked(lambda _result: self.apply_changes())
+                return
+            if checked.refuses_start:
+                show_error(f"Your app cannot be applied: {checked.error}.",
+                           (checked.hint or "Fix it") + "; the app keeps serving its current version meanwhile.")
+                return
         change = pending_change(controller.running_config, config.model_dump(mode="json"))
         if not change.differs:
             self.show_status_line("Nothing to apply: the app already serves these settings.")
@@ -888,9 +985,8 @@ class MainWindow(QMainWindow):
             return
         self._applying = request
         request.finished.connect(self._on_applied)
-        models = ", ".join(slot.model for slot in config.models)
-        launcher_logger().info("applying to the running app: %s", models)
-        self.show_status_line(f"Applying changes ({models})…")
+        launcher_logger().info("applying to the running app: %s", _served(config))
+        self.show_status_line(f"Applying changes ({_served(config)})…")
         self._apply_state(self._state())
 
     def _on_applied(self, outcome: ApplyOutcome) -> None:
@@ -902,7 +998,7 @@ class MainWindow(QMainWindow):
             if self.controller is not None:
                 self.controller.set_running_config(outcome.config.model_dump(mode="json"))
             self.save_settings()
-            text = f"Applied in {outcome.elapsed_s:.1f} s: {', '.join(s.model for s in outcome.config.models)}"
+            text = f"Applied in {outcome.elapsed_s:.1f} s: {_served(outcome.config)}"
             launcher_logger().info("%s", text)
             self.show_status_line(text)
         elif not outcome.answered and self._state() is not ServingState.running:
@@ -970,6 +1066,54 @@ class MainWindow(QMainWindow):
             launcher_logger().info("the running app's settings changed elsewhere; the form shows them")
         self._update_pending()
 
+    # ---- your app: recent files, drops ------------------------------------------------
+
+    def _on_app_checked(self, result: Inspection) -> None:
+        if result.ok:
+            self._remember_app(result.target)  # an app that loads is worth offering again
+        self._update_pending()
+
+    def _on_app_chosen(self, target: str) -> None:
+        self._remember_app(target)  # chosen on purpose: offered again even while it fails to load
+
+    def _remember_app(self, target: str) -> None:
+        if settings_mod.remember_app(self.settings, target):
+            self.app_row.set_recent(self.settings.recent_apps)
+            self._schedule_save()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if py_file_from_mime(event.mimeData()) and self._editable():
+            event.acceptProposedAction()
+        else:
+            super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event) -> None:
+        if py_file_from_mime(event.mimeData()) and self._editable():
+            event.acceptProposedAction()
+        else:
+            super().dragMoveEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        """A .py file dropped anywhere on the window: serve it (mode app), checked at once."""
+        path = py_file_from_mime(event.mimeData())
+        if not path or not self._editable():
+            super().dropEvent(event)
+            return
+        event.acceptProposedAction()
+        self.mode_app.setChecked(True)
+        self.app_row.take_file(path)
+        self.bring_forward()
+
+    def show_log(self) -> None:
+        """Bring the log view forward, at its newest line ("Show log" under the progress bar)."""
+        sizes = self.splitter.sizes()
+        if len(sizes) == 2 and sizes[1] < 120:
+            self.splitter.setSizes([max(90, sum(sizes) - 240), 240])
+        bar = self.log_view.text.verticalScrollBar()
+        bar.setValue(bar.maximum())
+        self.log_view.text.setFocus()
+        self.bring_forward()
+
     # ---- state -------------------------------------------------------------------
 
     def _state(self) -> ServingState:
@@ -997,11 +1141,13 @@ class MainWindow(QMainWindow):
         self.start_button.setEnabled(self.start_action.isEnabled())
         self.stop_button.setEnabled(self.stop_action.isEnabled())
         self.open_button.setEnabled(self.open_action.isEnabled())
-        for w in (self.mode_summarize, self.mode_fanout, self.port, self.cluster_box):
+        for w in (self.mode_summarize, self.mode_fanout, self.mode_app, self.port, self.cluster_box):
             w.setEnabled(editable)
         self.cluster_address.setEnabled(editable and self.cluster_box.isChecked())
         for row in self.rows:
             row.set_editable(editable)
+        self.app_row.set_editable(editable)
+        self.start_progress.follow_state(state.value, self._checking)
         self.add_button.setEnabled(editable and self.mode() is Mode.fanout and len(self.rows) < MAX_SLOTS)
 
         colour = STATE_COLOURS.get(state.value, "#9ca3af")

@@ -1,0 +1,575 @@
+"""Your own Gradio app in the window: its target, Choose…, CPUs/GPUs/replicas, and what the file holds.
+
+What a target holds is learnt from `python -m serving.app_target TARGET --json` run in a
+child process (AppInspector, a QProcess): the user's code, and Gradio with it, must never
+be imported into the launcher (it takes seconds, and the file may do anything at import).
+The answer ("demo · gr.Blocks", or the error with its file, line and hint) is kept with the
+file's modification time, so Start reuses it while the file is unchanged and checks again
+when it was edited; a QFileSystemWatcher re-checks an edited file on its own, so fixing
+the error in an editor turns the line from red to fine without touching the window.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QFileSystemWatcher, QMimeData, QObject, QProcess, Qt, QTimer, Signal
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import (
+    QComboBox,
+    QCompleter,
+    QFileDialog,
+    QGridLayout,
+    QLabel,
+    QPushButton,
+    QWidget,
+)
+
+from launcher.icons import STATE_COLOURS
+from launcher.logs import launcher_logger
+from launcher.slot_row import COL_CPUS, COL_GPUS, COL_REPLICAS, SCHEMA_MAX_CPUS, SCHEMA_MAX_GPUS, ResourceBoxes
+from launcher.supervisor_process import child_environment
+from serving.app_target import AppLoadError, parse_target  # stdlib only at import: Gradio stays in the child
+from serving.config import AppSpec
+
+PLACEHOLDER = "path/to/app.py, app.py:demo or package.module:demo"
+EMPTY_TEXT = "Choose your app's .py file, or drop one on this window."
+TOO_LONG_S = 180  # an app that loads a model at import can take a while; past this it is not checked
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What `serving.app_target --json` said about one target (and when the file looked like what)."""
+
+    ok: bool
+    target: str
+    app_dir: str | None = None
+    name: str | None = None
+    kind: str | None = None
+    file: str | None = None
+    folder: str | None = None
+    error: str | None = None
+    hint: str | None = None
+    stamp: tuple[int, int] | None = None  # the file's (mtime_ns, size) when it was checked
+    unchecked: bool = False  # the check gave no verdict (too slow): Start is left to the supervisor's own check
+
+    @property
+    def refuses_start(self) -> bool:
+        return not self.ok and not self.unchecked
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"{self.name} · {self.kind}"
+        return self.error or "the app cannot be loaded"
+
+
+def normalize_target(text: str) -> str:
+    """A file target as an absolute path (":NAME" kept), so it means the same from any folder."""
+    text = text.strip()
+    try:
+        target = parse_target(text)
+    except AppLoadError:
+        return text
+    if target.file is None:
+        return text
+    return str(target.file) + (f":{target.name}" if target.name else "")
+
+
+def file_of(text: str) -> Path | None:
+    try:
+        return parse_target(text).file if text.strip() else None
+    except AppLoadError:
+        return None
+
+
+def file_stamp(text: str) -> tuple[int, int] | None:
+    path = file_of(text)
+    try:
+        st = path.stat() if path else None
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size) if st else None
+
+
+def short_name(text: str) -> str:
+    """demo.py for a file target, the module for a module one (what "Checking …" names)."""
+    path = file_of(text)
+    return path.name if path else text.strip().rpartition(":")[0] or text.strip()
+
+
+def quick_check(text: str, app_dir: str | None = None) -> Inspection | None:
+    """What can be told without running Python (no file there, a folder, ...); None: ask the inspector."""
+    try:
+        target = parse_target(text)
+    except AppLoadError as exc:
+        return Inspection(False, text, app_dir, error=str(exc), hint=exc.hint)
+    if target.file is None:
+        return None
+    if not target.file.exists():
+        return Inspection(False, text, app_dir, error=f"{target.file} does not exist",
+                          hint="check the path of your app's .py file")
+    if not target.file.is_file():
+        return Inspection(False, text, app_dir, error=f"{target.file} is not a file",
+                          hint="give the app's .py file, e.g. path/to/demo.py")
+    return None
+
+
+def py_file_from_mime(mime: QMimeData) -> str | None:
+    """The first local .py file in a drag (a file manager's or an editor's tab), else None."""
+    if mime is None or not mime.hasUrls():
+        return None
+    for url in mime.urls():
+        if url.isLocalFile() and url.toLocalFile().lower().endswith(".py"):
+            return url.toLocalFile()
+    return None
+
+
+class AppInspector(QObject):
+    """Runs `python -m serving.app_target TARGET --json` in a child process; one check at a time.
+
+    A new check cancels the one in flight (the user typed on). The answer is taken as soon as
+    its JSON line arrives and the child is then ended: an app that leaves a thread running at
+    import would otherwise keep the child alive.
+    """
+
+    finished = Signal(object)  # Inspection
+
+    timeout_s = TOO_LONG_S
+
+    def __init__(self, parent: QObject | None = None, command: list[str] | None = None):
+        super().__init__(parent)
+        self.command = command or [sys.executable, "-m", "serving.app_target"]
+        self._proc: QProcess | None = None
+        self._request: tuple[str, str | None, tuple[int, int] | None] | None = None
+        self._out = b""
+        self._err = b""
+        self._timer = QTimer(self, singleShot=True)
+        self._timer.timeout.connect(self._on_timeout)
+
+    def busy(self) -> bool:
+        return self._proc is not None
+
+    def busy_with(self, target: str, app_dir: str | None) -> bool:
+        return self._proc is not None and self._request is not None and self._request[:2] == (target, app_dir)
+
+    def inspect(self, target: str, app_dir: str | None = None) -> None:
+        self.cancel()
+        proc = QProcess(self)
+        proc.setProcessEnvironment(child_environment())
+        proc.readyReadStandardOutput.connect(lambda p=proc: self._on_stdout(p))
+        proc.readyReadStandardError.connect(lambda p=proc: self._on_stderr(p))
+        proc.finished.connect(lambda code, status, p=proc: self._on_finished(p, code, status))
+        proc.errorOccurred.connect(lambda error, p=proc: self._on_error(p, error))
+        proc.finished.connect(proc.deleteLater)
+        self._proc, self._out, self._err = proc, b"", b""
+        self._request = (target, app_dir, file_stamp(target))
+        args = self.command[1:] + [target, "--json"] + (["--app-dir", app_dir] if app_dir else [])
+        self._timer.start(int(self.timeout_s * 1000))
+        proc.start(self.command[0], args)
+
+    def cancel(self) -> None:
+        """Forget the check in flight (its answer, if it comes, is ignored) and end its child."""
+        proc, self._proc = self._proc, None
+        self._timer.stop()
+        if proc is not None and proc.state() != QProcess.ProcessState.NotRunning:
+            proc.kill()  # finished() follows, and deleteLater with it
+
+    def _on_stdout(self, proc: QProcess) -> None:
+        if proc is not self._proc:
+            return
+        self._out += bytes(proc.readAllStandardOutput())
+        for line in self._out.splitlines():
+            answer = _parse_answer(line)
+            if answer is not None:
+                self._deliver(answer)
+                if proc.state() != QProcess.ProcessState.NotRunning:
+                    proc.kill()  # said what it had to say
+                return
+
+    def _on_stderr(self, proc: QProcess) -> None:
+        if proc is self._proc:
+            self._err = (self._err + bytes(proc.readAllStandardError()))[-8000:]
+
+    def _on_finished(self, proc: QProcess, code: int, status: QProcess.ExitStatus) -> None:
+        if proc is not self._proc:
+            return
+        self._on_stdout(proc)  # whatever was left unread
+        if proc is not self._proc:
+            return  # answered
+        tail = self._err.decode("utf-8", "replace").strip()
+        launcher_logger().warning("checking the app gave no answer (exit %s): %s", code, tail[-2000:])
+        last = tail.splitlines()[-1] if tail else ""
+        self._fail(f"checking the app failed (the checker exited with code {code}"
+                   + (f": {last}" if last else "") + ")", "the log has the checker's output")
+
+    def _on_error(self, proc: QProcess, error: QProcess.ProcessError) -> None:
+        if proc is self._proc and error == QProcess.ProcessError.FailedToStart:
+            self._fail(f"could not run {self.command[0]} to check the app",
+                       "check that the launcher's Python environment is intact")
+
+    def _on_timeout(self) -> None:
+        if self._proc is None:
+            return
+        target = self._request[0] if self._request else ""
+        self._fail(f"{short_name(target)} was still loading after {self.timeout_s} s, so it was not checked",
+                   "it is checked again when it starts; an app that loads a model at import is slow to check",
+                   unchecked=True)
+
+    def _fail(self, error: str, hint: str, unchecked: bool = False) -> None:
+        self._deliver({"ok": False, "error": error, "hint": hint}, unchecked=unchecked)
+
+    def _deliver(self, answer: dict, unchecked: bool = False) -> None:
+        target, app_dir, stamp = self._request or ("", None, None)
+        self.cancel()
+        result = Inspection(
+            ok=bool(answer.get("ok")), target=target, app_dir=app_dir, stamp=stamp, unchecked=unchecked,
+            **{k: _str_or_none(answer.get(k)) for k in ("name", "kind", "file", "folder", "error", "hint")},
+        )
+        self.finished.emit(result)
+
+
+def _parse_answer(line: bytes) -> dict | None:
+    line = line.strip()
+    if not line.startswith(b"{"):
+        return None
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and "ok" in data else None
+
+
+def _str_or_none(value) -> str | None:
+    return None if value is None else str(value)
+
+
+class AppRow(QWidget):
+    """The app's line in the window: target (with recent apps), Choose…, CPUs, GPUs, replicas, and the verdict."""
+
+    changed = Signal()  # a value the configuration carries
+    checked = Signal(object)  # Inspection of the current target
+    chosen = Signal(str)  # a file the user picked or dropped (the window remembers it)
+
+    debounce_ms = 600  # typing: check once the user pauses
+
+    def __init__(
+        self,
+        spec: AppSpec | None = None,
+        max_cpus: float = SCHEMA_MAX_CPUS,
+        max_gpus: float = SCHEMA_MAX_GPUS,
+        parent: QWidget | None = None,
+        inspector: AppInspector | None = None,
+    ):
+        super().__init__(parent)
+        self._base: AppSpec | None = None
+        self._result: Inspection | None = None
+        self._waiting: list[Callable[[Inspection], None]] = []
+        self._active = False  # checks run only while the window is in mode app
+        self._loading = False
+        self.inspector = inspector or AppInspector(self)
+        self.inspector.finished.connect(self._on_inspected)
+        self._debounce = QTimer(self, singleShot=True, interval=self.debounce_ms)
+        self._debounce.timeout.connect(self.check_now)
+        self._watcher = QFileSystemWatcher(self)
+        self._watcher.fileChanged.connect(self._on_file_changed)
+
+        self.target_box = QComboBox()
+        self.target_box.setEditable(True)
+        self.target_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.target_box.setMinimumContentsLength(28)
+        self.target_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.target_box.lineEdit().setPlaceholderText(PLACEHOLDER)
+        self.target_box.setToolTip(
+            "Your Gradio app: a .py file with one gr.Blocks / gr.Interface / gr.ChatInterface at the top level\n"
+            "(file.py:NAME picks one, or a function that builds it), or package.module:NAME.\n"
+            "The list holds the apps you opened recently."
+        )
+        completer = QCompleter(self.target_box.model(), self.target_box)
+        completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)  # "demo" finds /home/me/x/demo.py
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.target_box.setCompleter(completer)
+        self.target_box.lineEdit().installEventFilter(self)  # a .py dropped on the field replaces it
+        self.choose = QPushButton("Choose…")
+        self.choose.setToolTip("Pick your app's .py file")
+        self.boxes = ResourceBoxes(
+            self,
+            cpus_tip="CPUs per replica of your app",
+            replicas_tip="Copies of your app serving in parallel; each browser session stays with one",
+        )
+        self.cpus, self.gpus, self.replicas = self.boxes.cpus, self.boxes.gpus, self.boxes.replicas
+        self.found = QLabel()
+        self.found.setObjectName("appFound")
+        self.found.setWordWrap(True)
+        self.found.setTextFormat(Qt.TextFormat.RichText)
+        self.found.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._found_plain = ""
+
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(6)
+        grid.setVerticalSpacing(2)
+        heads = (("App", 0), ("CPUs", 2), ("GPUs", 3), ("Replicas", 4))
+        for text, col in heads:
+            grid.addWidget(QLabel(text), 0, col)
+        grid.addWidget(self.target_box, 1, 0)
+        grid.addWidget(self.choose, 1, 1)
+        grid.addWidget(self.cpus, 1, 2)
+        grid.addWidget(self.gpus, 1, 3)
+        grid.addWidget(self.replicas, 1, 4)
+        grid.addWidget(self.found, 2, 0, 1, 5)
+        grid.setColumnStretch(0, 1)
+        for col, width in ((2, COL_CPUS), (3, COL_GPUS), (4, COL_REPLICAS)):
+            grid.setColumnMinimumWidth(col, width)
+
+        self.boxes.set_bounds(max_cpus, max_gpus)
+        self.set_spec(spec)
+
+        self.target_box.currentTextChanged.connect(self._on_text_changed)
+        self.target_box.lineEdit().editingFinished.connect(self._on_editing_finished)
+        self.choose.clicked.connect(self.choose_file)
+        for box in (self.cpus, self.gpus, self.replicas):
+            box.valueChanged.connect(lambda _v: self.changed.emit())
+
+    # ---- values ------------------------------------------------------------------
+
+    def set_spec(self, spec: AppSpec | None) -> None:
+        """Show `spec` (fields not shown here, app_dir, autoscaling..., are kept for app_dict)."""
+        self._base = spec
+        self._loading = True
+        try:
+            self.target_box.setEditText(spec.target if spec else "")
+            values = spec or AppSpec(target="-")
+            self.cpus.setValue(values.num_cpus)
+            self.gpus.setValue(values.num_gpus)
+            self.replicas.setValue(values.replicas)
+        finally:
+            self._loading = False
+        self._update_autoscaling()
+        self._target_moved()
+
+    def text(self) -> str:
+        return self.target_box.currentText().strip()
+
+    def target(self) -> str:
+        return normalize_target(self.text())
+
+    def app_dir(self) -> str | None:
+        return self._base.app_dir if self._base else None
+
+    def app_dict(self) -> dict:
+        """The app as LaunchConfig data (validated by the caller, which names the field)."""
+        data = self._base.model_dump(mode="json") if self._base else {}
+        data.update(target=self.target(), num_cpus=self.cpus.value(), num_gpus=self.gpus.value(),
+                    replicas=self.replicas.value())
+        return data
+
+    def max_replicas(self) -> int:
+        scaling = self._base.autoscaling if self._base else None
+        return scaling.max_replicas if scaling else self.replicas.value()
+
+    def set_target(self, text: str) -> None:
+        """Put a target in the field (Choose…, a drop, a recent app) and check it at once."""
+        self.target_box.setEditText(normalize_target(text))
+        if self._active:
+            self.check_now()
+
+    def set_recent(self, targets: list[str]) -> None:
+        """Offer these targets in the field's list and completer (most recent first)."""
+        text = self.target_box.currentText()
+        self.target_box.blockSignals(True)
+        self.target_box.clear()
+        for target in targets:
+            self.target_box.addItem(target)
+            self.target_box.setItemData(self.target_box.count() - 1, target, Qt.ItemDataRole.ToolTipRole)
+        self.target_box.setEditText(text)
+        self.target_box.blockSignals(False)
+
+    def recent(self) -> list[str]:
+        return [self.target_box.itemText(i) for i in range(self.target_box.count())]
+
+    def _update_autoscaling(self) -> None:
+        scaling = self._base.autoscaling if self._base else None
+        self.replicas.setEnabled(scaling is None and self.cpus.isEnabled())
+        self.replicas.setToolTip(
+            f"Autoscaling (from the configuration): {scaling.min_replicas} to {scaling.max_replicas} replicas"
+            if scaling
+            else "Copies of your app serving in parallel; each browser session stays with one"
+        )
+
+    def set_bounds(self, max_cpus: float, max_gpus: float) -> None:
+        self.boxes.set_bounds(max_cpus, max_gpus)
+
+    def set_editable(self, editable: bool) -> None:
+        self.target_box.setEnabled(editable)
+        self.choose.setEnabled(editable)
+        self.boxes.set_editable(editable)
+        self._update_autoscaling()
+
+    # ---- choosing ----------------------------------------------------------------------
+
+    def choose_file(self) -> None:
+        path = file_of(self.text())
+        start = str(path.parent) if path and path.parent.is_dir() else str(Path.home())
+        chosen, _ = QFileDialog.getOpenFileName(self, "Choose your Gradio app", start,
+                                                "Python files (*.py);;All files (*)")
+        if chosen:
+            self.take_file(chosen)
+
+    def take_file(self, path: str) -> None:
+        """A file chosen or dropped: it becomes the target, is checked now and remembered."""
+        self.set_target(path)
+        self.chosen.emit(self.target())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # The line edit would paste a dropped file's URL as text; take it as the app instead.
+        kind = event.type()
+        if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop):
+            path = py_file_from_mime(event.mimeData())
+            if path and self.target_box.isEnabled():
+                event.acceptProposedAction()
+                if kind == QEvent.Type.Drop:
+                    self.take_file(path)
+                return True
+        return super().eventFilter(watched, event)
+
+    # ---- checking ----------------------------------------------------------------------
+
+    def set_active(self, active: bool) -> None:
+        """Checks run only in mode app; becoming active checks a target not checked yet."""
+        self._active = active
+        if not active:
+            self._debounce.stop()
+        elif self.text() and self.current_result() is None and not self.checking():
+            self.check_now()
+
+    def checking(self) -> bool:
+        return self.inspector.busy_with(self.target(), self.app_dir()) or self._debounce.isActive()
+
+    def current_result(self) -> Inspection | None:
+        """The verdict on the target as it is now (same target, file unchanged), or None."""
+        r = self._result
+        if r is None or r.target != self.target() or r.app_dir != self.app_dir():
+            return None
+        if file_of(r.target) is not None and r.stamp != file_stamp(r.target):
+            return None
+        return r
+
+    def when_checked(self, callback: Callable[[Inspection], None]) -> None:
+        """Call back with the verdict on the current target: at once if known, else once checked."""
+        result = self.current_result()
+        if result is not None:
+            callback(result)
+            return
+        self._waiting.append(callback)
+        if not self.inspector.busy_with(self.target(), self.app_dir()):
+            self.check_now()
+
+    def check_now(self) -> None:
+        self._debounce.stop()
+        text = self.text()
+        if not text:
+            self.inspector.cancel()
+            self._deliver(Inspection(False, "", self.app_dir(), error="no app chosen",
+                                     hint="choose your app's .py file, or drop it on the window"))
+            return
+        target, app_dir = self.target(), self.app_dir()
+        quick = quick_check(target, app_dir)
+        if quick is not None:
+            self.inspector.cancel()
+            self._deliver(quick)
+            return
+        if not self.inspector.busy_with(target, app_dir):
+            self.inspector.inspect(target, app_dir)
+        self._show_checking()
+
+    def _on_text_changed(self, _text: str) -> None:
+        if self._loading:
+            return
+        self._target_moved()
+        self.changed.emit()
+
+    def _target_moved(self) -> None:
+        """The target changed: the verdict shown is for another one, so check again (after a pause)."""
+        if self.current_result() is not None:
+            self._show_result(self._result)
+            return
+        if not self.text():
+            self._show(EMPTY_TEXT, dim=True)
+            self._debounce.stop()
+            return
+        self._show_checking()
+        if self._active:
+            self._debounce.start()
+
+    def _on_editing_finished(self) -> None:
+        normal = self.target()
+        if normal and normal != self.text():
+            self.target_box.setEditText(normal)  # relative or ~ paths, as the app will be found
+
+    def _on_file_changed(self, path: str) -> None:
+        # Edited (or replaced, as editors save) since it was checked: check again after a pause.
+        if self._active and file_of(self.target()) == Path(path):
+            self._show_checking()
+            self._debounce.start()
+
+    def _on_inspected(self, result: Inspection) -> None:
+        if result.target != self.target() or result.app_dir != self.app_dir():
+            return  # for a target since replaced; that one is checked in its turn
+        if result.unchecked:
+            launcher_logger().info("%s", result.error)
+        self._deliver(result)
+
+    def _deliver(self, result: Inspection) -> None:
+        self._result = result
+        self._watch(file_of(result.target) if result.target else None)
+        self._show_result(result)
+        self.checked.emit(result)
+        waiting, self._waiting = self._waiting, []
+        for callback in waiting:
+            callback(result)
+
+    def _watch(self, path: Path | None) -> None:
+        files = self._watcher.files()
+        if files:
+            self._watcher.removePaths(files)
+        if path is not None and path.is_file():
+            self._watcher.addPath(str(path))
+
+    # ---- the verdict line -----------------------------------------------------------------
+
+    def found_text(self) -> str:
+        """The verdict line as plain text (tests and the tray read it)."""
+        return self._found_plain
+
+    def _show_checking(self) -> None:
+        self._show(f"Checking {short_name(self.target())}…", dim=True)
+
+    def _show_result(self, result: Inspection) -> None:
+        if result.ok:
+            self._show(result.summary(), colour=STATE_COLOURS["running"],
+                       tip=f"{result.file}\nruns in {result.folder}" if result.file else "")
+        elif not result.target:
+            self._show(EMPTY_TEXT, dim=True)
+        else:
+            colour = STATE_COLOURS["starting"] if result.unchecked else STATE_COLOURS["error"]
+            self._show(result.summary(), colour=colour, hint=result.hint or "")
+
+    def _show(self, text: str, *, dim: bool = False, colour: str | None = None, hint: str = "",
+              tip: str = "") -> None:
+        if dim:
+            colour = self.palette().color(QPalette.ColorRole.PlaceholderText).name()
+        body = html.escape(text)
+        if colour:
+            body = f"<span style='color:{colour}'>{body}</span>"
+        if hint:
+            dim_colour = self.palette().color(QPalette.ColorRole.PlaceholderText).name()
+            body += f"<br><span style='color:{dim_colour}'>{html.escape(hint[:1].upper() + hint[1:])}</span>"
+        self.found.setText(body)
+        self.found.setToolTip(tip)
+        self._found_plain = text + (f"\n{hint}" if hint else "")
