@@ -18,7 +18,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QFileSystemWatcher, QMimeData, QObject, QProcess, Qt, QTimer, Signal
+import shiboken6
+from PySide6.QtCore import (
+    QCoreApplication,
+    QEvent,
+    QFileSystemWatcher,
+    QMimeData,
+    QObject,
+    QProcess,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QComboBox,
@@ -129,6 +140,31 @@ def py_file_from_mime(mime: QMimeData) -> str | None:
     return None
 
 
+class PyFileDrops(QObject):
+    """Takes a .py file dropped on `widget` or any child of it that leaves the drag alone (an event
+    filter: the drag climbs from the child under the cursor), while `accepting()` says yes."""
+
+    dropped = Signal(str)
+
+    def __init__(self, widget: QWidget, accepting: Callable[[], bool]):
+        super().__init__(widget)
+        self._accepting = accepting
+        widget.setAcceptDrops(True)
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        if kind not in (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop):
+            return False
+        path = py_file_from_mime(event.mimeData())
+        if not path or not self._accepting():
+            return False
+        event.acceptProposedAction()
+        if kind == QEvent.Type.Drop:
+            self.dropped.emit(path)
+        return True
+
+
 class AppInspector(QObject):
     """Runs `python -m serving.app_target TARGET --json` in a child process; one check at a time.
 
@@ -150,6 +186,9 @@ class AppInspector(QObject):
         self._err = b""
         self._timer = QTimer(self, singleShot=True)
         self._timer.timeout.connect(self._on_timeout)
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
 
     def busy(self) -> bool:
         return self._proc is not None
@@ -179,8 +218,15 @@ class AppInspector(QObject):
         if proc is not None and proc.state() != QProcess.ProcessState.NotRunning:
             proc.kill()  # finished() follows, and deleteLater with it
 
+    def shutdown(self) -> None:
+        """Cancel, and reap the child now (quitting: Qt would otherwise complain and do it itself)."""
+        proc = self._proc
+        self.cancel()
+        if proc is not None and shiboken6.isValid(proc):
+            proc.waitForFinished(1000)  # SIGKILLed just before: milliseconds
+
     def _on_stdout(self, proc: QProcess) -> None:
-        if proc is not self._proc:
+        if proc is not self._proc or not shiboken6.isValid(proc):
             return
         self._out += bytes(proc.readAllStandardOutput())
         for line in self._out.splitlines():
@@ -192,12 +238,12 @@ class AppInspector(QObject):
                 return
 
     def _on_stderr(self, proc: QProcess) -> None:
-        if proc is self._proc:
+        if proc is self._proc and shiboken6.isValid(proc):
             self._err = (self._err + bytes(proc.readAllStandardError()))[-8000:]
 
     def _on_finished(self, proc: QProcess, code: int, status: QProcess.ExitStatus) -> None:
-        if proc is not self._proc:
-            return
+        if proc is not self._proc or not shiboken6.isValid(proc) or not shiboken6.isValid(self):
+            return  # cancelled, or ended by the window going away
         self._on_stdout(proc)  # whatever was left unread
         if proc is not self._proc:
             return  # answered
@@ -294,7 +340,9 @@ class AppRow(QWidget):
         completer.setFilterMode(Qt.MatchFlag.MatchContains)  # "demo" finds /home/me/x/demo.py
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.target_box.setCompleter(completer)
-        self.target_box.lineEdit().installEventFilter(self)  # a .py dropped on the field replaces it
+        # A .py dropped on the field is the app (the line edit would paste its URL as text).
+        self._drops = PyFileDrops(self.target_box.lineEdit(), accepting=self.target_box.isEnabled)
+        self._drops.dropped.connect(self.take_file)
         self.choose = QPushButton("Choose…")
         self.choose.setToolTip("Pick your app's .py file")
         self.boxes = ResourceBoxes(
@@ -425,18 +473,6 @@ class AppRow(QWidget):
         """A file chosen or dropped: it becomes the target, is checked now and remembered."""
         self.set_target(path)
         self.chosen.emit(self.target())
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        # The line edit would paste a dropped file's URL as text; take it as the app instead.
-        kind = event.type()
-        if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop):
-            path = py_file_from_mime(event.mimeData())
-            if path and self.target_box.isEnabled():
-                event.acceptProposedAction()
-                if kind == QEvent.Type.Drop:
-                    self.take_file(path)
-                return True
-        return super().eventFilter(watched, event)
 
     # ---- checking ----------------------------------------------------------------------
 

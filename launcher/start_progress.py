@@ -35,6 +35,7 @@ def replica_counts(event: dict) -> tuple[int, int, list[str]]:
 
 class StartProgress(QWidget):
     show_log_requested = Signal()
+    step_changed = Signal(str, int)  # (words, percent), each time either moves
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -112,6 +113,10 @@ class StartProgress(QWidget):
                 self._set(self._deploy_words(None), _DEPLOYING, step="deploying", doing=self._deploy_doing())
         elif phase == "running":
             self._ready()
+        elif phase == "error":
+            self._failed()  # before the state passes through "stopping" while the supervisor cleans up
+        elif phase in ("stopping", "stopped"):
+            self._finish()
 
     def follow_status(self, event: dict) -> None:
         if not self._active or self._step != "deploying":
@@ -186,6 +191,8 @@ class StartProgress(QWidget):
 
     def _set(self, text: str, value: int, step: str | None = None, colour: str | None = None,
              doing: str | None = None) -> None:
+        value = max(0, min(100, value))
+        moved = (text, value) != (self._plain, self.bar.value())
         self._step = step or text
         self._plain = text
         if doing:
@@ -195,11 +202,13 @@ class StartProgress(QWidget):
         else:
             self.words.setText(text)
         self.words.setTextFormat(Qt.TextFormat.RichText if colour else Qt.TextFormat.PlainText)
-        self.bar.setValue(max(0, min(100, value)))
+        self.bar.setValue(value)
         palette = QPalette(self._bar_palette)
         if colour:
             palette.setColor(QPalette.ColorRole.Highlight, QColor(colour))
         self.bar.setPalette(palette)
+        if moved:
+            self.step_changed.emit(text, value)
 
     def _show_elapsed(self) -> None:
         seconds = self._clock.elapsed() // 1000 if self._clock.isValid() else 0

@@ -11,6 +11,11 @@ what does not fit). While the app
 runs the form stays editable: "Apply changes" hands the difference to the
 running supervisor (launcher/apply_changes.py), or restarts it when only a
 restart can carry it (port, cluster).
+
+Mode "Your app" serves the user's own Gradio file: the model rows give way to the app
+row (launcher/app_picker.py), whose verdict on the file ("demo · gr.Blocks", or the
+error) decides whether Start and Apply go ahead. Every start shows its steps in words
+(launcher/start_progress.py).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QPalette
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -44,7 +49,7 @@ from PySide6.QtWidgets import (
 
 from launcher import errors, machine, model_catalog
 from launcher import settings as settings_mod
-from launcher.app_picker import AppRow, Inspection, py_file_from_mime, short_name
+from launcher.app_picker import AppRow, Inspection, PyFileDrops, short_name
 from launcher.apply_changes import ApplyOutcome, ApplyRequest, PendingChange, pending_change, same_config
 from launcher.browser import BrowserOpener, open_url
 from launcher.detached import AttachedSupervisor
@@ -392,7 +397,8 @@ class MainWindow(QMainWindow):
 
         self.setCentralWidget(central)
         self.resize(820, 720)
-        self.setAcceptDrops(True)  # a .py file dropped anywhere becomes the app (see dropEvent)
+        self.py_drops = PyFileDrops(self, accepting=self._editable)  # a .py file dropped anywhere is the app
+        self.py_drops.dropped.connect(self._on_py_dropped)
 
     def _init_autostart(self) -> None:
         try:
@@ -1081,25 +1087,8 @@ class MainWindow(QMainWindow):
             self.app_row.set_recent(self.settings.recent_apps)
             self._schedule_save()
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if py_file_from_mime(event.mimeData()) and self._editable():
-            event.acceptProposedAction()
-        else:
-            super().dragEnterEvent(event)
-
-    def dragMoveEvent(self, event) -> None:
-        if py_file_from_mime(event.mimeData()) and self._editable():
-            event.acceptProposedAction()
-        else:
-            super().dragMoveEvent(event)
-
-    def dropEvent(self, event: QDropEvent) -> None:
+    def _on_py_dropped(self, path: str) -> None:
         """A .py file dropped anywhere on the window: serve it (mode app), checked at once."""
-        path = py_file_from_mime(event.mimeData())
-        if not path or not self._editable():
-            super().dropEvent(event)
-            return
-        event.acceptProposedAction()
         self.mode_app.setChecked(True)
         self.app_row.take_file(path)
         self.bring_forward()
