@@ -1,0 +1,63 @@
+"""Serving the example apps of tests/apps with `gradio-serve up --app`, and using them.
+
+- `serve_app(target, replicas, env, log_dir)`: one supervisor (tests/supervisor_run.Up) serving
+  tests/apps/<target>; returns when the app answers, with its URL.
+- `client(url)`: a gradio_client session (it keeps the sticky-session cookie of its first answer).
+- `in_sessions(n, check, url)`: runs `check(url)` in n concurrent sessions, re-raising the first failure.
+- `answer_within(job, seconds)`: a job's result, or TimeoutError instead of a hang.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from dataclasses import dataclass
+from pathlib import Path
+
+from gradio_client import Client
+from supervisor_run import ROOT, Up, free_port
+
+APPS = ROOT / "tests" / "apps"
+# Two replicas share this 2-core machine.
+CPUS_PER_REPLICA = {1: "1", 2: "0.5"}
+
+
+@dataclass
+class Served:
+    target: str
+    replicas: int
+    up: Up
+    url: str
+
+    def pids(self) -> list[int]:
+        return self.up.replica_pids("app")
+
+
+def serve_app(target: str, replicas: int, env: dict, log_dir: Path, timeout: float = 240) -> Served:
+    """`gradio-serve up --app tests/apps/<target> --replicas N`, as a user types it (relative path)."""
+    path = f"tests/apps/{target}"
+    assert (ROOT / path.split(":")[0]).is_file(), path
+    args = ["--app", path, "--replicas", str(replicas), "--num-cpus", CPUS_PER_REPLICA[replicas],
+            "--port", str(free_port())]
+    log_dir.mkdir(parents=True, exist_ok=True)
+    up = Up(args, env, log_dir / f"up-{target.replace('/', '_').replace(':', '_')}-{replicas}.log")
+    try:
+        running = up.wait_running(timeout=timeout)
+    except BaseException:
+        up.stop()
+        raise
+    return Served(target, replicas, up, running["url"])
+
+
+def client(url: str) -> Client:
+    return Client(url, verbose=False)
+
+
+def in_sessions(n: int, check, url: str) -> list:
+    """check(url) in n concurrent threads (each makes its own sessions); their results in order."""
+    with cf.ThreadPoolExecutor(n) as pool:
+        return [f.result(timeout=180) for f in [pool.submit(check, url) for _ in range(n)]]
+
+
+def answer_within(job, seconds: float):
+    """The job's final result; TimeoutError (not a hang) when none comes within `seconds`."""
+    return job.result(timeout=seconds)

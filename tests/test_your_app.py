@@ -1,0 +1,467 @@
+"""Your own Gradio app, served unchanged: `gradio-serve up --app tests/apps/X.py [--replicas 2]`.
+
+Each app in tests/apps is an ordinary Gradio 6 file (`python X.py` runs it too) of one kind:
+an Interface, Blocks with Tabs, a streaming ChatInterface, images, files and a Gallery,
+gr.State, gr.Progress (built by a function, `progress_app.py:build_demo`), gr.Timer, and an
+app with a sibling module and a relative data file. Every one is used through gradio_client
+with real inputs and checked outputs, including the text of a gr.Error; on 2 replicas the
+checks run in several concurrent sessions. A headless Chromium uses several of them as a
+person would. The counter app proves sticky sessions (8 concurrent clients count 1, 2, 3, 4
+on both replicas; two browsers keep their own counts) and that a session whose replica is
+killed gets answers again.
+
+Tests that share an app and a replica count share one `up` (a module-scoped fixture that
+pytest groups them by); one app runs at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from app_serving import answer_within, client, in_sessions, serve_app
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+from supervisor_run import ROOT
+
+pytestmark = pytest.mark.slow
+
+ARTIFACTS = ROOT / "test-artifacts"
+RED, BLUE = (255, 0, 0), (0, 0, 255)
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def app_env(request, tmp_path_factory):
+    """As conftest's serving_env, for the whole module: own state/log dirs."""
+    base = tmp_path_factory.mktemp("your-app")
+    env = dict(os.environ)
+    env.update(GRADIO_SERVE_STATE_DIR=str(base / "state"), GRADIO_SERVE_LOG_DIR=str(base / "logs"),
+               GRADIO_SERVE_CACHE_DIR=str(request.config.cache.mkdir("gradio-serve-cache")))
+    return env
+
+
+@pytest.fixture(scope="module")
+def served(request, app_env, tmp_path_factory):
+    """The app named by the test's `on(...)` mark, running; stopped when the next app is needed."""
+    target, replicas = request.param
+    app = serve_app(target, replicas, app_env, tmp_path_factory.mktemp("up-logs"))
+    try:
+        yield app
+    finally:
+        app.up.stop()
+
+
+def on(*cases: tuple[str, int]):
+    """Run the test against each (app, replicas)."""
+    return pytest.mark.parametrize("served", cases, indirect=True, ids=lambda c: f"{c[0].split('.')[0]}-{c[1]}r")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    from test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: bash scripts/system-deps.sh test"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Page:
+    """A fresh browser context on the app's page; fails on uncaught page errors; keeps a screenshot."""
+
+    def __init__(self, browser, url: str):
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.goto(url, wait_until="load", timeout=60_000)
+        self.page.locator(".gradio-container").first.wait_for(timeout=60_000)
+
+    def value_is(self, selector: str, expected: str, timeout_ms: int = 30_000) -> None:
+        self.page.wait_for_function(
+            "([sel, want]) => { const e = document.querySelector(sel); return e && e.value === want; }",
+            arg=[selector, expected], timeout=timeout_ms)
+
+    def shows(self, text: str, timeout_ms: int = 30_000) -> None:
+        self.page.get_by_text(text).first.wait_for(timeout=timeout_ms)
+
+    def close(self, shot: str | None = None) -> None:
+        try:
+            if shot:
+                ARTIFACTS.mkdir(exist_ok=True)
+                self.page.screenshot(path=str(ARTIFACTS / f"your-app-{shot}.png"), full_page=True)
+            assert not self.errors, self.errors
+        finally:
+            self.context.close()
+
+
+# ---------------------------------------------------------------- (a) gr.Interface, text in/out
+
+
+def check_slugify(url: str) -> None:
+    c = client(url)
+    assert c.predict("Crème Brûlée: 10 Tips!", "-", api_name="/slugify") == "creme-brulee-10-tips"
+    assert c.predict("Ray Serve + Gradio", "_", api_name="/slugify") == "ray_serve_gradio"
+    with pytest.raises(AppError, match="Nothing to slugify: type a title with letters or digits"):
+        c.predict("?!  …", "-", api_name="/slugify")
+
+
+@on(("text_interface.py", 1), ("text_interface.py", 2))
+def test_interface_via_client(served):
+    in_sessions(2 * served.replicas, check_slugify, served.url)
+
+
+@on(("text_interface.py", 1))
+def test_interface_in_chromium(served, browser):
+    p = Page(browser, served.url)
+    try:
+        p.page.get_by_label("Title").fill("Hello, Wörld 2026")
+        p.page.get_by_role("button", name="Submit").click()
+        p.page.wait_for_function(
+            "() => [...document.querySelectorAll('textarea')].some(t => t.value === 'hello-world-2026')",
+            timeout=30_000)
+        p.page.get_by_label("Title").fill("!!!")
+        p.page.get_by_role("button", name="Submit").click()
+        p.shows("Nothing to slugify")
+    finally:
+        p.close("interface")
+
+
+# ---------------------------------------------------------------- (b) gr.Blocks with gr.Tabs
+
+
+def check_tabs(url: str) -> None:
+    c = client(url)
+    assert c.predict(100, api_name="/to_fahrenheit") == 212
+    assert c.predict("The cat and the hat. THE end!", api_name="/word_counts") == {
+        "words": 7, "unique": 5, "top": [["the", 3], ["cat", 1], ["and", 1]]}
+    assert c.predict(90, 3, 10, api_name="/split_bill") == "33.00 each"
+    with pytest.raises(AppError, match="At least one person has to pay"):
+        c.predict(90, 0, 10, api_name="/split_bill")
+
+
+@on(("tabs_blocks.py", 1))
+def test_tabs_via_client(served):
+    check_tabs(served.url)
+
+
+@on(("tabs_blocks.py", 1))
+def test_tabs_in_chromium(served, browser):
+    p = Page(browser, served.url)
+    try:
+        page = p.page
+        page.get_by_role("tab", name="Split the bill").click()
+        page.get_by_label("People").fill("4")
+        page.get_by_role("button", name="Split").click()
+        p.value_is("#share textarea", "24.75 each")
+        page.get_by_label("People").fill("0")
+        page.get_by_role("button", name="Split").click()
+        p.shows("At least one person has to pay.")
+        page.get_by_role("tab", name="Temperature").click()
+        page.get_by_label("Celsius").fill("100")
+        page.get_by_role("button", name="Convert").click()
+        p.value_is("#fahrenheit input", "212")
+    finally:
+        p.close("tabs")
+
+
+# ---------------------------------------------------------------- (c) streaming gr.ChatInterface
+
+
+def check_chat(url: str) -> None:
+    c = client(url)
+    job = c.submit("hello there", api_name="/chat")
+    partials = list(job)
+    final = "Turn 1: you said 'hello there' (11 characters)."
+    assert job.result() == final
+    assert partials[-1] == final
+    # Streamed: several growing pieces, each the start of the answer.
+    assert len(set(partials)) >= 4, partials
+    assert all(final.startswith(p) for p in partials), partials
+    assert [len(p) for p in partials] == sorted(len(p) for p in partials), partials
+
+
+@on(("chat_stream.py", 1), ("chat_stream.py", 2))
+def test_streaming_chat_via_client(served):
+    in_sessions(2 * served.replicas, check_chat, served.url)
+
+
+@on(("chat_stream.py", 1))
+def test_streaming_chat_in_chromium(served, browser):
+    p = Page(browser, served.url)
+    try:
+        box = p.page.get_by_role("textbox").first
+        box.fill("hello")
+        box.press("Enter")
+        p.shows("Turn 1: you said 'hello' (5 characters).")
+        box.fill("and again")
+        box.press("Enter")
+        p.shows("Turn 2: you said 'and again' (9 characters).")  # the history came back to the app
+    finally:
+        p.close("chat")
+
+
+# ---------------------------------------------------------------- (d) images in and out
+
+
+def two_colour_png(folder: Path, size=(8, 4), left=RED, right=BLUE) -> Path:
+    image = Image.new("RGB", size, left)
+    image.paste(Image.new("RGB", (size[0] // 2, size[1]), right), (size[0] // 2, 0))
+    path = folder / "two-colours.png"
+    image.save(path)
+    return path
+
+
+def check_images(url: str) -> None:
+    c = client(url)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = two_colour_png(Path(tmp))
+        mirrored = Image.open(c.predict(handle_file(source), "mirror", api_name="/apply_effect")).convert("RGB")
+        assert mirrored.size == (8, 4)
+        assert mirrored.getpixel((0, 0)) == BLUE and mirrored.getpixel((7, 3)) == RED
+        gray = Image.open(c.predict(handle_file(source), "grayscale", api_name="/apply_effect")).convert("RGB")
+        r, g, b = gray.getpixel((0, 0))
+        assert r == g == b and 50 < r < 100, (r, g, b)  # red's luma is 76
+        inverted = Image.open(c.predict(handle_file(source), "invert", api_name="/apply_effect")).convert("RGB")
+        assert inverted.getpixel((0, 0)) == (0, 255, 255)
+    with pytest.raises(AppError, match="Upload an image first"):
+        c.predict(None, "mirror", api_name="/apply_effect")
+
+
+@on(("image_tools.py", 1), ("image_tools.py", 2))
+def test_images_via_client(served):
+    in_sessions(2 * served.replicas, check_images, served.url)
+
+
+@on(("image_tools.py", 1))
+def test_images_in_chromium(served, browser, tmp_path):
+    p = Page(browser, served.url)
+    try:
+        page = p.page
+        page.locator("#source input[type=file]").set_input_files(str(two_colour_png(tmp_path, size=(64, 32))))
+        page.locator("#source img").first.wait_for(timeout=30_000)
+        page.get_by_role("button", name="Apply").click()
+        result = page.locator("#result img").first
+        result.wait_for(timeout=30_000)
+        shown = Image.open(io.BytesIO(page.request.get(result.get_attribute("src")).body())).convert("RGB")
+        assert shown.size == (64, 32)
+        assert shown.getpixel((0, 0)) == BLUE and shown.getpixel((63, 31)) == RED
+    finally:
+        p.close("image")
+
+
+# ---------------------------------------------------------------- (e) files in, a file and a gallery out
+
+
+def check_files(url: str) -> None:
+    c = client(url)
+    with tempfile.TemporaryDirectory() as tmp:
+        scores = Path(tmp) / "scores.csv"
+        scores.write_text("name,score\nGrace,88\nAda,97\nLinus,71\n", encoding="utf-8")
+        ranked, summary = c.predict(handle_file(scores), api_name="/rank_scores")
+        assert summary == "3 rows; top: Ada (97)"
+        assert Path(ranked).name == "ranked-scores.csv"
+        with open(ranked, newline="", encoding="utf-8") as f:
+            assert list(csv.reader(f)) == [["rank", "name", "score"], ["1", "Ada", "97"], ["2", "Grace", "88"],
+                                           ["3", "Linus", "71"]]
+        wrong = Path(tmp) / "wrong.csv"
+        wrong.write_text("who,points\nAda,97\n", encoding="utf-8")
+        with pytest.raises(AppError, match="The CSV needs a 'name' and a 'score' column"):
+            c.predict(handle_file(wrong), api_name="/rank_scores")
+    gallery = c.predict("red, #00ff00, navy", api_name="/swatches")
+    assert [item["caption"] for item in gallery] == ["red", "#00ff00", "navy"]
+    colours = [Image.open(item["image"]).convert("RGB").getpixel((5, 5)) for item in gallery]
+    assert colours == [RED, (0, 255, 0), (0, 0, 128)]
+    with pytest.raises(AppError, match="Unknown colour: blurple"):
+        c.predict("red, blurple", api_name="/swatches")
+
+
+@on(("file_tools.py", 1), ("file_tools.py", 2))
+def test_files_and_gallery_via_client(served):
+    in_sessions(2 * served.replicas, check_files, served.url)
+
+
+# ---------------------------------------------------------------- (f) gr.State, sticky sessions, replica death
+
+
+def bump(c) -> tuple[int, int]:
+    """(count, pid of the replica that answered)."""
+    count, served_by = c.predict(api_name="/bump")
+    return int(count), int(served_by.removeprefix("pid "))
+
+
+def counting_session(url: str) -> list[tuple[int, int]]:
+    c = client(url)
+    return [bump(c) for _ in range(4)]
+
+
+@on(("counter_state.py", 1))
+def test_state_counter_via_client(served):
+    (pid,) = served.pids()
+    a, b = client(served.url), client(served.url)
+    assert [bump(a) for _ in range(3)] == [(1, pid), (2, pid), (3, pid)]
+    assert bump(b) == (1, pid)  # another session, its own count
+    assert a.predict(api_name="/reset") == (0, f"pid {pid}")
+    assert bump(a) == (1, pid)
+
+
+@on(("counter_state.py", 2))
+def test_state_sessions_are_sticky_on_two_replicas(served):
+    pids = served.pids()
+    assert len(pids) == 2, pids
+    sessions = in_sessions(8, counting_session, served.url)
+    for answers in sessions:
+        counts, where = [n for n, _ in answers], {pid for _, pid in answers}
+        assert counts == [1, 2, 3, 4], sessions  # no gap, no reset: every call reached its session's replica
+        assert len(where) == 1, sessions
+    assert {answers[0][1] for answers in sessions} == set(pids), sessions  # both replicas took sessions
+
+
+@on(("counter_state.py", 2))
+def test_state_in_two_browsers_on_two_replicas(served, browser):
+    pages = [Page(browser, served.url), Page(browser, served.url)]
+    try:
+        clicks = [0, 0]
+        for who in (0, 1, 0, 0, 1, 0):  # interleaved: 4 clicks in one, 2 in the other
+            pages[who].page.locator("#bump").click()
+            clicks[who] += 1
+            pages[who].value_is("#count input", str(clicks[who]))
+        for p, n in zip(pages, clicks):
+            p.value_is("#count input", str(n))  # the other browser's clicks did not count here
+            served_by = p.page.locator("#served-by textarea").input_value()
+            assert int(served_by.removeprefix("pid ")) in served.pids(), served_by
+    finally:
+        pages[1].close()
+        pages[0].close("state-two-browsers")
+
+
+@on(("counter_state.py", 2))
+def test_session_answers_again_after_its_replica_is_killed(served):
+    before = served.pids()
+    assert len(before) == 2, before
+    # One session on each replica (new sessions alternate between them).
+    by_pid: dict[int, object] = {}
+    for _ in range(8):
+        c = client(served.url)
+        by_pid.setdefault(bump(c)[1], c)
+        if len(by_pid) == 2:
+            break
+    assert set(by_pid) == set(before), by_pid
+    victim, survivor = before
+    doomed, other = by_pid[victim], by_pid[survivor]
+    assert bump(doomed) == (2, victim)
+
+    os.kill(victim, signal.SIGKILL)
+    killed = time.monotonic()
+    failures: list[str] = []
+    while True:
+        try:
+            count, pid = bump_within(doomed, 20)
+            break
+        except Exception as exc:  # noqa: BLE001 - recorded, and bounded by the deadline
+            failures.append(f"{time.monotonic() - killed:.1f}s {type(exc).__name__}: {exc}"[:300])
+            assert time.monotonic() - killed < 60, failures
+            time.sleep(1)
+    recovered = time.monotonic() - killed
+    assert pid != victim and count in (1, 3), (count, pid)  # a fresh state on a live replica
+    assert recovered < 30, (recovered, failures)
+    assert bump_within(doomed, 20) == (count + 1, pid)  # and it sticks there
+    assert bump_within(other, 20) == (2, survivor)  # the other replica's session kept its count
+    assert bump_within(client(served.url), 20)[0] == 1  # new sessions work
+    assert not failures, failures
+
+    deadline = time.monotonic() + 90  # and Serve replaces the dead replica
+    while time.monotonic() < deadline and not (len(served.pids()) == 2 and victim not in served.pids()):
+        time.sleep(1)
+    assert len(served.pids()) == 2 and victim not in served.pids(), served.pids()
+
+
+def bump_within(c, seconds: float) -> tuple[int, int]:
+    count, served_by = answer_within(c.submit(api_name="/bump"), seconds)
+    return int(count), int(served_by.removeprefix("pid "))
+
+
+# ---------------------------------------------------------------- (g) gr.Progress, app from a builder
+
+
+def check_progress(url: str) -> None:
+    c = client(url)
+    job = c.submit(1000, api_name="/count_primes")
+    seen = []
+    deadline = time.monotonic() + 60
+    while not job.done() and time.monotonic() < deadline:
+        progress = job.status().progress_data
+        if progress:
+            seen.append((progress[0].desc, progress[0].index, progress[0].length))
+        time.sleep(0.02)
+    assert job.result(timeout=5) == "168 primes up to 1000"
+    assert {desc for desc, _, _ in seen} == {"Sieving"}, seen
+    assert {length for _, _, length in seen} == {10}, seen
+    assert len({index for _, index, _ in seen}) >= 3, seen  # it moved while we watched
+    with pytest.raises(AppError, match="Pick a number between 2 and 200000"):
+        c.predict(1, api_name="/count_primes")
+
+
+@on(("progress_app.py:build_demo", 1), ("progress_app.py:build_demo", 2))
+def test_progress_from_a_builder_via_client(served):
+    in_sessions(served.replicas, check_progress, served.url)
+
+
+# ---------------------------------------------------------------- (h) gr.Timer
+
+
+@on(("timer_app.py", 1))
+def test_timer_tick_via_client(served):
+    a, b = client(served.url), client(served.url)
+    assert [a.predict(api_name="/tick") for _ in range(3)] == ["1 ticks", "2 ticks", "3 ticks"]
+    assert b.predict(api_name="/tick") == "1 ticks"
+
+
+@on(("timer_app.py", 1))
+def test_timer_ticks_in_chromium(served, browser):
+    p = Page(browser, served.url)
+    try:
+        page = p.page
+
+        def ticks() -> int:
+            return int(page.locator("#ticks textarea").input_value().split()[0])
+
+        page.wait_for_function("() => parseInt(document.querySelector('#ticks textarea')?.value) >= 4",
+                               timeout=30_000)
+        page.get_by_role("button", name="Pause").click()
+        page.wait_for_timeout(1000)  # a tick already on its way may still land
+        paused = ticks()
+        page.wait_for_timeout(2000)
+        assert ticks() == paused
+        page.get_by_role("button", name="Resume").click()
+        page.wait_for_function("n => parseInt(document.querySelector('#ticks textarea')?.value) >= n + 2",
+                               arg=paused, timeout=30_000)
+    finally:
+        p.close("timer")
+
+
+# ---------------------------------------------------------------- a sibling module and a relative data file
+
+
+@on(("glossary/demo.py", 1))
+def test_sibling_import_and_relative_data_file(served):
+    c = client(served.url)
+    assert c.predict("Replica", api_name="/define") == "replica: One copy of a deployment running in its own process."
+    assert c.predict("sticky session", api_name="/define") == (
+        "sticky session: Every request of one session reaches the same replica.")
+    with pytest.raises(AppError, match=r"Unknown term 'gpu'\. Try one of: ingress, replica, sticky session\."):
+        c.predict("gpu", api_name="/define")
