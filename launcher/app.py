@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from launcher import settings as settings_mod
+    from launcher.app_picker import load_config
     from launcher.detached import find_running
     from launcher.errors import show_error
     from launcher.logs import launcher_logger, setup_file_logging
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     config_problem = None
     if args.config:
         try:
-            settings.config = LaunchConfig.load(args.config)
+            settings.config = load_config(args.config)  # a relative app target: relative to the file
         except ConfigError as exc:
             config_problem = (
                 f"{args.config} cannot be used:\n{exc}",

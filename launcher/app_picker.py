@@ -45,8 +45,8 @@ from launcher.icons import STATE_COLOURS
 from launcher.logs import launcher_logger
 from launcher.slot_row import COL_CPUS, COL_GPUS, COL_REPLICAS, SCHEMA_MAX_CPUS, SCHEMA_MAX_GPUS, ResourceBoxes
 from launcher.supervisor_process import child_environment
-from serving.app_target import AppLoadError, parse_target  # stdlib only at import: Gradio stays in the child
-from serving.config import AppSpec
+from serving.app_target import AppLoadError, absolute_target, parse_target  # stdlib only: Gradio stays in the child
+from serving.config import AppSpec, LaunchConfig
 
 PLACEHOLDER = "path/to/app.py, app.py:demo or package.module:demo"
 EMPTY_TEXT = "Choose your app's .py file, or drop one on this window."
@@ -79,16 +79,33 @@ class Inspection:
         return self.error or "the app cannot be loaded"
 
 
+def resolve_target(text: str) -> tuple[str, str | None]:
+    """(target with an absolute file path, the folder a module target runs in), as `gradio-serve up
+    --app` stores it: the launcher's config file lives in the state folder, and a relative target
+    would be taken relative to that."""
+    try:
+        return absolute_target(text.strip())
+    except AppLoadError:
+        return text.strip(), None
+
+
+def load_config(path: str | Path) -> LaunchConfig:
+    """LaunchConfig.load, your app's relative target taken relative to the file, as `gradio-serve up
+    --config` takes it (a module target then runs in the file's folder). Raises ConfigError."""
+    config = LaunchConfig.load(path)
+    if config.app is None:
+        return config
+    try:
+        target, module_dir = absolute_target(config.app.target, Path(path).resolve().parent)
+    except AppLoadError:
+        return config  # said when it is checked
+    app = config.app.model_copy(update={"target": target, "app_dir": config.app.app_dir or module_dir})
+    return config.model_copy(update={"app": app})
+
+
 def normalize_target(text: str) -> str:
     """A file target as an absolute path (":NAME" kept), so it means the same from any folder."""
-    text = text.strip()
-    try:
-        target = parse_target(text)
-    except AppLoadError:
-        return text
-    if target.file is None:
-        return text
-    return str(target.file) + (f":{target.name}" if target.name else "")
+    return resolve_target(text)[0]
 
 
 def file_of(text: str) -> Path | None:
@@ -408,13 +425,18 @@ class AppRow(QWidget):
         return normalize_target(self.text())
 
     def app_dir(self) -> str | None:
-        return self._base.app_dir if self._base else None
+        """The loaded app's folder while its target stays; else a module's folder is where the launcher runs
+        (as for `gradio-serve up --app`), and a file runs in its own (None)."""
+        target, module_dir = resolve_target(self.text())
+        if self._base is not None and self._base.app_dir and target == self._base.target:
+            return self._base.app_dir
+        return module_dir
 
     def app_dict(self) -> dict:
         """The app as LaunchConfig data (validated by the caller, which names the field)."""
         data = self._base.model_dump(mode="json") if self._base else {}
-        data.update(target=self.target(), num_cpus=self.cpus.value(), num_gpus=self.gpus.value(),
-                    replicas=self.replicas.value())
+        data.update(target=self.target(), app_dir=self.app_dir(), num_cpus=self.cpus.value(),
+                    num_gpus=self.gpus.value(), replicas=self.replicas.value())
         return data
 
     def max_replicas(self) -> int:

@@ -49,7 +49,7 @@ from PySide6.QtWidgets import (
 
 from launcher import errors, machine, model_catalog
 from launcher import settings as settings_mod
-from launcher.app_picker import AppRow, Inspection, PyFileDrops, short_name
+from launcher.app_picker import AppRow, Inspection, PyFileDrops, load_config, short_name
 from launcher.apply_changes import ApplyOutcome, ApplyRequest, PendingChange, pending_change, same_config
 from launcher.browser import BrowserOpener, open_url
 from launcher.detached import AttachedSupervisor
@@ -708,7 +708,7 @@ class MainWindow(QMainWindow):
         mem = f"~{machine.format_bytes(need_mb * 1024 * 1024)}"
         if self.machine.memory_available:
             mem += f" of {machine.format_bytes(self.machine.memory_available)} free"
-        parts.append(mem + (" (some sizes unknown)" if unknown else ""))
+        parts.append(mem + (" plus your app's own" if config.app else " (some sizes unknown)" if unknown else ""))
         over = bool(self.resource_warnings(config))
         colour = STATE_COLOURS["error"] if over else self.palette().color(QPalette.ColorRole.PlaceholderText).name()
         self.resources_label.setText(f"<span style='color:{colour}'>Needs {' · '.join(parts)}</span>")
@@ -1077,7 +1077,6 @@ class MainWindow(QMainWindow):
     def _on_app_checked(self, result: Inspection) -> None:
         if result.ok:
             self._remember_app(result.target)  # an app that loads is worth offering again
-        self._update_pending()
 
     def _on_app_chosen(self, target: str) -> None:
         self._remember_app(target)  # chosen on purpose: offered again even while it fails to load
@@ -1304,7 +1303,7 @@ class MainWindow(QMainWindow):
         if not path:
             return
         try:
-            self.apply_config(LaunchConfig.load(path))
+            self.apply_config(load_config(path))  # a relative app target: relative to the file
         except ConfigError as exc:
             show_error(
                 f"{path} cannot be used: {exc}", "Fix the file (it is the same JSON as gradio-serve up --config)."

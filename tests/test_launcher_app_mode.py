@@ -272,6 +272,36 @@ def test_a_missing_file_is_said_without_a_check_and_an_edited_file_is_checked_ag
     qtbot.waitUntil(lambda: w.app_row.found_text() == "demo · gr.Blocks", timeout=CHECK_MS)
 
 
+def test_relative_and_module_targets_are_stored_as_they_are_found(window, qtbot, tmp_path, monkeypatch):
+    """The supervisor reads the config from the state folder: a target must not depend on where it runs."""
+    w = window
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "ui.py").write_text(BLOCKS)
+    app_file(tmp_path, "demo.py", BLOCKS)
+    monkeypatch.chdir(tmp_path)
+    w.mode_app.setChecked(True)
+    w.app_row.target_box.setEditText("demo.py:demo")  # typed, relative to where the launcher runs
+    spec = w.current_config().app
+    assert spec.target == str(tmp_path / "demo.py") + ":demo" and spec.app_dir is None
+    w.app_row.target_box.lineEdit().editingFinished.emit()
+    assert w.app_row.text() == spec.target, "the field shows the path the app will be found at"
+
+    w.app_row.set_target("pkg.ui:demo")
+    spec = w.current_config().app
+    assert spec.target == "pkg.ui:demo" and spec.app_dir == str(tmp_path), "a module runs where it was found"
+    assert wait_checked(qtbot, w).ok and w.app_row.found_text() == "demo · gr.Blocks"
+
+    # In a configuration file, relative to the file (as `gradio-serve up --config` reads it).
+    (tmp_path / "elsewhere").mkdir()
+    config_file = tmp_path / "elsewhere" / "app.json"
+    config_file.write_text(json.dumps({"mode": "app", "app": {"target": "../demo.py", "replicas": 2}}))
+    monkeypatch.setattr("launcher.window.QFileDialog.getOpenFileName", lambda *args: (str(config_file), ""))
+    w._load_config_file()
+    spec = w.current_config().app
+    assert spec.target == str(tmp_path / "demo.py") and spec.replicas == 2 and w.app_row.text() == spec.target
+
+
 # ---- start, progress, open, apply, stop ---------------------------------------------------
 
 
@@ -485,3 +515,38 @@ def test_switching_modes_keeps_what_each_mode_holds(window, qtbot, tmp_path):
     w.mode_app.setChecked(True)
     assert w.current_config() == loaded
     wait_checked(qtbot, w)  # the check in flight ends before the window does
+
+
+def test_checking_an_app_imports_nothing_of_the_serving_stack_into_the_launcher(tmp_path):
+    """The user's file, and Gradio with it, are imported in the inspector child only."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    path = app_file(tmp_path, "demo.py", BLOCKS)
+    probe = textwrap.dedent(
+        f"""
+        import json, sys, time
+        from PySide6.QtWidgets import QApplication
+        app = QApplication(sys.argv[:1])
+        from launcher.settings import Settings
+        from launcher.window import MainWindow
+        w = MainWindow(Settings(), open_browser=False)
+        w.mode_app.setChecked(True)
+        w.app_row.set_target({path!r})
+        deadline = time.monotonic() + 90
+        while w.app_row.current_result() is None and time.monotonic() < deadline:
+            app.processEvents()
+            time.sleep(0.01)
+        print(json.dumps({{"found": w.app_row.found_text(), "modules": sorted(sys.modules)}}))
+        """
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=root, env=env, capture_output=True, text=True,
+                         check=False, timeout=180)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["found"] == "demo · gr.Blocks"
+    leaked = sorted({m.split(".")[0] for m in result["modules"]} & {"gradio", "gradio_client", "ray", "torch",
+                                                                     "transformers", "demo"})
+    assert leaked == [], f"the launcher process imported {leaked}"
