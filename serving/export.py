@@ -7,15 +7,19 @@ can be tuned on the cluster side without touching code.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
-from .apps import _scaling, deployment_name, resolve_models
+from .apps import _scaling, deployment_name, resolve_models, user_app_options
 from .config import APP_NAME, LaunchConfig
 
 INGRESS = "GradioIngress"
 
 
 def serve_config(config: LaunchConfig) -> dict:
+    if config.app:
+        return _user_app_config(config)
     entries = resolve_models(config)
     deployments = [{"name": INGRESS, "num_replicas": 1,
                     "ray_actor_options": {"num_cpus": config.ingress_cpus}}]
@@ -37,6 +41,34 @@ def serve_config(config: LaunchConfig) -> dict:
             "import_path": "serving.apps:builder",
             "args": {"config": app_config},
             "deployments": deployments,
+        }],
+    }
+
+
+def _user_app_config(config: LaunchConfig) -> dict:
+    """Your own app: its folder travels as the runtime_env's working_dir, the target is relative to it."""
+    from .app_target import app_folder, parse_target
+
+    spec = config.app
+    target = parse_target(spec.target)
+    folder = app_folder(target, spec.app_dir)
+    relative = target.file.relative_to(folder).as_posix() if target.file else target.module
+    app_config = config.model_dump(mode="json", exclude_defaults=True)
+    app_config.pop("cluster", None)
+    app_config["app"] = {**app_config["app"], "target": relative + (f":{target.name}" if target.name else "")}
+    app_config["app"].pop("app_dir", None)
+    return {
+        "proxy_location": "EveryNode",
+        "http_options": {"host": config.http.host, "port": config.http.port},
+        "applications": [{
+            "name": APP_NAME,
+            "route_prefix": "/",
+            "import_path": "serving.apps:builder",
+            # A local folder works with `serve run`; for `serve deploy` and KubeRay, upload it
+            # (a zip on S3/GCS/HTTPS) and put its URI here.
+            "runtime_env": {"working_dir": str(Path(folder))},
+            "args": {"config": app_config},
+            "deployments": [user_app_options(spec)],
         }],
     }
 

@@ -113,13 +113,14 @@ class GradioSessionRouter(RequestRouter):
             return None
         return pinned_replica(scope, self._deployment_id.app_name, self._deployment_id.name)
 
-    def _recent(self, unique_id: str, now: float) -> int:
+    def _recent(self, unique_id: str, now: float) -> tuple[int, float]:
+        """(how many unpinned requests it took lately, when it took the last): least first."""
         times = self._new_sessions.get(unique_id)
         if not times:
-            return 0
+            return 0, 0.0
         while times and now - times[0] > RECENT_S:
             times.popleft()
-        return len(times)
+        return len(times), times[-1] if times else 0.0
 
     async def choose_replicas(
         self, candidate_replicas: list[RunningReplica], pending_request: PendingRequest | None = None,
@@ -135,7 +136,7 @@ class GradioSessionRouter(RequestRouter):
                     return [[replica]]
             return [[max(candidate_replicas, key=lambda r: _rendezvous(pinned, r))]]
         now = time.monotonic()
-        first = min(candidate_replicas, key=lambda r: (self._recent(r.replica_id.unique_id, now), random.random()))
+        first = min(candidate_replicas, key=lambda r: (*self._recent(r.replica_id.unique_id, now), random.random()))
         self._new_sessions[first.replica_id.unique_id].append(now)
         # Serve tries the first rank, then the least busy of the rest when it is full.
         return [[first], [r for r in candidate_replicas if r is not first]]
