@@ -439,10 +439,6 @@ class AppRow(QWidget):
                     num_gpus=self.gpus.value(), replicas=self.replicas.value())
         return data
 
-    def max_replicas(self) -> int:
-        scaling = self._base.autoscaling if self._base else None
-        return scaling.max_replicas if scaling else self.replicas.value()
-
     def set_target(self, text: str) -> None:
         """Put a target in the field (Choose…, a drop, a recent app) and check it at once."""
         self.target_box.setEditText(normalize_target(text))

@@ -450,8 +450,8 @@ class MainWindow(QMainWindow):
         self._loading = True
         try:
             self._base = config
-            {Mode.fanout: self.mode_fanout, Mode.app: self.mode_app}.get(config.mode, self.mode_summarize).setChecked(
-                True)
+            button = {Mode.fanout: self.mode_fanout, Mode.app: self.mode_app}.get(config.mode, self.mode_summarize)
+            button.setChecked(True)
             self.cluster_box.setChecked(config.cluster.address is not None)
             self.cluster_address.setText(config.cluster.address or "")
             self.app_row.set_bounds(*self._cluster_bounds())
