@@ -106,7 +106,7 @@ def load_app(target: Target | str, app_dir: str | None = None) -> LoadedApp:
     target = parse_target(target) if isinstance(target, str) else target
     folder = app_folder(target, app_dir)
     if target.file is not None:
-        _check_file(target.file)
+        check_file(target.file)
     if not folder.is_dir():
         raise AppLoadError(f"the app's folder {folder} does not exist", "check --app and app_dir")
     os.chdir(folder)
@@ -125,7 +125,7 @@ def kind_of(blocks: object) -> str:
     return f"gr.{cls.__name__}" if cls.__module__.startswith("gradio") else f"{cls.__module__}.{cls.__name__}"
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
     if not path.exists():
         raise AppLoadError(f"{path} does not exist", "check the path of your app's .py file")
     if not path.is_file():

@@ -85,8 +85,16 @@ class Supervisor:
         return entries
 
     def _inspect_app(self) -> None:
-        """Import the user's app in a child process, while Ray starts: its errors come before any deploy."""
+        """Check the file at once; import it in a child process while Ray starts (errors before any deploy)."""
+        from .app_target import AppLoadError, check_file, parse_target
+
         spec = self.config.app
+        try:
+            target = parse_target(spec.target)
+            if target.file is not None:
+                check_file(target.file)  # a missing file or a syntax error: said before Ray starts
+        except AppLoadError as exc:
+            raise StartError(str(exc), exc.hint) from None
         self._inspection = subprocess.Popen(
             [sys.executable, "-m", "serving.app_target", spec.target, "--json"]
             + (["--app-dir", spec.app_dir] if spec.app_dir else []),
@@ -368,6 +376,9 @@ class Supervisor:
     def _stop(self) -> None:
         if self.detached and not self.stop_requested.is_set():
             return
+        if self._inspection is not None and self._inspection.poll() is None:
+            self._inspection.kill()  # a start that failed while the app was being imported
+            self._inspection.wait()
         import ray
 
         if not ray.is_initialized():
