@@ -65,6 +65,8 @@ GOALS = {
     "first_answer_s": ("(reported)", None, "cold"),
     "time_to_first_token_ms": ("< 1/3 of the full answer", None, "redeploy"),
     "idle_rss_mb": ("(reported, vs plain Gradio)", None, "fanout"),
+    "byo_scaling_ratio": (">= 1.7 (limit 2.0 on 2 cores)", lambda v: v >= 1.7, "byo"),
+    "byo_overhead_ms_p50": ("<= 10 ms", lambda v: v <= 10, "byo"),
     "gui_window_shown_s": ("< 1 s", lambda v: v < 1, "gui"),
     "gui_max_stall_ms": ("<= 100 ms", lambda v: v <= 100, "gui"),
 }
@@ -255,6 +257,50 @@ class Bench:
             "plain_p90_ms": round(percentile(lat["plain"], 0.9) * 1000, 1),
         }
 
+    # -- your own app: --app with 2 replicas vs the same file's demo.launch() -------------------
+    def byo(self, reps: int = 3, clients: int = 8, per_client: int = 3, work_n: int = 15_000_000,
+            calls: int = 40) -> None:
+        """Both up at once; each repetition measures both (order alternating); medians of the repetitions."""
+        app = ROOT / "benchmarks" / "byo_app.py"
+        sport, pport = free_port(), free_port()
+        up = Up(["--app", str(app), "--replicas", "2", "--num-cpus", "1", "--port", str(sport)],
+                self.env, self.logfile("byo-serve"))
+        plain = Group([PY, str(app)], {**self.env, "GRADIO_SERVER_PORT": str(pport)}, self.logfile("byo-plain"),
+                      stdin=False)
+        surl, purl = f"http://127.0.0.1:{sport}/", f"http://127.0.0.1:{pport}/"
+        runs = []
+        try:
+            up.wait_running(300)
+            wait_http(purl, 120, plain.proc)
+            for i in range(reps):
+                order = [("serve", surl), ("plain", purl)][:: 1 if i % 2 == 0 else -1]
+                rps = {k: load.throughput(u, "/work", work_n, clients, per_client, 300) for k, u in order}
+                lat = load.interleaved({"serve": surl, "plain": purl}, "/echo", "hello", calls, warmup=3)
+                s50, p50 = percentile(lat["serve"], 0.5), percentile(lat["plain"], 0.5)
+                runs.append({"serve": rps["serve"], "plain": rps["plain"],
+                             "scaling_ratio": round(rps["serve"]["rps"] / rps["plain"]["rps"], 3),
+                             "serve_echo_p50_ms": round(s50 * 1000, 1), "plain_echo_p50_ms": round(p50 * 1000, 1),
+                             "overhead_ms_p50": round((s50 - p50) * 1000, 1)})
+                log(f"byo rep {i + 1}: scaling {runs[-1]['scaling_ratio']}, overhead {runs[-1]['overhead_ms_p50']} ms")
+        finally:
+            up.stop()
+            plain.stop(grace=10)
+        ratios = [r["scaling_ratio"] for r in runs]
+        overheads = [r["overhead_ms_p50"] for r in runs]
+        self.results["byo_scaling_ratio"] = round(statistics.median(ratios), 3)
+        self.results["byo_overhead_ms_p50"] = round(statistics.median(overheads), 1)
+        self.details["byo"] = {
+            "setup": f"benchmarks/byo_app.py unchanged: `gradio-serve up --app benchmarks/byo_app.py --replicas 2 "
+                     f"--num-cpus 1` vs `python benchmarks/byo_app.py` (demo.launch(), Gradio's defaults). Scaling: "
+                     f"{clients} gradio_client sessions x {per_client} calls of /work (pure Python, ~{work_n:,} "
+                     f"loop steps), requests/s; overhead: {calls} interleaved calls of /echo (returns at once), "
+                     f"p50 difference; {reps} repetitions, median (min-max)",
+            "scaling_ratio": {"median": self.results["byo_scaling_ratio"], "min": min(ratios), "max": max(ratios)},
+            "overhead_ms_p50": {"median": self.results["byo_overhead_ms_p50"], "min": min(overheads),
+                                "max": max(overheads)},
+            "runs": runs,
+        }
+
     # -- the launcher window ------------------------------------------------------------------
     def gui(self, runs: int = 3) -> None:
         env = {**self.env, "QT_QPA_PLATFORM": "offscreen"}
@@ -298,7 +344,7 @@ class Bench:
                                      "during the stall, state]", **worst, "cycles": cycles}
 
 
-SECTIONS = ["cold", "redeploy", "fanout", "throughput", "proxy", "gui"]
+SECTIONS = ["cold", "redeploy", "fanout", "throughput", "proxy", "byo", "gui"]
 
 
 def write_doc(data: dict) -> None:

@@ -85,6 +85,15 @@ def absolute_target(text: str, base: Path | None = None) -> tuple[str, str | Non
     return target.text, str((base or Path.cwd()).resolve())
 
 
+def portable_target(text: str, app_dir: str | None = None) -> tuple[str, Path]:
+    """(the target relative to the app's folder, that folder): for replicas whose working
+    directory is a copy of the folder (Ray's working_dir, on a cluster)."""
+    target = parse_target(text)
+    folder = app_folder(target, app_dir)
+    relative = target.file.relative_to(folder).as_posix() if target.file else target.module
+    return relative + (f":{target.name}" if target.name else ""), folder
+
+
 def app_folder(target: Target, app_dir: str | None = None) -> Path:
     """Where the app runs and imports from."""
     if app_dir:

@@ -166,10 +166,16 @@ def user_app_options(spec: AppSpec) -> dict:
 def build_user_app(config: LaunchConfig) -> Application:
     spec, http = config.app, config.http
     auth = [http.username, http.password] if http.username else None
+    target, app_dir = spec.target, spec.app_dir
+    if config.cluster.address:
+        # On a cluster the replicas run in a copy of the app's folder (the driver's working_dir).
+        from .app_target import portable_target
+
+        target, app_dir = portable_target(spec.target, spec.app_dir)[0], None
     deployment = serve.deployment(ServedApp).options(
         request_router_config=session_router_config(), **user_app_options(spec))
     # A new target (or login) starts fresh replicas; replicas and resources alone do not.
-    return _pinned(deployment, spec.target, spec.app_dir, auth).bind(spec.target, spec.app_dir, auth)
+    return _pinned(deployment, target, app_dir, auth).bind(target, app_dir, auth)
 
 
 def build_app(config: LaunchConfig, entries: list[CatalogEntry] | None = None) -> Application:

@@ -47,15 +47,13 @@ def serve_config(config: LaunchConfig) -> dict:
 
 def _user_app_config(config: LaunchConfig) -> dict:
     """Your own app: its folder travels as the runtime_env's working_dir, the target is relative to it."""
-    from .app_target import app_folder, parse_target
+    from .app_target import portable_target
 
     spec = config.app
-    target = parse_target(spec.target)
-    folder = app_folder(target, spec.app_dir)
-    relative = target.file.relative_to(folder).as_posix() if target.file else target.module
+    target, folder = portable_target(spec.target, spec.app_dir)
     app_config = config.model_dump(mode="json", exclude_defaults=True)
     app_config.pop("cluster", None)
-    app_config["app"] = {**app_config["app"], "target": relative + (f":{target.name}" if target.name else "")}
+    app_config["app"] = {**app_config["app"], "target": target}
     app_config["app"].pop("app_dir", None)
     return {
         "proxy_location": "EveryNode",

@@ -202,6 +202,37 @@ def test_up_on_cluster_spreads_replicas_and_stop_leaves_cluster_and_other_app(
     assert httpx.get(f"http://127.0.0.1:{serve_port}/", timeout=30).status_code == 404
 
 
+def test_your_app_on_a_cluster_travels_as_working_dir(cluster, serve_port, env, tmp_path):
+    """`up --address --app`: the app's folder (a sibling module and a data file) is uploaded as Ray's
+    working_dir and the replicas run in that copy, not in the original folder."""
+    folder = tmp_path / "myapp"
+    folder.mkdir()
+    (folder / "words.txt").write_text("bonjour\n")
+    (folder / "helpers.py").write_text("WORD = open('words.txt').read().strip()\n")
+    (folder / "demo.py").write_text(
+        "import os\nimport gradio as gr\nfrom helpers import WORD\n\n"
+        "def greet(name):\n    return f'{WORD} {name} in {os.getcwd()}'\n\n"
+        "demo = gr.Interface(greet, 'textbox', 'textbox', api_name='greet')\n")
+    up = Up(["--address", cluster.address, "--app", str(folder / "demo.py"), "--replicas", "2", "--num-cpus", "0.5",
+             "--port", str(serve_port)], env, tmp_path / "up.log")
+    try:
+        running = up.wait_running(timeout=240)
+        answer = Client(running["url"], verbose=False).predict("Ann", api_name="/greet")
+        word, name, _, cwd = answer.split(" ", 3)
+        assert (word, name) == ("bonjour", "Ann"), answer
+        assert cwd != str(folder), "the replica ran in the original folder, not in the uploaded copy"
+        replicas = cluster.serve_details()["applications"]["gradio-serve"]["deployments"]["app"]["replicas"]
+        assert len([r for r in replicas if r["state"] == "RUNNING"]) == 2
+    finally:
+        up.stop()
+    assert up.proc.returncode == 0, up.events[-3:]
+    deadline = time.monotonic() + 60
+    while "gradio-serve" in cluster.serve_details()["applications"]:
+        assert time.monotonic() < deadline, "our app was not deleted"
+        time.sleep(1)
+    assert httpx.get(f"http://127.0.0.1:{serve_port}/other", timeout=30).text == "other app here"
+
+
 # -- export + serve deploy ---------------------------------------------------------------------------------
 
 def test_exported_config_deploys_with_serve_deploy(cluster, serve_port, env, tiny_models, tmp_path):
