@@ -30,7 +30,7 @@ def main() -> None:
     from serving.apps import GradioIngress
 
     # As the supervisor starts its cluster (workers at nice 0).
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
              namespace="gsl-bench", log_to_driver=False, _system_config={"worker_niceness": 0})
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     ingress = GradioIngress.options(ray_actor_options={"num_cpus": 0}, user_config={"labels": ["echo"]})

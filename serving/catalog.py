@@ -95,16 +95,14 @@ def _hub_cache() -> Path:
 
 
 def cached_snapshot(hub_id: str) -> Path | None:
-    """The snapshot folder of a hub model in the local cache, if it has a config."""
-    folder = _hub_cache() / ("models--" + hub_id.replace("/", "--"))
-    ref = folder / "refs" / "main"
+    """The snapshot folder of a hub model in the local cache (its main revision), if it has a config."""
+    from huggingface_hub import try_to_load_from_cache
+
     try:
-        commit = ref.read_text().strip()
-    except OSError:
-        snaps = sorted((folder / "snapshots").glob("*/config.json")) if folder.is_dir() else []
-        return snaps[-1].parent if snaps else None
-    snap = folder / "snapshots" / commit
-    return snap if (snap / "config.json").is_file() else None
+        found = try_to_load_from_cache(hub_id, "config.json", cache_dir=_hub_cache())
+    except ValueError:  # not a valid repo id
+        return None
+    return Path(found).parent if isinstance(found, str) else None
 
 
 def kind_from_folder(folder: Path) -> Kind:
@@ -132,12 +130,17 @@ def _params_from_folder(folder: Path) -> float | None:
 
 
 def _cached_entries() -> list[CatalogEntry]:
-    root = _hub_cache()
+    from huggingface_hub import CacheNotFound, scan_cache_dir
+
     entries = []
-    if not root.is_dir():
+    try:
+        repos = scan_cache_dir(_hub_cache()).repos
+    except CacheNotFound:
         return entries
-    for folder in sorted(root.glob("models--*")):
-        hub_id = folder.name[len("models--"):].replace("--", "/")
+    for repo in sorted(repos, key=lambda r: r.repo_id):
+        if repo.repo_type != "model":
+            continue
+        hub_id = repo.repo_id
         snap = cached_snapshot(hub_id)
         if snap is None:
             continue
@@ -191,15 +194,16 @@ def resolve(ref: str, trust_remote_code: bool = False) -> CatalogEntry:
     if snap is not None:
         return CatalogEntry(name=ref, kind=kind_from_folder(snap), params_m=_params_from_folder(snap),
                             source="cache", available_offline=True, hub_id=ref, path=str(snap))
-    if not _offline() and _HUB_ID.fullmatch(ref):
+    if not offline() and _HUB_ID.fullmatch(ref):
         folder = _fetch_config(ref)
         if folder is not None:
             return CatalogEntry(name=ref, kind=kind_from_folder(folder), params_m=_params_from_folder(folder),
                                 source="hub", available_offline=False, hub_id=ref)
     raise ConfigError(
         f"unknown model {ref!r}: it is not the embedded model, not a folder, not in the local "
-        f"Hugging Face cache ({_hub_cache()}), and the hub could not be reached. Run `gradio-serve models` "
-        f"to see what is available offline, or download it first (`hf download {ref}`)"
+        f"Hugging Face cache ({_hub_cache()}), and "
+        + ("downloads are off (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE)" if offline() else "the hub could not be reached")
+        + f". Run `gradio-serve models` to see what is available offline, or download it first (`hf download {ref}`)"
     )
 
 
@@ -218,17 +222,30 @@ def _fetch_config(hub_id: str) -> Path | None:
         socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=3).close()
     except OSError:
         return None
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
     try:
         config = Path(hf_hub_download(hub_id, "config.json", etag_timeout=5))
         with contextlib.suppress(Exception):  # optional file: only tells instruct from causal
             hf_hub_download(hub_id, "tokenizer_config.json", etag_timeout=5)
         return config.parent
-    except Exception:  # noqa: BLE001 - offline, no such repo, gated: all mean "cannot use it"
+    except GatedRepoError:
+        raise ConfigError(f"{hub_id} is a gated model: accept its terms on https://huggingface.co/{hub_id} "
+                          "and log in here with `hf auth login`, then start again") from None
+    except RepositoryNotFoundError:
+        raise ConfigError(f"{hub_id} is not on the Hugging Face hub, or it is private: check the name, "
+                          "or log in with `hf auth login` if it is yours") from None
+    except Exception:  # noqa: BLE001 - offline or the hub is down: "cannot use it" (the caller says so)
         return None
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+def offline() -> bool:
+    """Hugging Face's own switches: HF_HUB_OFFLINE (huggingface_hub) and TRANSFORMERS_OFFLINE."""
+    from huggingface_hub import constants
+
+    truthy = ("1", "true", "yes", "on")
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").lower() in truthy \
+        or os.environ.get("TRANSFORMERS_OFFLINE", "").lower() in truthy
 
 
 def check_task(entry: CatalogEntry, mode: Mode, field: str) -> None:

@@ -7,6 +7,7 @@
     gradio-serve down
     gradio-serve models [--json]
     gradio-serve export -o serve-config.yaml
+    gradio-serve --version
 """
 
 from __future__ import annotations
@@ -20,17 +21,46 @@ import time
 from pathlib import Path
 
 from . import paths
-from .config import ConfigError, LaunchConfig, Mode, ModelSlot, default_config
+from .config import ConfigError, LaunchConfig, Mode, ModelSlot, default_config, read_config_file
+
+EXAMPLES = """examples:
+  gradio-serve up --app demo.py                       your own Gradio app, unchanged
+  gradio-serve up --app demo.py:demo --replicas 2     two replicas, sticky sessions
+  gradio-serve up                                     the built-in summarizer (embedded model)
+  gradio-serve up --mode fanout --model gpt2 --model distilgpt2
+  gradio-serve apply --replicas 3                     change the running app in place
+  gradio-serve status | down | models
+  gradio-serve export --app demo.py -o serve-config.yaml
+
+environment: GRADIO_SERVER_PORT and GRADIO_SERVER_NAME set the default port and host (as for
+Gradio); GRADIO_SERVE_PASSWORD the login's password; HF_HUB_OFFLINE=1 uses cached models only.
+logs: {log}
+"""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gradio-serve-launcher")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gradio-serve", description="Run and scale Gradio model apps with Ray Serve.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="gradio-serve", description="Run and scale Gradio apps with Ray Serve.",
+                                epilog=EXAMPLES.format(log=paths.supervisor_log()),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    up = sub.add_parser("up", help="start serving (foreground; Ctrl-C stops everything)")
+    up = sub.add_parser("up", help="start serving (foreground; Ctrl-C stops everything)",
+                        description="Start serving: a local Ray cluster (or --address), the app, until Ctrl-C.",
+                        epilog=EXAMPLES.format(log=paths.supervisor_log()),
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _config_args(up)
     up.add_argument("--open", action="store_true", help="open the browser when the app is ready")
-    up.add_argument("--events", action="store_true", help="JSON lines on stdout (for the launcher); stdin EOF stops")
+    up.add_argument("--events", action="store_true", help=argparse.SUPPRESS)  # the launcher's protocol
 
     ap = sub.add_parser("apply", help="change the running app in place (models, replicas, settings); "
                                       "the cluster stays up and unchanged replicas keep running")
@@ -38,10 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--timeout", type=float, default=900, help="seconds to wait for the change (default 900)")
 
     st = sub.add_parser("status", help="show what is running")
-    st.add_argument("--json", action="store_true")
+    st.add_argument("--json", action="store_true", help="one JSON object (record, phase, deployments)")
     sub.add_parser("down", help="stop the running app")
     models = sub.add_parser("models", help="list the models that can be served")
-    models.add_argument("--json", action="store_true")
+    models.add_argument("--json", action="store_true", help="a JSON list")
 
     ex = sub.add_parser("export", help="write a Serve config file for `serve deploy`")
     _config_args(ex)
@@ -51,8 +81,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="launch configuration (JSON); the flags below override it")
-    p.add_argument("--mode", choices=[m.value for m in Mode])
+    p.add_argument("--config", metavar="FILE",
+                   help="launch configuration (JSON or YAML, also a file `export` wrote); the flags below override it")
+    p.add_argument("--mode", choices=[m.value for m in Mode],
+                   help="summarize: one model; fanout: one prompt to several; app: your own (see --app)")
     p.add_argument("--app", metavar="TARGET",
                    help="serve your own Gradio app, unchanged: path/to/demo.py, path/to/demo.py:NAME or "
                         "package.module:NAME (NAME: a gr.Blocks/Interface or a function returning one)")
@@ -73,10 +105,15 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus", type=int, help="CPUs of the local Ray cluster (default: all)")
     p.add_argument("--gpus", type=int, help="GPUs of the local Ray cluster (default: detected)")
     p.add_argument("--address", help="deploy to an existing Ray cluster ('auto', host:port, ray://host:port)")
-    p.add_argument("--port", type=int, help="HTTP port (default 8000)")
-    p.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
-    p.add_argument("--username", help="Gradio login, required when --host is not loopback")
-    p.add_argument("--password", help="Gradio password, required when --host is not loopback")
+    p.add_argument("--port", type=int, help="HTTP port (default: $GRADIO_SERVER_PORT, else 8000)")
+    p.add_argument("--host", help="interface to listen on (default: $GRADIO_SERVER_NAME, else 127.0.0.1)")
+    p.add_argument("--root-path", metavar="PATH", help="behind a reverse proxy: the URL prefix it serves the app "
+                                                       "under, e.g. /gradio (Gradio's root_path)")
+    p.add_argument("--username", help="Gradio login, required when --host is not loopback; the password comes "
+                                      "from --password-file, $GRADIO_SERVE_PASSWORD or a prompt")
+    p.add_argument("--password-file", metavar="FILE", help="read the login's password from FILE (first line)")
+    # On the command line a password shows in `ps` and the shell's history: still taken, with a warning.
+    p.add_argument("--password", help=argparse.SUPPRESS)
     p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the models")
 
@@ -94,20 +131,32 @@ def _per_slot(values: list | None, n: int, flag: str) -> list | None:
 def config_from_args(args: argparse.Namespace, base: dict | None = None) -> LaunchConfig:
     """Config file (or `base`, or the mode's default), then the flags on top; validated as a whole."""
     wants_app = bool(args.app) or args.mode == Mode.app.value
+    explicit_http: set[str] = set()  # what the file (or the running app) decides: env defaults do not apply
     if args.config:
-        data = LaunchConfig.load(args.config).model_dump(mode="json")
+        raw, base_dir = read_config_file(args.config)
+        data = LaunchConfig.from_dict(raw).model_dump(mode="json")
+        explicit_http = set((raw.get("http") or {}).keys())
+        _warn_if_password_readable(args.config, data)
         if data.get("app") and not args.app:  # a relative target is relative to the config file
             from .app_target import absolute_target
 
-            target, module_dir = absolute_target(data["app"]["target"], Path(args.config).resolve().parent)
+            target, module_dir = absolute_target(data["app"]["target"], base_dir)
             data["app"]["target"] = target
             data["app"]["app_dir"] = data["app"]["app_dir"] or module_dir
     elif base:
         data = LaunchConfig.from_dict(base).model_dump(mode="json")
+        explicit_http = {"port", "host"}
     elif wants_app:
         data = LaunchConfig(mode=Mode.summarize).model_dump(mode="json") | {"mode": "app", "models": [], "app": None}
     else:
         data = default_config(args.mode or Mode.summarize).model_dump(mode="json")
+    # Gradio's own variables, as its users expect them to work.
+    for key, var in (("port", "GRADIO_SERVER_PORT"), ("host", "GRADIO_SERVER_NAME")):
+        if key not in explicit_http and os.environ.get(var):
+            value = os.environ[var]
+            if key == "port" and not value.isdigit():
+                raise ConfigError(f"{var}={value!r} is not a port number")
+            data["http"][key] = int(value) if key == "port" else value
     if args.mode:
         data["mode"] = args.mode
     if args.app:
@@ -159,9 +208,36 @@ def _cluster_and_http_flags(args: argparse.Namespace, data: dict) -> None:
             cluster[key] = value
     if args.dashboard:
         cluster["include_dashboard"] = True
-    for key in ("port", "host", "username", "password"):
+    for key in ("port", "host", "root_path", "username"):
         if getattr(args, key) is not None:
             http[key] = getattr(args, key)
+    password = _password(args)
+    if password is not None:
+        http["password"] = password
+    elif http.get("username") and not http.get("password") and sys.stdin.isatty():
+        import getpass
+
+        http["password"] = getpass.getpass(f"Password for {http['username']}: ") or None
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    """The login's password, from anywhere but the command line if possible."""
+    if args.password_file:
+        try:
+            return Path(args.password_file).read_text(encoding="utf-8").splitlines()[0].strip() or None
+        except (OSError, IndexError) as exc:
+            raise ConfigError(f"--password-file {args.password_file}: cannot read a password from it "
+                              f"({getattr(exc, 'strerror', None) or 'it is empty'})") from None
+    if args.password is not None:
+        print("warning: --password shows in `ps` and in your shell's history; use --password-file FILE "
+              "or GRADIO_SERVE_PASSWORD instead", file=sys.stderr)
+        return args.password
+    return os.environ.get("GRADIO_SERVE_PASSWORD") or None
+
+
+def _warn_if_password_readable(path: str, data: dict) -> None:
+    if (data.get("http") or {}).get("password") and os.stat(path).st_mode & 0o077:
+        print(f"warning: {path} holds a password and other users can read it: chmod 600 {path}", file=sys.stderr)
 
 
 def _app_flags(args: argparse.Namespace, data: dict) -> LaunchConfig:
@@ -207,6 +283,8 @@ def cmd_up(args) -> int:
         writer.emit("error", message=str(exc), hint="fix the configuration and start again")
         writer.emit("phase", phase="error", message=str(exc), url=None, pid=os.getpid(), pgid=os.getpgid(0))
         return 2
+    if not args.events:
+        _stderr_to_log()
     from .supervisor import Supervisor
 
     return Supervisor(config, writer, open_browser=args.open, watch_stdin=args.events).run()
@@ -324,20 +402,57 @@ def cmd_export(args) -> int:
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        try:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.output}: {exc.strerror}") from None
         print(f"wrote {args.output}; deploy it with `serve deploy {args.output}`", file=sys.stderr)
     return 0
+
+
+def _stderr_to_log() -> None:
+    """In a terminal, only our own lines: Ray's and the replicas' logs (and any traceback) go to the log."""
+    log = paths.supervisor_log()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"Logs: {log}", flush=True)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _log_traceback() -> str:
+    import traceback
+
+    log = paths.supervisor_log()
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"--- gradio-serve {' '.join(sys.argv[1:])} failed at {time.ctime()}\n{traceback.format_exc()}")
+    except OSError:
+        return "(the log could not be written)"
+    return str(log)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"up": cmd_up, "apply": cmd_apply, "status": cmd_status, "down": cmd_down, "models": cmd_models, "export": cmd_export}
+    from .app_target import AppLoadError
+
     try:
         return handler[args.command](args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except AppLoadError as exc:
+        print(f"error: {exc}" + (f"\n  hint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - no traceback for the user: it goes to the log
+        print(f"error: unexpected failure: {type(exc).__name__}: {exc}\n  details in {_log_traceback()}",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 APP_NAME = "gradio-serve"
@@ -128,6 +128,15 @@ class HttpConfig(_Strict):
     port: int = Field(DEFAULT_PORT, ge=1, le=65535, description="HTTP port of the app.")
     username: str | None = Field(None, min_length=1, description="Gradio login (required off loopback).")
     password: str | None = Field(None, min_length=1, description="Gradio password (required off loopback).")
+    root_path: str | None = Field(None, description=(
+        "Gradio's root_path: where a reverse proxy serves the app, e.g. /gradio or https://example.com/gradio."))
+
+    @field_validator("root_path")
+    @classmethod
+    def _root_path_shape(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("/", "http://", "https://")):
+            raise ValueError("root_path must start with / (e.g. /gradio) or be a full http(s):// URL")
+        return value.rstrip("/") or None if value else value
 
     @property
     def is_loopback(self) -> bool:
@@ -224,19 +233,45 @@ class LaunchConfig(_Strict):
 
     @classmethod
     def load(cls, path: str | Path) -> LaunchConfig:
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a JSON object")
-        return cls.from_dict(data)
+        return cls.from_dict(read_config_file(path)[0])
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2, exclude_defaults=True)
+
+
+def read_config_file(path: str | Path) -> tuple[dict, Path]:
+    """A launch configuration from JSON or YAML, also inside a Serve config file as `gradio-serve
+    export` writes it; and the folder a relative app target is relative to."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(f"config file {path} is not valid YAML ({where}{getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold an object (JSON) or a mapping (YAML)")
+    base = path.resolve().parent
+    if "applications" in data:  # a Serve config written by `gradio-serve export`
+        ours = [a for a in data["applications"] or [] if isinstance(a, dict) and a.get("import_path") == "serving.apps:builder"]
+        if not ours or not isinstance((ours[0].get("args") or {}).get("config"), dict):
+            raise ConfigError(f"config file {path} is a Serve config without a gradio-serve application "
+                              "(import_path serving.apps:builder with args.config)")
+        working_dir = (ours[0].get("runtime_env") or {}).get("working_dir")
+        if working_dir and "://" not in working_dir:
+            base = (base / working_dir).resolve()
+        data = ours[0]["args"]["config"]
+    return data, base
 
 
 def describe_errors(exc: ValidationError) -> str:
@@ -254,6 +289,8 @@ def describe_errors(exc: ValidationError) -> str:
 def default_config(mode: Mode | str = Mode.summarize) -> LaunchConfig:
     """The out-of-the-box app: the embedded model; in fan-out, twice with two decoding styles."""
     mode = Mode(mode)
+    if mode is Mode.app:
+        raise ConfigError("mode app serves your own Gradio app and has no default: give it with --app demo.py")
     if mode is Mode.summarize:
         return LaunchConfig(mode=mode)
     return LaunchConfig(

@@ -17,6 +17,7 @@ import threading
 import time
 import webbrowser
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
 
@@ -173,6 +174,10 @@ class Supervisor:
                                  "check the address and that the cluster is up (`ray status`)") from None
         else:
             self.phase(Phase.starting_cluster, "starting a local Ray cluster")
+            other = other_cluster()
+            if other:
+                self.events.emit("log", level="info", message=f"a Ray cluster is already known here ({other}); "
+                                 "this app starts its own. To deploy to that one instead: --address auto")
             self._start_reaper()
             self.owns_cluster = True
             keep_ray_on_loopback()  # every Ray port on 127.0.0.1 (see serving/loopback.py)
@@ -490,6 +495,17 @@ def read_app_status():
         return None, {}
     targets = {name: d.target_num_replicas for name, d in app.deployments.items()}
     return details._get_status().applications.get(APP_NAME), targets
+
+
+def other_cluster() -> str | None:
+    """A cluster `ray.init()` would join: RAY_ADDRESS, or the one `ray start` recorded (maybe long dead)."""
+    if os.environ.get("RAY_ADDRESS"):
+        return f"RAY_ADDRESS={os.environ['RAY_ADDRESS']}"
+    try:
+        recorded = Path("/tmp/ray/ray_current_cluster").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return f"recorded by `ray start` in /tmp/ray/ray_current_cluster: {recorded}" if recorded else None
 
 
 def check_address_reachable(address: str, timeout: float = 5.0) -> None:

@@ -58,11 +58,24 @@ def test_network_host_with_a_password_is_allowed_and_loopback_is_default():
 
 
 def test_defaults_fit_two_cores_and_need_no_network():
-    for mode in Mode:
+    for mode in (Mode.summarize, Mode.fanout):  # mode app has no default: it serves the user's file
         cfg = default_config(mode)
         assert cfg.requested_cpus() <= 2 and cfg.requested_gpus() == 0
         assert all(resolve(s.model).available_offline for s in cfg.models)
         assert all(not s.trust_remote_code for s in cfg.models)
+
+
+def test_mode_app_has_no_default_and_a_clear_error():
+    with pytest.raises(ConfigError, match="--app demo.py"):
+        default_config(Mode.app)
+    cfg = LaunchConfig.from_dict({"mode": "app", "app": {"target": "/x/demo.py", "replicas": 2, "num_cpus": 0.5}})
+    assert cfg.models == [] and cfg.requested_cpus() == 1.0 and cfg.deployments == [cfg.app]
+    with pytest.raises(ConfigError, match="takes no models"):
+        LaunchConfig.from_dict({"mode": "app", "app": {"target": "demo.py"}, "models": [{"model": "gpt2"}]})
+    with pytest.raises(ConfigError, match="only used with mode app"):
+        LaunchConfig.from_dict({"mode": "fanout", "app": {"target": "demo.py"}})
+    with pytest.raises(ConfigError, match="app.max_ongoing_requests"):
+        LaunchConfig.from_dict({"mode": "app", "app": {"target": "demo.py", "max_ongoing_requests": 2}})
 
 
 def test_config_file_round_trip(tmp_path):

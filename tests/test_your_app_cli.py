@@ -99,7 +99,8 @@ def test_status_apply_replicas_login_and_down(serving_env, tmp_path):
     (tmp_path / "demo.py").write_text(textwrap.dedent(APP))
     port = free_port()
     up = Up(["--app", str(tmp_path / "demo.py"), "--num-cpus", "0.5", "--port", str(port),
-             "--host", "0.0.0.0", "--username", "ann", "--password", "secret-pw"], serving_env, tmp_path / "up.log")
+             "--host", "0.0.0.0", "--username", "ann"], {**serving_env, "GRADIO_SERVE_PASSWORD": "secret-pw"},
+            tmp_path / "up.log")
     try:
         running = up.wait_running(timeout=240)
         url = running["url"]
