@@ -130,7 +130,7 @@ def test_no_listener_off_loopback_and_ray_token_auth_on(tiny_models, serving_env
 def test_network_serving_needs_a_login(tiny_models, serving_env, tmp_path):
     port = free_port()
     up, running = start(["--model", tiny_models["seq2seq"], "--port", str(port), "--host", "0.0.0.0",
-                         "--username", "alice", "--password", "s3cret-pw"], serving_env, tmp_path)
+                         "--username", "alice"], {**serving_env, "GRADIO_SERVE_PASSWORD": "s3cret-pw"}, tmp_path)
     try:
         base = running["url"]
         # Only the app's own port is open to the network: that is what --host asked for.
