@@ -125,8 +125,36 @@ def load_app(target: Target | str, app_dir: str | None = None) -> LoadedApp:
     launches: list[dict] = []
     module = _import(target, launches)
     blocks, name = _find_blocks(module, target)
-    kwargs = {k: v for k, v in (launches[-1] if launches else {}).items() if k in MOUNT_KWARGS}
+    launched = launches[-1] if launches else _main_block_launch(module, name)
+    kwargs = {k: v for k, v in launched.items() if k in MOUNT_KWARGS}
     return LoadedApp(blocks, name, kind_of(blocks), getattr(module, "__file__", None) or target.where, kwargs)
+
+
+def _main_block_launch(module, name: str) -> dict:
+    """The look that `if __name__ == "__main__": demo.launch(theme=..., css=...)` asks for (Gradio 6
+    takes theme, css, js and head in launch()): its keyword arguments, evaluated in the module."""
+    import ast
+
+    path = getattr(module, "__file__", None)
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8")) if path else None
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    found: dict = {}
+    for node in ast.walk(tree) if tree else ():
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "launch"):
+            continue
+        owner = node.func.value  # demo.launch(...) or demo.queue(...).launch(...)
+        while isinstance(owner, ast.Call) and isinstance(owner.func, ast.Attribute):
+            owner = owner.func.value
+        if not (isinstance(owner, ast.Name) and owner.id == name.removesuffix("()")):
+            continue
+        for kw in node.keywords:
+            # The user's own expression, in their module; one that needs the main block's locals is left out.
+            with contextlib.suppress(Exception):
+                if kw.arg in MOUNT_KWARGS:
+                    found[kw.arg] = eval(compile(ast.Expression(kw.value), path, "eval"), vars(module))
+    return found
 
 
 def kind_of(blocks: object) -> str:

@@ -98,6 +98,36 @@ def test_builder_module_target_sibling_import_and_relative_file(tmp_path):
     assert found["folder"] == str(tmp_path)
 
 
+def test_the_look_asked_of_launch_is_kept(tmp_path):
+    """Gradio 6 takes theme/css in launch(): from a top-level call, or from the __main__ block's."""
+    import sys
+
+    write(tmp_path, "themed.py", """
+        import gradio as gr
+        CSS = ".gradio-container {max-width: 600px}"
+        with gr.Blocks() as demo:
+            gr.Markdown("hi")
+        if __name__ == "__main__":
+            demo.queue().launch(theme=gr.themes.Soft(), css=CSS, server_port=9999)
+    """)
+    write(tmp_path, "top_level.py", """
+        import gradio as gr
+        with gr.Blocks() as ui:
+            gr.Markdown("hi")
+        ui.launch(css="body {color: red}", share=True)
+    """)
+    code = ("import sys, json; from serving.app_target import load_app; a = load_app(sys.argv[1]); "
+            "print(json.dumps({k: type(v).__name__ if k == 'theme' else v for k, v in a.launch_kwargs.items()}))")
+    def kwargs_of(path):
+        run = subprocess.run([sys.executable, "-c", code, str(path)], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120, check=False, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+        assert run.returncode == 0, run.stderr[-2000:]
+        return json.loads(run.stdout.strip().splitlines()[-1])
+
+    assert kwargs_of(tmp_path / "themed.py") == {"theme": "Soft", "css": ".gradio-container {max-width: 600px}"}
+    assert kwargs_of(tmp_path / "top_level.py") == {"css": "body {color: red}"}  # share is not for us
+
+
 def test_a_top_level_launch_is_skipped_not_run(tmp_path):
     write(tmp_path, "launched.py", """
         import gradio as gr
