@@ -258,9 +258,10 @@ class Bench:
         }
 
     # -- your own app: --app with 2 replicas vs the same file's demo.launch() -------------------
-    def byo(self, reps: int = 3, clients: int = 8, per_client: int = 3, work_n: int = 15_000_000,
+    def byo(self, reps: int = 1, clients: int = 8, per_client: int = 3, work_n: int = 15_000_000,
             calls: int = 40) -> None:
-        """Both up at once; each repetition measures both (order alternating); medians of the repetitions."""
+        """Both up at once; each repetition measures both (order alternating); medians of the repetitions.
+        `make bench` repeats the whole section (see main), so one repetition per call is the default."""
         app = ROOT / "benchmarks" / "byo_app.py"
         sport, pport = free_port(), free_port()
         up = Up(["--app", str(app), "--replicas", "2", "--num-cpus", "1", "--port", str(sport)],
@@ -359,12 +360,14 @@ def write_doc(data: dict) -> None:
         f"- Date: {data['date']}",
         (f"- Machine: {m['cpus']} cores, {m['ram_gb']} GB RAM, CPU: {m['cpu_model']}; {m['platform']}, "
         f"Python {m['python']}; load average at start {m['load_avg_at_start']} (shared with other work)"),
+        f"- Load average (1, 5, 15 min) around each repetition: {_loads(data)}",
         f"- Code measured: {data.get('code', 'unknown')}",
         f"- Total run time: {data.get('total_s', '?')} s",
         "",
         ("Figures are ratios (or differences) of the Serve app and its plain-Gradio baseline measured in the "
-        "same run, interleaved where both could be up at once, so machine noise partly cancels. They come "
-        "from one run on a 2-core machine shared with other jobs: single figures can move by a third or more between runs."),
+        "same run, interleaved where both could be up at once, so machine noise partly cancels. Every section "
+        f"runs {data.get('repetitions', 1)} times, interleaved with the others; each value is the median of "
+        "those repetitions, with (min–max, n). A goal counts as met only on the median."),
         "",
         "| Figure | Value | Goal | Met | Command | Notes |",
         "|---|---|---|---|---|---|",
@@ -375,7 +378,8 @@ def write_doc(data: dict) -> None:
         if value is None:
             shown, met = "—", "not measured" + (f" ({data['errors'].get(section, '')[:80]})" if section in data.get("errors", {}) else "")
         else:
-            shown = f"{value}"
+            st = data.get("stats", {}).get(key)
+            shown = f"{value} ({st['min']}–{st['max']}, n={st['n']})" if st and st["n"] > 1 else f"{value}"
             met = ("yes" if test(value) else "**no**") if test else "—"
             if key == "time_to_first_token_ms" and "ttft" in d:
                 met = "yes" if d["ttft"]["ttft_over_full_answer"] < 1 / 3 else "**no**"
@@ -387,6 +391,13 @@ def write_doc(data: dict) -> None:
             lines.append(f"- `{k}`: {v.splitlines()[0][:300]}")
         lines.append("")
     DOC.write_text("\n".join(lines))
+
+
+def _loads(data: dict) -> str:
+    la = data.get("load_avg") or {}
+    reps = [f"{r['before'][0]} → {r['after'][0]}" for r in la.get("per_repetition", [])]
+    return (f"start {la.get('start', '?')}; " + "; ".join(f"rep {i + 1}: {x}" for i, x in enumerate(reps))
+            + (f"; end {la['end']}" if "end" in la else ""))
 
 
 READING = [
@@ -515,6 +526,8 @@ def code_version() -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", choices=SECTIONS, help="run these sections, merge into latest.json")
+    p.add_argument("--reps", type=int, default=3, help="repetitions of every section, interleaved (default 3); "
+                                                      "each figure is their median")
     p.add_argument("--keep-work", action="store_true", help="keep the temporary folder (logs)")
     p.add_argument("--doc-only", action="store_true", help="rewrite docs/benchmarks.md from latest.json")
     args = p.parse_args(argv)
@@ -525,40 +538,70 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="gsl-bench-"))
     bench = Bench(work)
-    data = {"results": {}, "details": {}, "errors": {}}
+    data = {"results": {}, "details": {}, "errors": {}, "stats": {}}
     if args.only and RESULTS.exists():
         data = json.loads(RESULTS.read_text())
         data.setdefault("errors", {})
-        bench.results.update({k: v for k, v in data["results"].items() if k in ("first_answer_s",)})
+        data.setdefault("stats", {})
+    carried = {k: v for k, v in data["results"].items() if k in ("first_answer_s",)}
     data["machine"] = machine()
     data["code"] = code_version()
-    log(f"work dir {work}; sections {sections}")
+    data["load_avg"] = {"start": [round(x, 2) for x in os.getloadavg()], "per_repetition": []}
+    log(f"work dir {work}; sections {sections}; {args.reps} repetitions")
     prepare_models(bench.env)
-    for name in sections:
-        log(f"section {name} ...")
-        t0 = time.monotonic()
-        try:
-            getattr(bench, name)()
-            data["errors"].pop(name, None)
-        except Exception as exc:  # noqa: BLE001 - reported, the other sections go on
-            traceback.print_exc()
-            data["errors"][name] = f"{type(exc).__name__}: {exc}"
-        log(f"section {name} done in {time.monotonic() - t0:.0f} s: "
-            + json.dumps({k: v for k, v in bench.results.items()}))
-        data["results"].update(bench.results)
-        data["details"].update(bench.details)
-        data["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        data["total_s"] = round(time.monotonic() - start)
-        data["goals"] = {k: g[0] for k, g in GOALS.items()}
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(data, indent=2) + "\n")
-        write_doc(data)
+    samples: dict[str, list] = {}
+    for rep in range(args.reps):
+        # Interleaved: every section once per repetition, so slow drifts of the machine hit all alike.
+        bench.results = dict(carried)
+        before = [round(x, 2) for x in os.getloadavg()]
+        for name in sections:
+            log(f"repetition {rep + 1}/{args.reps}: section {name} ...")
+            t0 = time.monotonic()
+            produced = set()
+            try:
+                keys_before = set(bench.results)
+                getattr(bench, name)()
+                produced = {k for k, (_, _, sec) in GOALS.items() if sec == name and k in bench.results} \
+                    | (set(bench.results) - keys_before)
+                data["errors"].pop(name, None)
+            except Exception as exc:  # noqa: BLE001 - reported, the other sections go on
+                traceback.print_exc()
+                data["errors"][name] = f"repetition {rep + 1}: {type(exc).__name__}: {exc}"
+            for key in produced:
+                samples.setdefault(key, []).append(bench.results[key])
+            log(f"section {name} done in {time.monotonic() - t0:.0f} s: "
+                + json.dumps({k: bench.results[k] for k in sorted(produced)}))
+            data["details"].update(bench.details)
+            _summarize(data, samples)
+            data["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            data["total_s"] = round(time.monotonic() - start)
+            data["repetitions"] = args.reps
+            data["goals"] = {k: g[0] for k, g in GOALS.items()}
+            RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+            write_doc(data)
+        data["load_avg"]["per_repetition"].append({"before": before, "after": [round(x, 2) for x in os.getloadavg()]})
+    data["load_avg"]["end"] = [round(x, 2) for x in os.getloadavg()]
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    write_doc(data)
     if args.keep_work:
         log(f"logs kept in {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(data["results"], indent=2))
     return 1 if data["errors"] else 0
+
+
+def _summarize(data: dict, samples: dict[str, list]) -> None:
+    """Each figure: the median of its repetitions, with min, max and every sample."""
+    for key, values in samples.items():
+        numbers = [v for v in values if isinstance(v, (int, float))]
+        if not numbers:
+            continue
+        median = statistics.median(numbers)
+        data["results"][key] = round(median, 3) if isinstance(median, float) else median
+        data["stats"][key] = {"median": data["results"][key], "min": min(numbers), "max": max(numbers),
+                              "n": len(numbers), "samples": numbers}
 
 
 if __name__ == "__main__":
