@@ -61,3 +61,16 @@ def in_sessions(n: int, check, url: str) -> list:
 def answer_within(job, seconds: float):
     """The job's final result; TimeoutError (not a hang) when none comes within `seconds`."""
     return job.result(timeout=seconds)
+
+
+def rest_call(url: str, api: str, data: list, timeout: float = 30) -> list:
+    """One call over Gradio's REST API as curl makes it: POST, then GET the result; no cookies kept."""
+    import json
+
+    import httpx
+
+    posted = httpx.post(f"{url}gradio_api/call/{api}", json={"data": data}, timeout=timeout)
+    assert posted.status_code == 200, (posted.status_code, posted.text)
+    stream = httpx.get(f"{url}gradio_api/call/{api}/{posted.json()['event_id']}", timeout=timeout).text
+    assert "event: complete" in stream, stream
+    return json.loads(stream.split("event: complete\ndata:", 1)[1].strip().splitlines()[0])
