@@ -33,7 +33,16 @@ from collections.abc import Callable
 from ray import serve
 from ray.serve._private.http_util import ASGIAppReplicaWrapper  # what Serve treats as an ASGI ingress
 
-from .sticky import CALL_RESULT, CALL_SUBMIT, EVENT_TAG, cookie_name, cookie_value, session_router_config
+from .sticky import (
+    CALL_RESULT,
+    CALL_SUBMIT,
+    EVENT_TAG,
+    cookie_name,
+    cookie_value,
+    new_cookie_value,
+    replica_of,
+    session_router_config,
+)
 
 log = logging.getLogger("ray.serve")
 
@@ -51,7 +60,7 @@ class SessionAffinity:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         name = cookie_name(self.app_name, self.deployment, scope)
-        needs_cookie = cookie_value(scope, name) != self.replica
+        needs_cookie = replica_of(cookie_value(scope, name)) != self.replica
         path = scope.get("path", "")
         result = CALL_RESULT.search(path)
         if result and EVENT_TAG in result[1]:  # a tagged event id: Gradio knows the plain one
@@ -61,7 +70,7 @@ class SessionAffinity:
         tag_event = scope.get("method") == "POST" and CALL_SUBMIT.search(path) is not None
         if not needs_cookie and not tag_event:
             return await self.app(scope, receive, send)
-        cookie = f"{name}={self.replica}; Path=/; HttpOnly; SameSite=Lax".encode()
+        cookie = f"{name}={new_cookie_value(self.replica)}; Path=/; HttpOnly; SameSite=Lax".encode()
         start: dict | None = None
         body = bytearray()
 

@@ -16,9 +16,11 @@ cookie, routed by a Serve request router:
 The rules, for a deployment with more than one replica:
 - A request whose cookie names a live replica goes there, and waits for it when it is
   busy rather than landing where its session is unknown.
-- A cookie that names a replica that died goes to one live replica chosen by rendezvous
-  hashing on the old name, the same one every time (gradio_client never replaces a
-  cookie it holds); that replica's answer sets a fresh cookie where the client takes it.
+- A cookie that names a replica that died goes to a live replica chosen by rendezvous
+  hashing on the cookie (each session's cookie carries its own nonce, so the sessions of
+  a dead replica spread over the survivors), and the router remembers that choice: the
+  session stays there when Serve starts a replacement (gradio_client never replaces a
+  cookie it holds). The survivor's answer sets a fresh cookie where the client takes it.
   The session's state is lost, but it neither hangs nor fails.
 - A request without a cookie (a new session, a stateless REST call) goes to the replica
   that took the fewest of those lately (round robin, even for a burst of new sessions),
@@ -37,7 +39,7 @@ import pickle
 import random
 import re
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from http.cookies import CookieError, SimpleCookie
 
 from ray.serve.config import RequestRouterConfig
@@ -49,6 +51,8 @@ CALL_RESULT = re.compile(r"/gradio_api/call/(?:v2/)?[^/]+/([^/]+)/?$")
 CALL_SUBMIT = re.compile(r"/gradio_api/call/[^/]+/?$")
 # New sessions counted for spreading: those routed within this window.
 RECENT_S = 30.0
+# Sessions of dead replicas remembered where they moved (the oldest are forgotten first).
+MAX_MOVED = 100_000
 
 
 def cookie_name(app_name: str, deployment_name: str, scope: dict) -> str:
@@ -68,6 +72,17 @@ def cookie_value(scope: dict, name: str) -> str | None:
             if name in jar:
                 return jar[name].value
     return None
+
+
+def new_cookie_value(replica: str) -> str:
+    """`<replica>.<nonce>`: names the replica, and tells this session's cookie from its neighbours'."""
+    import secrets
+
+    return f"{replica}.{secrets.token_hex(6)}"
+
+
+def replica_of(value: str | None) -> str | None:
+    return value.partition(".")[0] or None if value else None
 
 
 def event_replica(path: str) -> str | None:
@@ -106,6 +121,7 @@ class GradioSessionRouter(RequestRouter):
 
     def initialize_state(self, **kwargs) -> None:
         self._new_sessions: dict[str, deque] = defaultdict(deque)  # replica -> when it took unpinned requests
+        self._moved: OrderedDict[str, str] = OrderedDict()  # a dead replica's session (cookie) -> its new replica
 
     def _pinned(self, pending_request: PendingRequest | None) -> str | None:
         scope = _http_scope(pending_request)
@@ -127,19 +143,36 @@ class GradioSessionRouter(RequestRouter):
     ) -> list[list[RunningReplica]]:
         if pending_request is not None:
             pending_request.routing_context.should_backoff = True  # a busy pinned replica is waited for
-        if len(candidate_replicas) <= 1:
-            return [candidate_replicas] if candidate_replicas else []
+        if not candidate_replicas:
+            return []
+        # Read even with one replica: a session that moves off a dead one must be remembered
+        # before Serve's replacement joins (microseconds: the scope is small).
         pinned = self._pinned(pending_request)
         if pinned:
-            for replica in candidate_replicas:
-                if replica.replica_id.unique_id == pinned:
-                    return [[replica]]
-            return [[max(candidate_replicas, key=lambda r: _rendezvous(pinned, r))]]
+            return [[self._home(pinned, candidate_replicas)]]
+        if len(candidate_replicas) == 1:
+            return [candidate_replicas]
         now = time.monotonic()
         first = min(candidate_replicas, key=lambda r: (*self._recent(r.replica_id.unique_id, now), random.random()))
         self._new_sessions[first.replica_id.unique_id].append(now)
         # Serve tries the first rank, then the least busy of the rest when it is full.
         return [[first], [r for r in candidate_replicas if r is not first]]
+
+
+    def _home(self, pinned: str, candidates: list[RunningReplica]) -> RunningReplica:
+        """The replica a pinned request belongs to: its own while it lives, else where its session moved."""
+        live = {r.replica_id.unique_id: r for r in candidates}
+        own = live.get(replica_of(pinned))
+        if own is not None:
+            return own
+        moved = live.get(self._moved.get(pinned, ""))
+        if moved is None:
+            moved = max(candidates, key=lambda r: _rendezvous(pinned, r))
+            self._moved[pinned] = moved.replica_id.unique_id
+            while len(self._moved) > MAX_MOVED:
+                self._moved.popitem(last=False)
+        self._moved.move_to_end(pinned)
+        return moved
 
 
 def session_router_config() -> RequestRouterConfig:
