@@ -32,6 +32,8 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from supervisor_run import ROOT
 
+from serving.sticky import replica_of
+
 pytestmark = pytest.mark.slow
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -407,6 +409,10 @@ def test_session_answers_again_after_its_replica_is_killed(served):
     while time.monotonic() < deadline and not (len(served.pids()) == 2 and victim not in served.pids()):
         time.sleep(1)
     assert len(served.pids()) == 2 and victim not in served.pids(), served.pids()
+    # The moved session stays where it landed when the replacement joins (gradio_client keeps the
+    # dead replica's cookie): its count goes on, no second reset.
+    time.sleep(3)  # the proxy's router has heard of the new replica
+    assert [bump_within(doomed, 20) for _ in range(3)] == [(count + 2 + i, pid) for i in range(3)]
 
 
 @on(("counter_state.py", 2))
@@ -446,6 +452,11 @@ def test_page_keeps_working_after_its_replica_is_killed(served, browser):
     finally:
         for pid, p in pages.items():
             p.close("replica-killed" if pid == pids[0] else None)
+
+
+def home(c) -> str:
+    """The replica a gradio_client session is pinned to: its affinity cookie names it (`<replica>.<nonce>`)."""
+    return ",".join(sorted(replica_of(v) for k, v in c.cookies.items() if k.startswith("gradio-serve-")))
 
 
 def bump_within(c, seconds: float) -> tuple[int, int]:
@@ -490,7 +501,7 @@ def test_calls_in_flight_on_a_killed_replica_end_and_their_sessions_answer_again
     deadline = time.monotonic() + 30
     while len(running) < 2:  # a call running on each replica
         assert time.monotonic() < deadline and not any(job.done() for job in jobs), [j.status() for j in jobs]
-        running |= {str(c.cookies) for c, job in zip(sessions, jobs) if job.status().progress_data}
+        running |= {home(c) for c, job in zip(sessions, jobs) if job.status().progress_data}
         time.sleep(0.02)
     os.kill(pids[0], signal.SIGKILL)
     outcomes: dict[str, list[str]] = {}  # replica (the session's cookie) -> how its calls ended
@@ -501,7 +512,7 @@ def test_calls_in_flight_on_a_killed_replica_end_and_their_sessions_answer_again
             raise AssertionError(f"a call hung after its replica was killed: {outcomes}") from None
         except Exception as exc:  # noqa: BLE001 - cut off with its replica: it must end, not hang
             outcome = f"cut off ({type(exc).__name__})"
-        outcomes.setdefault(str(c.cookies), []).append(outcome)
+        outcomes.setdefault(home(c), []).append(outcome)
     # The calls on the live replica finished; those on the killed one ended without an answer.
     assert len(outcomes) == 2, outcomes
     done = "17984 primes up to 200000"
