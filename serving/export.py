@@ -30,18 +30,24 @@ def serve_config(config: LaunchConfig) -> dict:
             "ray_actor_options": {"num_cpus": slot.num_cpus, "num_gpus": slot.num_gpus},
             **_scaling(slot),
         })
+    return _document(config, _app_config(config), deployments)
+
+
+def _app_config(config: LaunchConfig) -> dict:
     app_config = config.model_dump(mode="json", exclude_defaults=True)
     app_config.pop("cluster", None)  # the cluster is wherever this file is deployed
+    return app_config
+
+
+def _document(config: LaunchConfig, app_config: dict, deployments: list[dict], runtime_env: dict | None = None) -> dict:
+    application = {"name": APP_NAME, "route_prefix": "/", "import_path": "serving.apps:builder"}
+    if runtime_env:
+        application["runtime_env"] = runtime_env
+    application |= {"args": {"config": app_config}, "deployments": deployments}
     return {
         "proxy_location": "EveryNode",
         "http_options": {"host": config.http.host, "port": config.http.port},
-        "applications": [{
-            "name": APP_NAME,
-            "route_prefix": "/",
-            "import_path": "serving.apps:builder",
-            "args": {"config": app_config},
-            "deployments": deployments,
-        }],
+        "applications": [application],
     }
 
 
@@ -51,24 +57,12 @@ def _user_app_config(config: LaunchConfig) -> dict:
 
     spec = config.app
     target, folder = portable_target(spec.target, spec.app_dir)
-    app_config = config.model_dump(mode="json", exclude_defaults=True)
-    app_config.pop("cluster", None)
+    app_config = _app_config(config)
     app_config["app"] = {**app_config["app"], "target": target}
     app_config["app"].pop("app_dir", None)
-    return {
-        "proxy_location": "EveryNode",
-        "http_options": {"host": config.http.host, "port": config.http.port},
-        "applications": [{
-            "name": APP_NAME,
-            "route_prefix": "/",
-            "import_path": "serving.apps:builder",
-            # A local folder works with `serve run`; for `serve deploy` and KubeRay, upload it
-            # (a zip on S3/GCS/HTTPS) and put its URI here.
-            "runtime_env": {"working_dir": str(Path(folder))},
-            "args": {"config": app_config},
-            "deployments": [user_app_options(spec)],
-        }],
-    }
+    # A local folder works with `serve run`; for `serve deploy` and KubeRay, upload it
+    # (a zip on S3/GCS/HTTPS) and put its URI here.
+    return _document(config, app_config, [user_app_options(spec)], {"working_dir": str(Path(folder))})
 
 
 def rayservice(config: LaunchConfig) -> dict:

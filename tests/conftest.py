@@ -57,3 +57,20 @@ def launcher_env(tmp_path, monkeypatch):
     errors.last_dialog = None
     yield tmp_path
     errors.set_presenter(None, None)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium driven by Playwright (its own browser download does not work here)."""
+    from pathlib import Path
+
+    from playwright.sync_api import sync_playwright
+    from test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: bash scripts/system-deps.sh test"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()

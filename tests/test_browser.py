@@ -8,7 +8,6 @@ with our message. Needs `apt-get install chromium` (Playwright's own browser dow
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from supervisor_run import ROOT, Up, free_port
@@ -20,19 +19,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = ROOT / "test-artifacts"
 PROMPT = "The Eiffel Tower is a wrought-iron lattice tower in Paris, built from 1887 to 1889."
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _answers(page, n: int, timeout_ms: int = 120_000) -> list[str]:

@@ -69,20 +69,6 @@ def on(*cases: tuple[str, int]):
     return pytest.mark.parametrize("served", cases, indirect=True, ids=lambda c: f"{c[0].split('.')[0]}-{c[1]}r")
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    from test_browser import CHROMIUM, CHROMIUM_ARGS
-
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: bash scripts/system-deps.sh test"
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 class Page:
     """A fresh browser context on the app's page; fails on uncaught page errors; keeps a screenshot."""
 
