@@ -42,6 +42,7 @@ from .sticky import (
     new_cookie_value,
     replica_of,
     session_router_config,
+    starts_session,
 )
 
 log = logging.getLogger("ray.serve")
@@ -60,7 +61,9 @@ class SessionAffinity:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         name = cookie_name(self.app_name, self.deployment, scope)
-        needs_cookie = replica_of(cookie_value(scope, name)) != self.replica
+        held = replica_of(cookie_value(scope, name))
+        # A session starts at its entry (page, config, login); a cookie naming another replica moved here.
+        needs_cookie = held != self.replica and (held is not None or starts_session(scope))
         path = scope.get("path", "")
         result = CALL_RESULT.search(path)
         if result and EVENT_TAG in result[1]:  # a tagged event id: Gradio knows the plain one

@@ -23,8 +23,11 @@ The rules, for a deployment with more than one replica:
   cookie it holds). The survivor's answer sets a fresh cookie where the client takes it.
   The session's state is lost, but it neither hangs nor fails.
 - A request without a cookie (a new session, a stateless REST call) goes to the replica
-  that took the fewest of those lately (round robin, even for a burst of new sessions),
-  or to any other when that one is full.
+  that took the fewest new sessions lately (round robin, even for a burst of them), or
+  to any other when that one is full. A session starts where a client first asks for
+  the app (the page, /config, /login, /gradio_api/info): only those answers set the
+  cookie and count as new sessions, so a page's own cookie-less side requests (a
+  favicon, a prefetch) neither move it nor upset the round robin.
 - `POST /gradio_api/call/<api>` answers an event id that carries the replica's name
   (`<id>~<replica>`), so the `GET .../call/<api>/<event id>` that fetches the result finds
   it even from curl without cookies. The replica strips the tag before Gradio sees it.
@@ -49,6 +52,8 @@ EVENT_TAG = "~"
 # GET /gradio_api/call/<api>/<event id> (and /call/v2/...): the last segment is the event id.
 CALL_RESULT = re.compile(r"/gradio_api/call/(?:v2/)?[^/]+/([^/]+)/?$")
 CALL_SUBMIT = re.compile(r"/gradio_api/call/[^/]+/?$")
+# Where a browser or a client starts a session: the page, or Gradio's config/login/API info.
+SESSION_ENTRY = re.compile(r"(^/?$|/$|/config/?$|/login/?$|/gradio_api/info/?$)")
 # New sessions counted for spreading: those routed within this window.
 RECENT_S = 30.0
 # Sessions of dead replicas remembered where they moved (the oldest are forgotten first).
@@ -93,6 +98,10 @@ def event_replica(path: str) -> str | None:
     return None
 
 
+def starts_session(scope: dict) -> bool:
+    return scope.get("method") in ("GET", "POST") and SESSION_ENTRY.search(scope.get("path", "")) is not None
+
+
 def pinned_replica(scope: dict, app_name: str, deployment_name: str) -> str | None:
     """The replica this request belongs to (its session cookie, or its event id), if any."""
     return event_replica(scope.get("path", "")) or cookie_value(scope, cookie_name(app_name, deployment_name, scope))
@@ -120,18 +129,21 @@ class GradioSessionRouter(RequestRouter):
     """Routes a Gradio app's requests by session (see the module's docstring)."""
 
     def initialize_state(self, **kwargs) -> None:
-        self._new_sessions: dict[str, deque] = defaultdict(deque)  # replica -> when it took unpinned requests
+        self._new_sessions: dict[str, deque] = defaultdict(deque)  # replica -> when it took new sessions
+        self._stateless: dict[str, deque] = defaultdict(deque)  # replica -> when it took other cookie-less calls
         self._moved: OrderedDict[str, str] = OrderedDict()  # a dead replica's session (cookie) -> its new replica
 
-    def _pinned(self, pending_request: PendingRequest | None) -> str | None:
+    def _affinity(self, pending_request: PendingRequest | None) -> tuple[str | None, bool]:
+        """(the session this request belongs to, whether it starts one)."""
         scope = _http_scope(pending_request)
         if scope is None:
-            return None
-        return pinned_replica(scope, self._deployment_id.app_name, self._deployment_id.name)
+            return None, False
+        return pinned_replica(scope, self._deployment_id.app_name, self._deployment_id.name), starts_session(scope)
 
-    def _recent(self, unique_id: str, now: float) -> tuple[int, float]:
-        """(how many unpinned requests it took lately, when it took the last): least first."""
-        times = self._new_sessions.get(unique_id)
+    @staticmethod
+    def _recent(turns: dict[str, deque], unique_id: str, now: float) -> tuple[int, float]:
+        """(how many of these it took lately, when it took the last): least first."""
+        times = turns.get(unique_id)
         if not times:
             return 0, 0.0
         while times and now - times[0] > RECENT_S:
@@ -147,14 +159,17 @@ class GradioSessionRouter(RequestRouter):
             return []
         # Read even with one replica: a session that moves off a dead one must be remembered
         # before Serve's replacement joins (microseconds: the scope is small).
-        pinned = self._pinned(pending_request)
+        pinned, starts = self._affinity(pending_request)
         if pinned:
             return [[self._home(pinned, candidate_replicas)]]
         if len(candidate_replicas) == 1:
             return [candidate_replicas]
+        # New sessions and stateless calls each take turns: neither upsets the other's spread.
+        turns = self._new_sessions if starts else self._stateless
         now = time.monotonic()
-        first = min(candidate_replicas, key=lambda r: (*self._recent(r.replica_id.unique_id, now), random.random()))
-        self._new_sessions[first.replica_id.unique_id].append(now)
+        first = min(candidate_replicas, key=lambda r: (*self._recent(turns, r.replica_id.unique_id, now),
+                                                       random.random()))
+        turns[first.replica_id.unique_id].append(now)
         # Serve tries the first rank, then the least busy of the rest when it is full.
         return [[first], [r for r in candidate_replicas if r is not first]]
 

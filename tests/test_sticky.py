@@ -63,12 +63,22 @@ def test_the_sessions_of_a_dead_replica_spread_over_the_survivors():
     assert homes == {"aaaa", "bbbb"}
 
 
-def test_new_sessions_and_stateless_calls_go_round_robin():
+def test_new_sessions_and_stateless_calls_take_turns_apart():
     r = router()
     replicas = [replica("aaaa"), replica("bbbb"), replica("cccc")]
-    firsts = [route(r, replicas, request())[0][0].replica_id.unique_id for _ in range(9)]
-    assert sorted(firsts) == sorted(["aaaa", "bbbb", "cccc"] * 3)
-    assert all(firsts[i] != firsts[i + 1] for i in range(8))
+
+    def first(path):
+        return route(r, replicas, request(path=path))[0][0].replica_id.unique_id
+
+    # Each page load also makes a cookie-less side request: sessions still go round robin.
+    sessions = []
+    for _ in range(9):
+        sessions.append(first("/"))
+        first("/favicon.ico")
+    assert sorted(sessions) == sorted(["aaaa", "bbbb", "cccc"] * 3)
+    assert all(sessions[i] != sessions[i + 1] for i in range(8))
+    calls = [first("/gradio_api/run/predict") for _ in range(6)]
+    assert sorted(calls) == sorted(["aaaa", "bbbb", "cccc"] * 2)
 
 
 def test_a_tagged_event_id_finds_its_replica_without_a_cookie():
@@ -98,8 +108,10 @@ def test_the_middleware_names_its_replica_tags_events_and_strips_tags():
 
     async def run():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as c:
-            first = await c.get("/config")
+            side = await c.get("/favicon.ico")  # not where a session starts: no cookie
             name = cookie_name(APP, DEPLOYMENT, {"server": ("127.0.0.1", 8000)})
+            assert name not in side.cookies
+            first = await c.get("/config")
             value = first.cookies[name]
             assert replica_of(value) == "aaaa" and value != "aaaa"
             again = await c.get("/config")  # the client sends it back: no new cookie
