@@ -360,9 +360,9 @@ def test_state_in_two_browsers_on_two_replicas(served, browser):
 def test_session_answers_again_after_its_replica_is_killed(served):
     before = served.pids()
     assert len(before) == 2, before
-    # One session on each replica (new sessions alternate between them).
+    # One session on each replica (new sessions go to the replica that took the fewest lately).
     by_pid: dict[int, object] = {}
-    for _ in range(8):
+    for _ in range(20):
         c = client(served.url)
         by_pid.setdefault(bump(c)[1], c)
         if len(by_pid) == 2:
@@ -407,7 +407,9 @@ def test_page_keeps_working_after_its_replica_is_killed(served, browser):
     assert len(pids) == 2, pids
     pages: dict[int, Page] = {}
     try:
-        for _ in range(6):  # one page on each replica (new sessions alternate between them)
+        # One page on each replica. New sessions go to the replica that took the fewest lately, so
+        # after the earlier tests' sessions a few may land on the same one before the other's turn.
+        for _ in range(20):
             p = Page(browser, served.url)
             p.page.locator("#bump").click()
             p.value_is("#count input", "1")
