@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from launcher import settings as settings_mod
-    from launcher.app_picker import load_config
+    from launcher.app_inspector import load_config
     from launcher.detached import find_running
     from launcher.errors import show_error
     from launcher.logs import launcher_logger, setup_file_logging

@@ -49,7 +49,8 @@ from PySide6.QtWidgets import (
 
 from launcher import errors, machine, model_catalog
 from launcher import settings as settings_mod
-from launcher.app_picker import AppRow, Inspection, PyFileDrops, load_config, short_name
+from launcher.app_inspector import Inspection, load_config, short_name
+from launcher.app_picker import AppRow, PyFileDrops
 from launcher.apply_changes import ApplyOutcome, ApplyRequest, PendingChange, pending_change, same_config
 from launcher.browser import BrowserOpener, open_url
 from launcher.detached import AttachedSupervisor

@@ -21,7 +21,7 @@ from supervisor_run import free_port
 
 from launcher import errors, machine
 from launcher import settings as settings_mod
-from launcher.app_picker import Inspection
+from launcher.app_inspector import Inspection
 from launcher.icons import STATE_COLOURS
 from launcher.model_catalog import ModelChoice
 from launcher.settings import Settings
