@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from launcher import settings as settings_mod
     from launcher.app_inspector import load_config
-    from launcher.detached import find_running
+    from launcher.attached import find_running
     from launcher.errors import show_error
     from launcher.logs import launcher_logger, setup_file_logging
     from launcher.single_instance import SingleInstance, send_to_running

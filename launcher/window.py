@@ -53,7 +53,7 @@ from launcher.app_inspector import Inspection, load_config, short_name
 from launcher.app_picker import AppRow, PyFileDrops
 from launcher.apply_changes import ApplyOutcome, ApplyRequest, PendingChange, pending_change, same_config
 from launcher.browser import BrowserOpener, open_url
-from launcher.detached import AttachedSupervisor
+from launcher.attached import AttachedSupervisor
 from launcher.errors import show_error
 from launcher.icons import STATE_COLOURS, app_icon
 from launcher.log_view import LogView, open_logs_folder

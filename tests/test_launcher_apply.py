@@ -23,7 +23,7 @@ from supervisor_run import free_port
 
 from launcher import errors, machine
 from launcher.apply_changes import PendingChange, pending_change
-from launcher.detached import AttachedSupervisor
+from launcher.attached import AttachedSupervisor
 from launcher.model_catalog import ModelChoice
 from launcher.settings import Settings
 from launcher.supervisor_process import ServingState, SupervisorProcess
@@ -326,7 +326,7 @@ def test_apply_reaches_an_app_found_running_and_follows_changes_made_elsewhere(w
     import subprocess
     from pathlib import Path
 
-    from launcher.detached import find_running
+    from launcher.attached import find_running
     from serving import apply_request
 
     port = free_port()

@@ -236,7 +236,7 @@ def test_killing_the_launcher_leaves_no_ray_process(tiny_models, launcher_env, t
 
 
 def test_quit_keep_serving_then_the_next_launch_finds_and_stops_it(qtbot, tiny_models, launcher_env, tmp_path):
-    from launcher.detached import find_running
+    from launcher.attached import find_running
     from launcher.window import MainWindow
 
     port = free_port()

@@ -22,7 +22,7 @@ app = QApplication(sys.argv[:1])
 from launcher.window import MainWindow
 from launcher.settings import Settings
 from launcher.worker import pending_count
-import launcher.app, launcher.tray, launcher.detached, launcher.single_instance  # every module the app uses
+import launcher.app, launcher.tray, launcher.attached, launcher.single_instance  # every module the app uses
 w = MainWindow(Settings(), open_browser=False)
 w.show()
 deadline = time.monotonic() + 30

@@ -20,7 +20,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import psutil
 import pytest
 
-from launcher.detached import AttachedSupervisor, find_running
+from launcher.attached import AttachedSupervisor, find_running
 from launcher.supervisor_process import ServingState, SupervisorProcess, group_alive
 from serving import paths
 from serving.config import LaunchConfig
