@@ -126,8 +126,10 @@ _BUILDER_RUN = secrets.token_hex(8)
 
 
 def _pinned(deployment, *constructor_identity):
+    from .ray_private import with_version  # `version` is private since Ray 2.x
+
     digest = hashlib.sha256(json.dumps([_BUILDER_RUN, *constructor_identity]).encode()).hexdigest()[:16]
-    return deployment.options(version=digest, _internal=True)  # `version` is private since Ray 2.x
+    return with_version(deployment, digest)
 
 
 def slot_labels(config: LaunchConfig, entries: list[CatalogEntry]) -> list[str]:

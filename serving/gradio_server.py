@@ -31,8 +31,8 @@ import os
 from collections.abc import Callable
 
 from ray import serve
-from ray.serve._private.http_util import ASGIAppReplicaWrapper  # what Serve treats as an ASGI ingress
 
+from .ray_private import asgi_app_wrapper
 from .sticky import (
     CALL_RESULT,
     CALL_SUBMIT,
@@ -46,6 +46,8 @@ from .sticky import (
 )
 
 log = logging.getLogger("ray.serve")
+
+ASGIAppReplicaWrapper = asgi_app_wrapper()  # what Serve treats as an ASGI ingress (a private class)
 
 MAX_ONGOING_REQUESTS = 1000
 

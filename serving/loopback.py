@@ -11,6 +11,8 @@ Two things opened ports to the network on Ray 2.60 even with `_node_ip_address="
    ray/serve/_private/replica.py). `worker_setup` runs in every worker of our cluster
    (runtime_env worker_process_setup_hook) and binds such servers to 127.0.0.1 instead,
    only while the node's own IP is loopback (then nothing else could reach them anyway).
+
+The Ray internals both touch are in serving/ray_private.py.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ SETUP_HOOK = "serving.loopback.worker_setup"
 
 def keep_ray_on_loopback() -> None:
     """In the driver, before ray.init starts a local cluster (ray is already imported)."""
-    from ray._private import ray_constants
+    from .ray_private import disable_cluster_mode
 
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # for the processes Ray starts
-    ray_constants.ENABLE_RAY_CLUSTER = False  # read once at import; already imported here
+    disable_cluster_mode()  # this driver read the variable at import already
 
 
 def _node_is_loopback() -> bool:
@@ -43,22 +45,15 @@ def worker_setup() -> None:
     """Runs in each Ray worker: wildcard gRPC binds become 127.0.0.1 on a loopback node."""
     if not _node_is_loopback():
         return
-    import sys
+    from .ray_private import wrap_grpc_port_binding
 
-    from ray._common import tls_utils
+    def loopback_binding(original):
+        def add_port_to_grpc_server(server, address: str):
+            for wildcard in _WILDCARDS:
+                if address.startswith(wildcard):
+                    address = "127.0.0.1:" + address[len(wildcard):]
+            return original(server, address)
 
-    original = getattr(tls_utils, "add_port_to_grpc_server", None)
-    if original is None or getattr(original, "_loopback", False):
-        return
+        return add_port_to_grpc_server
 
-    def add_port_to_grpc_server(server, address: str):
-        for wildcard in _WILDCARDS:
-            if address.startswith(wildcard):
-                address = "127.0.0.1:" + address[len(wildcard):]
-        return original(server, address)
-
-    add_port_to_grpc_server._loopback = True
-    tls_utils.add_port_to_grpc_server = add_port_to_grpc_server
-    replica = sys.modules.get("ray.serve._private.replica")  # imported already: patch its copy too
-    if replica is not None and hasattr(replica, "add_port_to_grpc_server"):
-        replica.add_port_to_grpc_server = add_port_to_grpc_server
+    wrap_grpc_port_binding(loopback_binding)

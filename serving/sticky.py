@@ -38,7 +38,6 @@ This module runs in Serve's proxy; it must not import gradio.
 from __future__ import annotations
 
 import hashlib
-import pickle
 import random
 import re
 import time
@@ -47,6 +46,8 @@ from http.cookies import CookieError, SimpleCookie
 
 from ray.serve.config import RequestRouterConfig
 from ray.serve.request_router import PendingRequest, RequestRouter, RunningReplica
+
+from .ray_private import http_scope, router_deployment
 
 EVENT_TAG = "~"
 # GET /gradio_api/call/<api>/<event id> (and /call/v2/...): the last segment is the event id.
@@ -107,20 +108,6 @@ def pinned_replica(scope: dict, app_name: str, deployment_name: str) -> str | No
     return event_replica(scope.get("path", "")) or cookie_value(scope, cookie_name(app_name, deployment_name, scope))
 
 
-def _http_scope(pending_request: PendingRequest | None) -> dict | None:
-    # The proxy hands the replica the request's ASGI scope, pickled, as the only argument
-    # (ray.serve._private.proxy_request_response.ASGIProxyRequest.serialized_replica_arg).
-    if pending_request is None or not pending_request.metadata.is_http_request or not pending_request.args:
-        return None
-    arg = pending_request.args[0]
-    try:
-        request = pickle.loads(arg) if isinstance(arg, bytes) else arg
-    except Exception:  # noqa: BLE001 - not an HTTP request from the proxy: no affinity
-        return None
-    scope = getattr(request, "asgi_scope", None)
-    return scope if isinstance(scope, dict) else None
-
-
 def _rendezvous(key: str, replica: RunningReplica) -> bytes:
     return hashlib.sha1(f"{key}/{replica.replica_id.unique_id}".encode()).digest()
 
@@ -135,10 +122,10 @@ class GradioSessionRouter(RequestRouter):
 
     def _affinity(self, pending_request: PendingRequest | None) -> tuple[str | None, bool]:
         """(the session this request belongs to, whether it starts one)."""
-        scope = _http_scope(pending_request)
+        scope = http_scope(pending_request)
         if scope is None:
             return None, False
-        return pinned_replica(scope, self._deployment_id.app_name, self._deployment_id.name), starts_session(scope)
+        return pinned_replica(scope, *router_deployment(self)), starts_session(scope)
 
     @staticmethod
     def _recent(turns: dict[str, deque], unique_id: str, now: float) -> tuple[int, float]:

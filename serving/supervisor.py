@@ -164,8 +164,13 @@ class Supervisor:
     def _start_ray(self) -> None:
         import ray
 
+        from .ray_private import local_cluster_init_options, version_mismatch
+
         cluster = self.config.cluster
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+        mismatch = version_mismatch()
+        if mismatch:
+            self.events.emit("log", level="warning", message=mismatch)
         # Ray's worker logs go to stderr (fd 1 is redirected in --events mode).
         if cluster.address:
             self.phase(Phase.starting_cluster, f"connecting to the Ray cluster at {cluster.address}")
@@ -196,11 +201,11 @@ class Supervisor:
                 address="local",
                 num_cpus=cluster.num_cpus, num_gpus=cluster.num_gpus, namespace=APP_NAME,
                 include_dashboard=cluster.include_dashboard, dashboard_host="127.0.0.1",
-                _node_ip_address="127.0.0.1", runtime_env={"worker_process_setup_hook": LOOPBACK_HOOK},
+                runtime_env={"worker_process_setup_hook": LOOPBACK_HOOK},
                 # Ray runs its workers (our model replicas, the ingress, Serve's proxy) at nice 15, so
                 # any other program, and Ray's own daemons, preempt the models. A model server the
                 # user started should get its fair share, as the plain Gradio app would.
-                _system_config={"worker_niceness": 0},
+                **local_cluster_init_options(node_ip="127.0.0.1", worker_niceness=0),
             )
         # Ray's core worker installs its own SIGTERM handler, which dies mid-cleanup: take it back.
         self._install_signal_handlers()
@@ -489,21 +494,10 @@ def first_line(text: str) -> str:
 
 
 def read_app_status():
-    """This app's status overview and each deployment's target replica count, in one call.
+    """This app's status overview and each deployment's target replica count, in one call."""
+    from .ray_private import app_status_and_targets
 
-    serve.status() drops the target (DeploymentStatusOverview has none); the details have it."""
-    from ray.serve.context import _get_global_client
-    from ray.serve.schema import ServeInstanceDetails
-
-    client = _get_global_client(raise_if_no_controller_running=False)
-    if client is None:
-        return None, {}
-    details = ServeInstanceDetails(**client.get_serve_details())
-    app = details.applications.get(APP_NAME)
-    if app is None:
-        return None, {}
-    targets = {name: d.target_num_replicas for name, d in app.deployments.items()}
-    return details._get_status().applications.get(APP_NAME), targets
+    return app_status_and_targets(APP_NAME)
 
 
 def other_cluster() -> str | None:
@@ -535,17 +529,18 @@ def check_address_reachable(address: str, timeout: float = 5.0) -> None:
 def check_cluster_serve(config: LaunchConfig) -> None:
     """On an existing cluster: Serve's proxy port is the cluster's; never take over another app."""
     from ray import serve
-    from ray.serve.context import _get_global_client
+
+    from .ray_private import serve_client, serve_http_port
 
     address, http = config.cluster.address, config.http
-    client = _get_global_client(raise_if_no_controller_running=False)
+    client = serve_client()
     if client is None:  # Serve is not running there yet: we start its proxy
         check_port_free(http.host, http.port)
         return
     if APP_NAME in serve.status().applications:
         raise StartError(f"an app named {APP_NAME!r} already runs on the Ray cluster at {address}",
                          "stop it first (`gradio-serve down`, or `serve shutdown` / a new `serve deploy` on the cluster)")
-    port = client.http_config.port
+    port = serve_http_port(client)
     if port != http.port:
         raise StartError(f"Serve on the Ray cluster at {address} already listens on port {port}, not {http.port}",
                          f"start again with --port {port}")

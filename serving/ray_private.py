@@ -1,0 +1,166 @@
+"""Every use of a private Ray API, in one place, checked against the Ray it was written for.
+
+Ray gives no stability promise for these: a new Ray may rename or change any of them. Each
+helper says what it stands in for, so an upgrade checks this file against the new Ray
+(then moves WRITTEN_FOR) instead of hunting through the package. A different Ray gets a
+clear warning, not a crash: most of these survive minor releases.
+
+Ray itself is imported inside the helpers, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+import pickle
+import warnings
+
+# major.minor of the Ray these helpers were read against (pyproject pins ray[serve]==2.60.0).
+WRITTEN_FOR = (2, 60)
+
+
+@functools.cache
+def version_mismatch() -> str | None:
+    """A warning when the installed Ray is not WRITTEN_FOR (major.minor); None when it is."""
+    import ray
+
+    try:
+        found = tuple(int(part) for part in ray.__version__.split(".")[:2])
+    except ValueError:
+        found = ()  # a dev build ("3.0.0.dev0" parses; anything else is unknown)
+    if found == WRITTEN_FOR:
+        return None
+    message = (f"Ray {ray.__version__} is installed, but serving/ray_private.py was written for Ray "
+               f"{WRITTEN_FOR[0]}.{WRITTEN_FOR[1]}: Serve's status, sticky sessions, the loopback ports or "
+               f"in-place model swaps may misbehave. Install ray[serve]=={WRITTEN_FOR[0]}.{WRITTEN_FOR[1]}.0")
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+    return message
+
+
+def _checked() -> None:
+    version_mismatch()  # warns once per process
+
+
+# -- Serve's controller client (ray.serve.context._get_global_client) ------------------------------
+
+
+def serve_client():
+    """Serve's controller client in this driver, or None when Serve is not running (no public
+    equivalent gives the details or the HTTP options of a running Serve)."""
+    _checked()
+    from ray.serve.context import _get_global_client
+
+    return _get_global_client(raise_if_no_controller_running=False)
+
+
+def app_status_and_targets(app_name: str):
+    """(`app_name`'s ApplicationStatusOverview, each deployment's target replica count).
+
+    serve.status() drops the target (DeploymentStatusOverview has none); the details have it.
+    `ServeInstanceDetails._get_status()` is what serve.status() builds its answer with, so one
+    controller call gives both."""
+    client = serve_client()
+    if client is None:
+        return None, {}
+    from ray.serve.schema import ServeInstanceDetails
+
+    details = ServeInstanceDetails(**client.get_serve_details())
+    app = details.applications.get(app_name)
+    if app is None:
+        return None, {}
+    targets = {name: d.target_num_replicas for name, d in app.deployments.items()}
+    return details._get_status().applications.get(app_name), targets
+
+
+def serve_http_port(client) -> int:
+    """The port Serve's proxy listens on (the client's private HTTP options)."""
+    return client.http_config.port
+
+
+# -- deployment versions (Deployment.options(version=..., _internal=True)) -------------------------
+
+
+def with_version(deployment, version: str):
+    """`deployment` pinned to `version`: Serve then only reconfigures (rather than restarts) its
+    replicas when just its user_config changes. `version` is accepted only with `_internal=True`."""
+    _checked()
+    return deployment.options(version=version, _internal=True)
+
+
+# -- ASGI ingress (ray.serve._private.http_util.ASGIAppReplicaWrapper) -----------------------------
+
+
+def asgi_app_wrapper():
+    """The base class Serve treats as an ASGI ingress whose app is built inside the replica
+    (`__serve_build_asgi_app__`); `serve.ingress()` makes the same class, but cannot be subclassed
+    with a plain `__init__`."""
+    _checked()
+    from ray.serve._private.http_util import ASGIAppReplicaWrapper
+
+    return ASGIAppReplicaWrapper
+
+
+# -- the HTTP request a request router sees (PendingRequest.args[0]) -------------------------------
+
+
+def http_scope(pending_request) -> dict | None:
+    """The ASGI scope of an HTTP request being routed, or None for anything else.
+
+    The proxy hands the replica the request's scope, pickled, as the only argument
+    (ray.serve._private.proxy_request_response.ASGIProxyRequest.serialized_replica_arg);
+    `metadata.is_http_request` is a field of the private RequestMetadata."""
+    if pending_request is None or not pending_request.metadata.is_http_request or not pending_request.args:
+        return None
+    arg = pending_request.args[0]
+    try:
+        request = pickle.loads(arg) if isinstance(arg, bytes) else arg
+    except Exception:  # noqa: BLE001 - not an HTTP request from the proxy: no affinity
+        return None
+    scope = getattr(request, "asgi_scope", None)
+    return scope if isinstance(scope, dict) else None
+
+
+def router_deployment(router) -> tuple[str, str]:
+    """(app name, deployment name) of the deployment a RequestRouter routes for (its `_deployment_id`)."""
+    return router._deployment_id.app_name, router._deployment_id.name
+
+
+# -- loopback-only ports (ray._private.ray_constants, ray._common.tls_utils, Serve's replica) -------
+
+
+def disable_cluster_mode() -> None:
+    """Ray's local-only mode in this driver: RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER is read once, at
+    import, into ray._private.ray_constants.ENABLE_RAY_CLUSTER (already imported here)."""
+    _checked()
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def wrap_grpc_port_binding(wrap) -> bool:
+    """Replace ray._common.tls_utils.add_port_to_grpc_server with `wrap(original)`, also in Serve's
+    replica module (ray.serve._private.replica), which imported its own copy. False when Ray has no
+    such function or it was wrapped already (marked with `_loopback`)."""
+    import sys
+
+    from ray._common import tls_utils
+
+    original = getattr(tls_utils, "add_port_to_grpc_server", None)
+    if original is None or getattr(original, "_loopback", False):
+        return False
+    wrapped = wrap(original)
+    wrapped._loopback = True
+    tls_utils.add_port_to_grpc_server = wrapped
+    replica = sys.modules.get("ray.serve._private.replica")  # imported already: patch its copy too
+    if replica is not None and hasattr(replica, "add_port_to_grpc_server"):
+        replica.add_port_to_grpc_server = wrapped
+    return True
+
+
+# -- ray.init's private options ---------------------------------------------------------------------
+
+
+def local_cluster_init_options(node_ip: str, worker_niceness: int) -> dict:
+    """ray.init keywords for a local cluster that Ray marks private: the node's IP (every Ray
+    process binds there) and the nice level of Ray's workers (Ray's own default is 15)."""
+    _checked()
+    return {"_node_ip_address": node_ip, "_system_config": {"worker_niceness": worker_niceness}}
