@@ -45,8 +45,8 @@ from launcher.app_inspector import (
 )
 from launcher.icons import STATE_COLOURS
 from launcher.logs import launcher_logger
-from launcher.slot_row import COL_CPUS, COL_GPUS, COL_REPLICAS, SCHEMA_MAX_CPUS, SCHEMA_MAX_GPUS, ResourceBoxes
-from serving.config import AppSpec
+from launcher.slot_row import COL_CPUS, COL_GPUS, COL_REPLICAS, ResourceBoxes
+from serving.config import MAX_CPUS_PER_REPLICA, MAX_GPUS_PER_REPLICA, AppSpec
 
 PLACEHOLDER = "path/to/app.py, app.py:demo or package.module:demo"
 EMPTY_TEXT = "Choose your app's .py file, or drop one on this window."
@@ -99,8 +99,8 @@ class AppRow(QWidget):
     def __init__(
         self,
         spec: AppSpec | None = None,
-        max_cpus: float = SCHEMA_MAX_CPUS,
-        max_gpus: float = SCHEMA_MAX_GPUS,
+        max_cpus: float = MAX_CPUS_PER_REPLICA,
+        max_gpus: float = MAX_GPUS_PER_REPLICA,
         parent: QWidget | None = None,
         inspector: AppInspector | None = None,
     ):

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from launcher.supervisor_process import ServingController, ServingState
 from serving import apply_request
 from serving.config import ConfigError, LaunchConfig
+from serving.protocol import ApplyAnswer
 
 # What each section that needs a restart means to someone looking at the window.
 _RESTART_WORDS = {"http": "the port (HTTP settings)", "cluster": "the cluster"}
@@ -92,8 +93,10 @@ class ApplyRequest(QObject):
         return time.monotonic() - self._started
 
     def _on_event(self, event: dict) -> None:
-        if event.get("id") == self.request_id:
-            self._answer(event)
+        """The controller's `applied` signal carries the event as JSON."""
+        answer = ApplyAnswer.model_validate(event)
+        if answer.id == self.request_id:
+            self._answer(answer)
 
     def _poll(self) -> None:
         answer = apply_request.result(self.request_id)
@@ -109,8 +112,8 @@ class ApplyRequest(QObject):
                 answered=False,
             )
 
-    def _answer(self, answer: dict) -> None:
-        self._finish(bool(answer.get("ok")), str(answer.get("message") or ""), str(answer.get("hint") or ""))
+    def _answer(self, answer: ApplyAnswer) -> None:
+        self._finish(answer.ok, answer.message, answer.hint)
 
     def _finish(self, ok: bool, message: str, hint: str, answered: bool = True) -> None:
         if self._done:

@@ -1,7 +1,7 @@
 """A supervisor some earlier launch left serving ("Quit, keep serving"), or a `gradio-serve up` in a terminal.
 
-Found through serving.paths.supervisor_record(); followed by reading
-status_record() and the record's config (it changes when a change is applied)
+Found through serving/records.py's live_record(); followed by reading
+the status record and the supervisor record's config (it changes when a change is applied)
 once a second (in a worker); stopped with SIGTERM to its pid, then its process
 group after a grace period.
 """
@@ -11,51 +11,33 @@ from __future__ import annotations
 import signal
 import time
 
-import psutil
 from PySide6.QtCore import QObject, QTimer
 
 from launcher.logs import launcher_logger, supervisor_logger
-from launcher.supervisor_process import ServingController, ServingState, killpg_safely, state_for_phase
+from launcher.supervisor_process import ServingController, ServingState, state_for_phase
 from launcher.worker import QueryOp
 from serving import paths
-
-
-def _looks_like_supervisor(proc: psutil.Process) -> bool:
-    try:
-        cmd = " ".join(proc.cmdline())
-    except (psutil.Error, OSError):
-        return False
-    return "serving" in cmd or "gradio-serve" in cmd
+from serving.process_group import pid_alive, signal_group
+from serving.protocol import StatusRecord, SupervisorRecord
+from serving.records import live_record, read_status_record, read_supervisor_record
 
 
 def find_running() -> dict | None:
-    """The supervisor record if its process is alive (and is a supervisor, not a reused pid)."""
-    record = paths.read_json(paths.supervisor_record())
-    if not record:
-        return None
-    try:
-        pid = int(record.get("pid") or 0)
-    except (TypeError, ValueError):
-        return None
-    if pid <= 1:
-        return None
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE or not _looks_like_supervisor(proc):
-            return None
-    except psutil.Error:
-        return None
-    return record
+    """The record (as JSON) of a supervisor that runs now, if any (serving/records.py's rules)."""
+    record = live_record()
+    return record.as_json() if record else None
 
 
-def _read_update(log_offset: int | None) -> tuple[dict | None, list[str], int, dict | None]:
+def _read_update(
+    log_offset: int | None,
+) -> tuple[StatusRecord | None, list[str], int, SupervisorRecord | None]:
     """The latest status, the supervisor log's lines since `log_offset` and the supervisor record
     (worker thread).
 
     A None offset starts near the end of the log, so attaching shows recent context only.
     """
-    status = paths.read_json(paths.status_record())
-    record = paths.read_json(paths.supervisor_record())
+    status = read_status_record()
+    record = read_supervisor_record()
     lines: list[str] = []
     path = paths.supervisor_log()
     try:
@@ -83,12 +65,14 @@ class AttachedSupervisor(ServingController):
     poll_ms = 1000
     stop_grace_s = 45.0
 
-    def __init__(self, record: dict, parent: QObject | None = None):
+    def __init__(self, record: SupervisorRecord | dict, parent: QObject | None = None):
         super().__init__(parent)
+        if isinstance(record, dict):
+            record = SupervisorRecord.model_validate(record)
         self.record = record
-        self.pid = int(record["pid"])
-        self.pgid = int(record["pgid"]) if record.get("pgid") else None
-        self.url = record.get("url")
+        self.pid = record.pid
+        self.pgid = record.pgid or None
+        self.url = record.url
         self._stop_sent_at: float | None = None
         self._killed = False
         self._polling = False
@@ -96,8 +80,8 @@ class AttachedSupervisor(ServingController):
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._poll)
         self._state = ServingState.running
-        if isinstance(record.get("config"), dict):
-            self.running_config = record["config"]
+        if record.config is not None:
+            self.running_config = record.config
 
     def start_following(self) -> None:
         launcher_logger().info("found a running app (supervisor pid %s) at %s", self.pid, self.url)
@@ -105,13 +89,7 @@ class AttachedSupervisor(ServingController):
         self._poll()
 
     def running(self) -> bool:
-        return psutil.pid_exists(self.pid) and self._alive()
-
-    def _alive(self) -> bool:
-        try:
-            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return False
+        return pid_alive(self.pid)
 
     def stop(self) -> None:
         if self._stop_sent_at is not None or not self.running():
@@ -120,14 +98,14 @@ class AttachedSupervisor(ServingController):
         self._stop_sent_at = time.monotonic()
         self._set_state(ServingState.stopping)
         self.message_changed.emit("Stopping…")
-        killpg_safely(None, self.pid, signal.SIGTERM)
+        signal_group(None, self.pid, signal.SIGTERM)
 
     def _poll(self) -> None:
         if not self.running():
             self._timer.stop()
             # It is gone: whatever its group left behind goes too.
             if self.pgid:
-                killpg_safely(self.pgid, None, signal.SIGKILL)
+                signal_group(self.pgid, None, signal.SIGKILL)
             self._set_state(ServingState.stopped)
             self.message_changed.emit("Stopped")
             return
@@ -135,7 +113,7 @@ class AttachedSupervisor(ServingController):
         if overdue and not self._killed:
             self._killed = True
             launcher_logger().warning("the app did not stop in time; killing its process group")
-            killpg_safely(self.pgid, self.pid, signal.SIGKILL)
+            signal_group(self.pgid, self.pid, signal.SIGKILL)
         if not self._polling:
             self._polling = True
             offset = self._log_offset
@@ -150,21 +128,21 @@ class AttachedSupervisor(ServingController):
     def _on_status_failed(self, exc: BaseException) -> None:
         self._polling = False
 
-    def _on_update(self, update: tuple[dict | None, list[str], int, dict | None]) -> None:
+    def _on_update(self, update: tuple[StatusRecord | None, list[str], int, SupervisorRecord | None]) -> None:
         self._polling = False
         status, lines, self._log_offset, record = update
         log = supervisor_logger()
         for line in lines:
             if line.strip():
                 log.info("%s", line.rstrip())
-        if record and record.get("pid") == self.pid and isinstance(record.get("config"), dict):
-            self.set_running_config(record["config"])  # e.g. after `gradio-serve apply`
+        if record and record.pid == self.pid and record.config is not None:
+            self.set_running_config(record.config)  # e.g. after `gradio-serve apply`
         if not status or self._stop_sent_at is not None:
             return
-        self._set_url(status.get("url"))
-        if status.get("deployments") is not None:
-            self.last_status = status
-            self.status_changed.emit(status)
-        state = state_for_phase(status.get("phase"))
+        self._set_url(status.url)
+        if "deployments" in status.model_fields_set:  # a status has been seen, not just an apply answer
+            self.last_status = status.as_json()
+            self.status_changed.emit(self.last_status)
+        state = state_for_phase(status.phase.value if status.phase else None)
         if state is not None and state is not ServingState.stopped:
             self._follow_phase(state)

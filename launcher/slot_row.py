@@ -36,7 +36,16 @@ from PySide6.QtWidgets import (
 )
 
 from launcher.model_catalog import ModelChoice
-from serving.config import Autoscaling, Mode, ModelSlot
+from serving.config import (
+    DTYPES,
+    MAX_CPUS_PER_REPLICA,
+    MAX_GPUS_PER_REPLICA,
+    MAX_REPLICAS,
+    Autoscaling,
+    Mode,
+    ModelSlot,
+    bounds,
+)
 
 DETAILS_ROLE = Qt.ItemDataRole.UserRole + 1
 CHOICE_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -47,12 +56,16 @@ COL_GPUS = 78
 COL_REPLICAS = 70
 COL_BUTTON = 28
 
-SCHEMA_MAX_CPUS = 1024.0
-SCHEMA_MAX_GPUS = 64.0
-SCHEMA_MAX_REPLICAS = 64
+# The config's own limits (serving/config.py is their one source).
+SCHEMA_MAX_CPUS = float(MAX_CPUS_PER_REPLICA)
+SCHEMA_MAX_GPUS = float(MAX_GPUS_PER_REPLICA)
+SCHEMA_MAX_REPLICAS = int(MAX_REPLICAS)
+_SCALE_MIN = bounds(Autoscaling, "min_replicas")
+_SCALE_MAX = bounds(Autoscaling, "max_replicas")
+_SCALE_TARGET = bounds(Autoscaling, "target_ongoing_requests")
 
 # (shown, ModelSlot.dtype) in the Precision box.
-PRECISIONS = (("Auto", "auto"), ("float32", "float32"), ("bfloat16", "bfloat16"), ("float16", "float16"))
+PRECISIONS = tuple(("Auto" if dtype == "auto" else dtype, dtype) for dtype in DTYPES)
 PRECISION_HELP = (
     "Precision of the weights. Auto: float32 on a CPU, bfloat16 (else float16) on a GPU.\n"
     "bfloat16 answers about 1.5x sooner on CPUs with native bfloat16 (AVX-512 BF16 or AMX) "
@@ -193,14 +206,14 @@ class SlotRow(QWidget):
         self.autoscale = QCheckBox("Autoscale")
         self.autoscale.setToolTip("Let Serve add and remove replicas with the load, between min and max")
         self.scale_min = QSpinBox()
-        self.scale_min.setRange(0, SCHEMA_MAX_REPLICAS)
+        self.scale_min.setRange(int(_SCALE_MIN.minimum), int(_SCALE_MIN.maximum))
         self.scale_min.setToolTip("Fewest replicas kept running (0: none while idle)")
         self.scale_max = QSpinBox()
-        self.scale_max.setRange(1, SCHEMA_MAX_REPLICAS)
+        self.scale_max.setRange(int(_SCALE_MAX.minimum), int(_SCALE_MAX.maximum))
         self.scale_max.setToolTip("Most replicas started under load (what must fit the cluster)")
         self.scale_target = QDoubleSpinBox()
         self.scale_target.setDecimals(2)
-        self.scale_target.setRange(0.1, 1000.0)
+        self.scale_target.setRange(0.1, float(_SCALE_TARGET.maximum))  # above 0 (exclusive), in the box's steps
         self.scale_target.setSingleStep(0.5)
         self.scale_target.setToolTip("Ongoing requests per replica Serve aims for; more load adds replicas")
         self.precision = QComboBox()

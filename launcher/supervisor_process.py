@@ -26,7 +26,17 @@ from launcher.logs import launcher_logger, supervisor_logger
 from serving import paths
 from serving.config import LaunchConfig
 from serving.events import Phase, parse_line
-from serving.reaper import group_alive  # stdlib only: safe on the GUI side
+from serving.process_group import group_alive, signal_group
+from serving.protocol import (
+    AppliedEvent,
+    ErrorEvent,
+    Event,
+    LogEvent,
+    PhaseEvent,
+    StatusEvent,
+    parse_event,
+)
+from serving.records import read_supervisor_record
 
 # Ray colours its log prefixes; the log view and file want plain text.
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -80,21 +90,8 @@ def state_for_phase(phase: str | None) -> ServingState | None:
     return _PHASE_STATE.get(phase or "")
 
 
-def killpg_safely(pgid: int | None, pid: int | None, sig: int) -> bool:
-    """Signal the supervisor's group, never our own (if it failed to lead one, signal just its pid).
-
-    Returns True if something was signalled.
-    """
-    try:
-        if pgid and pgid > 1 and pgid != os.getpgrp():
-            os.killpg(pgid, sig)
-            return True
-        if pid and pid > 1 and pid != os.getpid():
-            os.kill(pid, sig)
-            return True
-    except (ProcessLookupError, PermissionError):
-        pass
-    return False
+# The one process-group signaller (serving/process_group.py); the name the launcher has used.
+killpg_safely = signal_group
 
 
 class ServingController(QObject):
@@ -160,9 +157,9 @@ class ServingController(QObject):
 
     def reload_running_config(self) -> None:
         """Take the config from the supervisor record (rewritten after an apply, e.g. `gradio-serve apply`)."""
-        record = paths.read_json(paths.supervisor_record())  # one small file
-        if record and record.get("pid") == self.pid and isinstance(record.get("config"), dict):
-            self.set_running_config(record["config"])
+        record = read_supervisor_record()  # one small file
+        if record and record.pid == self.pid and record.config is not None:
+            self.set_running_config(record.config)
 
     def _set_url(self, url: str | None) -> None:
         if url and url != self.url:
@@ -283,9 +280,9 @@ class SupervisorProcess(ServingController):
             self._reap_group_now()
             return
         pid = self.pid or self.process.processId()
-        killpg_safely(self.pgid, pid, signal.SIGTERM)
+        signal_group(self.pgid, pid, signal.SIGTERM)
         if not self.process.waitForFinished(int(wait_s * 1000 / 2)):
-            killpg_safely(self.pgid, pid, signal.SIGKILL)
+            signal_group(self.pgid, pid, signal.SIGKILL)
             self.process.kill()
             self.process.waitForFinished(2000)
         self._reap_group_now()
@@ -300,7 +297,7 @@ class SupervisorProcess(ServingController):
         launcher_logger().warning(
             "the supervisor did not stop within %d s; ending its process group", self.stop_grace_ms // 1000
         )
-        killpg_safely(self.pgid, self.pid or self.process.processId(), signal.SIGTERM)
+        signal_group(self.pgid, self.pid or self.process.processId(), signal.SIGTERM)
         self._grace.timeout.disconnect(self._on_grace_over)
         self._grace.timeout.connect(self._on_term_grace_over)
         self._grace.start(self.term_grace_ms)
@@ -309,7 +306,7 @@ class SupervisorProcess(ServingController):
         self._grace.timeout.disconnect(self._on_term_grace_over)
         self._grace.timeout.connect(self._on_grace_over)
         if self.running():
-            killpg_safely(self.pgid, self.pid or self.process.processId(), signal.SIGKILL)
+            signal_group(self.pgid, self.pid or self.process.processId(), signal.SIGKILL)
             self.process.kill()
 
     def _reap_group(self) -> None:
@@ -317,14 +314,14 @@ class SupervisorProcess(ServingController):
         if not group_alive(self.pgid):
             return
         launcher_logger().info("ending leftover processes of group %s (signal %s)", self.pgid, self._reap_signal)
-        killpg_safely(self.pgid, None, self._reap_signal)
+        signal_group(self.pgid, None, self._reap_signal)
         if self._reap_signal == signal.SIGTERM:
             self._reap_signal = signal.SIGKILL
             self._reaper.start(3000)
 
     def _reap_group_now(self) -> None:
         if group_alive(self.pgid):
-            killpg_safely(self.pgid, None, signal.SIGKILL)
+            signal_group(self.pgid, None, signal.SIGKILL)
 
     # ---- output ---------------------------------------------------------
 
@@ -361,20 +358,26 @@ class SupervisorProcess(ServingController):
             return
         self.handle_event(event)
 
-    def handle_event(self, event: dict) -> None:
-        kind = event.get("event")
+    def handle_event(self, event: Event | dict) -> None:
+        """One event from the supervisor (a model, or its JSON as the tests' fakes send it)."""
         log = supervisor_logger()
-        if kind == "phase":
-            if event.get("pid"):
-                self.pid = int(event["pid"])
-            if event.get("pgid"):
-                self.pgid = int(event["pgid"])
-            self._set_url(event.get("url"))
-            message = event.get("message") or event.get("phase", "")
-            log.info("[%s] %s", event.get("phase"), message)
+        if isinstance(event, dict):
+            parsed = parse_event(event)
+            if parsed is None:
+                log.info("%s", event)  # not one of ours: still worth seeing
+                return
+            event = parsed
+        if isinstance(event, PhaseEvent):
+            if event.pid:
+                self.pid = event.pid
+            if event.pgid:
+                self.pgid = event.pgid
+            self._set_url(event.url)
+            message = event.message or event.phase.value
+            log.info("[%s] %s", event.phase.value, message)
             self.message_changed.emit(message)
-            self.phase_changed.emit(str(event.get("phase") or ""), message)
-            state = state_for_phase(event.get("phase"))
+            self.phase_changed.emit(event.phase.value, message)
+            state = state_for_phase(event.phase.value)
             if state in (ServingState.stopped, ServingState.error):
                 # Final only once the process has exited (it still cleans up after saying so);
                 # until then it is stopping. _on_finished settles the state.
@@ -384,26 +387,24 @@ class SupervisorProcess(ServingController):
                 self._stop_requested and state in (ServingState.running, ServingState.starting)
             ):
                 self._follow_phase(state)
-        elif kind == "status":
-            self.last_status = event
-            self.status_changed.emit(event)
-        elif kind == "error":
-            message, hint = str(event.get("message", "")), str(event.get("hint") or "")
-            self.last_error = (message, hint)
-            log.error("error: %s%s", message, f" (hint: {hint})" if hint else "")
-            self.error_reported.emit(message, hint)
-        elif kind == "log":
-            level = {"warning": 30, "error": 40}.get(str(event.get("level")), 20)
-            log.log(level, "%s", event.get("message", ""))
-        elif kind == "applied":
-            ok, message, hint = bool(event.get("ok")), event.get("message", ""), event.get("hint") or ""
+        elif isinstance(event, StatusEvent):
+            status = event.as_json()
+            self.last_status = status
+            self.status_changed.emit(status)
+        elif isinstance(event, ErrorEvent):
+            self.last_error = (event.message, event.hint)
+            log.error("error: %s%s", event.message, f" (hint: {event.hint})" if event.hint else "")
+            self.error_reported.emit(event.message, event.hint)
+        elif isinstance(event, LogEvent):
+            level = {"warning": 30, "error": 40}.get(event.level, 20)
+            log.log(level, "%s", event.message)
+        elif isinstance(event, AppliedEvent):
+            ok, message, hint = event.ok, event.message, event.hint
             log.log(20 if ok else 30, "%s%s", message if ok else f"not applied: {message}", f" ({hint})" if hint else "")
-            self.applied.emit(event)
+            self.applied.emit(event.as_json())
             if ok:
                 # The supervisor rewrites its record just after saying so; read it once that is done.
                 QTimer.singleShot(1000, self, self.reload_running_config)
-        else:
-            log.info("%s", event)
 
     # ---- end ------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
 The request is a file in the state folder plus SIGUSR1 to the supervisor, so the CLI,
 the launcher and a launcher that re-attached to a detached supervisor all use one path.
-The answer is the `applied` entry of the status record (and an `applied` event).
+The answer is the `applied` entry of the status record (and an `applied` event); the
+request and the answer are modelled in serving/protocol.py.
 
-Light on purpose (stdlib + paths): the launcher imports it.
+Light on purpose (stdlib, pydantic, paths): the launcher imports it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ import time
 import uuid
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from . import paths
+from .protocol import ApplyAnswer, ApplyRequest
+from .records import read_status_record
 
 # Changing these needs a new cluster or a new HTTP proxy, not a redeploy.
 RESTART_ONLY = ("cluster", "http")
@@ -27,27 +32,37 @@ def request_file() -> Path:
 
 def send(pid: int, config: dict) -> str:
     """Hand `config` (a LaunchConfig as JSON) to the supervisor `pid`; returns the request id."""
-    request_id = uuid.uuid4().hex
-    paths.write_json_atomic(request_file(), {"id": request_id, "config": config})
+    request = ApplyRequest(id=uuid.uuid4().hex, config=config)
+    paths.write_json_atomic(request_file(), request.as_json())
     os.kill(pid, signal.SIGUSR1)
-    return request_id
+    return request.id
+
+
+def take_request() -> ApplyRequest | None:
+    """The pending request, removed so it is carried out once."""
+    path = request_file()
+    data = paths.read_json(path)
+    path.unlink(missing_ok=True)
+    try:
+        return ApplyRequest.model_validate(data) if data else None
+    except ValidationError:
+        return None
 
 
 def take() -> dict | None:
-    """The pending request, removed so it is carried out once."""
-    path = request_file()
-    request = paths.read_json(path)
-    path.unlink(missing_ok=True)
-    return request if request and isinstance(request.get("config"), dict) else None
+    """take_request() as JSON, for callers that read it as a dict (the tests' fake supervisors)."""
+    request = take_request()
+    return request.as_json() if request else None
 
 
-def result(request_id: str) -> dict | None:
-    """{"id", "ok", "message", "hint"} once the supervisor has finished with that request."""
-    applied = (paths.read_json(paths.status_record()) or {}).get("applied")
-    return applied if isinstance(applied, dict) and applied.get("id") == request_id else None
+def result(request_id: str) -> ApplyAnswer | None:
+    """The supervisor's answer once it has finished with that request."""
+    status = read_status_record()
+    applied = status.applied if status else None
+    return applied if applied is not None and applied.id == request_id else None
 
 
-def wait(request_id: str, pid_alive, timeout_s: float = 900, poll_s: float = 0.5) -> dict | None:
+def wait(request_id: str, pid_alive, timeout_s: float = 900, poll_s: float = 0.5) -> ApplyAnswer | None:
     """Poll for the result; None on timeout or when the supervisor went away (pid_alive() false)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

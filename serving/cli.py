@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 
 from . import paths
-from .config import ConfigError, LaunchConfig, Mode, ModelSlot, default_config, read_config_file
+from .config import DTYPES, ConfigError, LaunchConfig, Mode, ModelSlot, default_config, read_config_file
 
 EXAMPLES = """examples:
   gradio-serve up --app demo.py                       your own Gradio app, unchanged
@@ -95,7 +94,7 @@ def _config_args(p: argparse.ArgumentParser) -> None:
                    help="CPUs per replica (once for all models, or once per --model)")
     p.add_argument("--num-gpus", type=float, action="append", metavar="N", help="GPUs per replica (fractions ok)")
     p.add_argument("--replicas", type=int, action="append", metavar="N", help="replicas per model")
-    p.add_argument("--dtype", action="append", choices=["auto", "float32", "bfloat16", "float16"],
+    p.add_argument("--dtype", action="append", choices=DTYPES,
                    help="weights' precision per model (auto: float32 on CPU, bfloat16/float16 on GPU)")
     p.add_argument("--min-replicas", type=int, action="append", metavar="N",
                    help="autoscale: fewest replicas per model (any autoscale flag turns autoscaling on)")
@@ -292,36 +291,37 @@ def cmd_up(args) -> int:
 
 def cmd_apply(args) -> int:
     from . import apply_request
-    from .supervisor import live_record
+    from .process_group import pid_alive
+    from .records import live_record
 
     record = live_record()
     if not record:
         print("Nothing is running; start it with `gradio-serve up` (it takes the same flags).", file=sys.stderr)
         return 3
-    config = config_from_args(args, base=record["config"])
-    restart = apply_request.restart_needed(record["config"], config.model_dump(mode="json"))
+    config = config_from_args(args, base=record.config)
+    restart = apply_request.restart_needed(record.config, config.model_dump(mode="json"))
     if restart:
         print(f"error: changing {' and '.join(restart)} settings needs a restart: "
               "`gradio-serve down`, then `gradio-serve up` with the new settings", file=sys.stderr)
         return 2
     what = config.app.target if config.app else ", ".join(s.model for s in config.models)
-    print(f"Applying {what} to the app at {record['url']}…")
+    print(f"Applying {what} to the app at {record.url}…")
     start = time.monotonic()
-    request_id = apply_request.send(record["pid"], config.model_dump(mode="json"))
-    answer = apply_request.wait(request_id, lambda: _alive(record["pid"]), timeout_s=args.timeout)
+    request_id = apply_request.send(record.pid, config.model_dump(mode="json"))
+    answer = apply_request.wait(request_id, lambda: pid_alive(record.pid), timeout_s=args.timeout)
     if answer is None:
         print("error: no answer from the app (it stopped, or the change took too long); "
               "see `gradio-serve status` and the log", file=sys.stderr)
         return 1
-    if not answer["ok"]:
-        print(f"error: {answer['message']}" + (f"\n  {answer['hint']}" if answer.get("hint") else ""), file=sys.stderr)
+    if not answer.ok:
+        print(f"error: {answer.message}" + (f"\n  {answer.hint}" if answer.hint else ""), file=sys.stderr)
         return 2
-    print(f"Done in {time.monotonic() - start:.1f} s: {record['url']}")
+    print(f"Done in {time.monotonic() - start:.1f} s: {record.url}")
     return 0
 
 
 def cmd_status(args) -> int:
-    from .supervisor import live_record
+    from .records import live_record, read_status_record
 
     record = live_record()
     if not record:
@@ -330,15 +330,18 @@ def cmd_status(args) -> int:
         else:
             print("Nothing is running. Start it with `gradio-serve up` or the launcher.")
         return 3
-    status = paths.read_json(paths.status_record()) or {}
+    status = read_status_record()
     if args.json:
-        print(json.dumps({"running": True, **record, **status}, indent=2))
+        # The two records as written, merged (status.json's keys win), as before the models.
+        print(json.dumps({"running": True, **record.as_json(), **(paths.read_json(paths.status_record()) or {})},
+                         indent=2))
         return 0
-    print(f"{status.get('phase', 'starting')}: {record['url']}  (supervisor pid {record['pid']}, "
-          f"app {status.get('app_status', 'NOT_STARTED')})")
+    phase = status.phase.value if status and status.phase else "starting"
+    print(f"{phase}: {record.url}  (supervisor pid {record.pid}, "
+          f"app {status.app_status if status else 'NOT_STARTED'})")
     rows = [("DEPLOYMENT", "STATUS", "REPLICAS", "MESSAGE")]
-    for d in status.get("deployments", []):
-        rows.append((d["name"], d["status"], f"{d['replicas_running']}/{d['replicas_target']}", d["message"][:60]))
+    for d in status.deployments if status else []:
+        rows.append((d.name, d.status, f"{d.replicas_running}/{d.replicas_target}", d.message[:60]))
     widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
@@ -346,36 +349,27 @@ def cmd_status(args) -> int:
 
 
 def cmd_down(args) -> int:
-    from .supervisor import live_record
+    from .process_group import pid_alive, stop_group
+    from .records import live_record
 
     record = live_record()
     if not record:
         print("Nothing is running.")
         return 0
-    pid = record["pid"]
-    print(f"Stopping the app at {record['url']} (pid {pid})…")
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if live_record() is None or not _alive(pid):
-            print("Stopped.")
-            return 0
-        time.sleep(0.5)
-    if record.get("owns_cluster") and record.get("pgid") == pid:
-        os.killpg(pid, signal.SIGKILL)
+    pid = record.pid
+    print(f"Stopping the app at {record.url} (pid {pid})…")
+    # SIGTERM to the supervisor alone: it ends Serve, the cluster and its group itself. Killing is
+    # left for a group it leads with a cluster of its own (on someone else's cluster, only the app goes).
+    owns_group = record.owns_cluster and record.pgid == pid
+    if stop_group(pid if owns_group else None, pid, grace_s=90, term_pid_only=True, kill=owns_group,
+                  done=lambda: live_record() is None or not pid_alive(pid), poll_s=0.5):
+        print("Stopped.")
+        return 0
+    if owns_group:
         print("It did not stop in 90 s; killed its processes.")
         return 1
     print("It did not stop in 90 s.")
     return 1
-
-
-def _alive(pid: int) -> bool:
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def cmd_models(args) -> int:

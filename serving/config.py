@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
+import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 APP_NAME = "gradio-serve"
 APP_DEPLOYMENT = "app"  # the deployment that serves your own app (mode app)
 DEFAULT_PORT = 8000
+MAX_MODEL_SLOTS = 8  # fan-out columns; more would not fit a page
+
+# The weights' precision (ModelSlot.dtype): the window's Precision box and `--dtype` offer these.
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+DTYPES: tuple[str, ...] = get_args(Dtype)
 
 
 class ConfigError(ValueError):
@@ -105,7 +112,7 @@ class ModelSlot(_Replicas):
     label: str | None = Field(None, max_length=80, description="Name shown above this model's answer.")
     max_ongoing_requests: int = Field(8, ge=1, le=1000, description="Requests one replica takes at once; more queue.")
     trust_remote_code: bool = Field(False, description="Run code shipped with the model (only for models you trust).")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+    dtype: Dtype = Field(
         "auto", description="Precision of the weights. auto: float32 on a CPU, bfloat16 (else float16) on a GPU. "
         "bfloat16 on a CPU with native support (AVX-512 BF16 or AMX) answers ~1.5x sooner, with "
         "slightly different numerics.")
@@ -196,8 +203,8 @@ class LaunchConfig(_Strict):
             raise ValueError(f"summarize mode takes exactly one model, got {n}; use --mode fanout for several")
         if self.mode is Mode.fanout and n < 2:
             raise ValueError(f"fanout mode needs at least two models, got {n}; add another --model")
-        if n > 8:
-            raise ValueError(f"at most 8 model slots, got {n}")
+        if n > MAX_MODEL_SLOTS:
+            raise ValueError(f"at most {MAX_MODEL_SLOTS} model slots, got {n}")
         return self
 
     @property
@@ -300,3 +307,43 @@ def default_config(mode: Mode | str = Mode.summarize) -> LaunchConfig:
             ModelSlot(label="creative", generation=Generation(do_sample=True, temperature=0.9, top_p=0.95)),
         ],
     )
+
+
+# -- bounds, read from the fields above: the one source for the window's boxes and the CLI ----------
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A numeric field's limits as its Field declares them (ge/gt/le/lt); None: unbounded."""
+
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False  # gt rather than ge: the minimum itself is refused
+    exclusive_maximum: bool = False
+
+    def allows(self, value: float) -> bool:
+        if self.minimum is not None and (value <= self.minimum if self.exclusive_minimum else value < self.minimum):
+            return False
+        return self.maximum is None or (value < self.maximum if self.exclusive_maximum else value <= self.maximum)
+
+
+def bounds(model: type[BaseModel], field: str) -> Bounds:
+    """The bounds of `model.field`, e.g. bounds(ModelSlot, "num_cpus") == Bounds(0, 1024, True, False)."""
+    found: dict = {}
+    for rule in model.model_fields[field].metadata:
+        if isinstance(rule, annotated_types.Ge):
+            found.update(minimum=rule.ge)
+        elif isinstance(rule, annotated_types.Gt):
+            found.update(minimum=rule.gt, exclusive_minimum=True)
+        elif isinstance(rule, annotated_types.Le):
+            found.update(maximum=rule.le)
+        elif isinstance(rule, annotated_types.Lt):
+            found.update(maximum=rule.lt, exclusive_maximum=True)
+    return Bounds(**found)
+
+
+# What the launcher's boxes need most often (per replica, for a model slot and your app alike).
+MAX_CPUS_PER_REPLICA = bounds(ModelSlot, "num_cpus").maximum
+MAX_GPUS_PER_REPLICA = bounds(ModelSlot, "num_gpus").maximum
+MAX_REPLICAS = bounds(ModelSlot, "replicas").maximum
+

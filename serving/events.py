@@ -1,18 +1,7 @@
-"""The supervisor's event stream: one JSON object per line on stdout.
+"""The supervisor's event stream: one JSON object per line on stdout, written and read.
 
-This is the whole contract between `gradio-serve up --events` and the launcher
-(which reads it through QProcess). Kept free of Ray so both sides can import it.
-
-Events (every one has "event" and "time"):
-  {"event": "phase", "phase": PHASE, "message": str, "url": str|None, "pid": int, "pgid": int}
-  {"event": "status", "app_status": str, "deployments": [
-       {"name": str, "label": str, "model": str, "status": STATUS,
-        "replicas_running": int, "replicas_target": int, "message": str}]}
-  {"event": "error", "message": str, "hint": str}
-  {"event": "log", "level": "info"|"warning"|"error", "message": str}
-
-Commands the supervisor reads on stdin, one per line: "stop", "detach".
-Stdin closing (the launcher died) means "stop" unless "detach" came first.
+The events themselves (phase, status, error, log, applied) and the stdin commands are
+described, and modelled, in serving/protocol.py. Kept free of Ray so both sides import it.
 """
 
 from __future__ import annotations
@@ -21,25 +10,11 @@ import json
 import sys
 import threading
 import time
-from enum import Enum
 from typing import Any, TextIO
 
+from .protocol import APP_STATUSES, DEPLOYMENT_STATUSES, Event, Phase, event_from, parse_event
 
-class Phase(str, Enum):
-    validating = "validating"
-    starting_cluster = "starting_cluster"
-    deploying = "deploying"
-    running = "running"
-    stopping = "stopping"
-    stopped = "stopped"
-    error = "error"
-
-
-# Serve's own words, reused rather than re-invented: app_status is an ApplicationStatus
-# (NOT_STARTED, DEPLOYING, RUNNING, UNHEALTHY, DEPLOY_FAILED, DELETING), each deployment's
-# status a DeploymentStatus (UPDATING, HEALTHY, UNHEALTHY, DEPLOY_FAILED, UPSCALING, DOWNSCALING).
-APP_STATUSES = ("NOT_STARTED", "DEPLOYING", "RUNNING", "UNHEALTHY", "DEPLOY_FAILED", "DELETING")
-DEPLOYMENT_STATUSES = ("UPDATING", "HEALTHY", "UNHEALTHY", "DEPLOY_FAILED", "UPSCALING", "DOWNSCALING")
+__all__ = ["APP_STATUSES", "DEPLOYMENT_STATUSES", "Event", "EventWriter", "Phase", "parse_line"]
 
 
 class EventWriter:
@@ -52,6 +27,7 @@ class EventWriter:
 
     def emit(self, event: str, **fields: Any) -> None:
         record = {"event": event, "time": round(time.time(), 3), **fields}
+        event_from(record)  # a malformed event is a bug here, not a puzzle for the reader
         line = json.dumps(record, default=str) if self.as_json else self._human(record)
         if line is None:
             return
@@ -84,8 +60,8 @@ class EventWriter:
         return json.dumps(record, default=str)
 
 
-def parse_line(line: str) -> dict | None:
-    """Parse one event line; None for anything that is not an event (e.g. stray log output)."""
+def parse_line(line: str) -> Event | None:
+    """Parse one event line into its model; None for anything that is not an event (e.g. stray log output)."""
     line = line.strip()
     if not line.startswith("{"):
         return None
@@ -93,4 +69,4 @@ def parse_line(line: str) -> dict | None:
         record = json.loads(line)
     except json.JSONDecodeError:
         return None
-    return record if isinstance(record, dict) and "event" in record else None
+    return parse_event(record)

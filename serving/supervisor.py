@@ -19,13 +19,15 @@ import webbrowser
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
-from . import paths
+from . import machine, paths
 from .config import APP_DEPLOYMENT, APP_NAME, ConfigError, LaunchConfig
 from .events import EventWriter, Phase
 from .loopback import SETUP_HOOK as LOOPBACK_HOOK
 from .loopback import keep_ray_on_loopback
+from .preflight import StartError, check_fits, check_port_free, local_capacity
+from .process_group import end_own_group_members
+from .protocol import ApplyAnswer, StatusRecord, SupervisorRecord
+from .records import live_record, read_supervisor_record
 
 # Serve's status is polled often while something changes, and less once it runs: each
 # poll costs the controller and us a few ms of CPU, which the models want.
@@ -36,14 +38,6 @@ UNSCHEDULABLE = "to be scheduled"  # not "to initialize": slow starts are not an
 CONTROL_LOOP_S = "0.25"
 # Importing the user's app (before deploying it): generous, an app may load a model at import.
 APP_IMPORT_TIMEOUT_S = 600
-
-
-class StartError(Exception):
-    """Start failed in a way the user can fix; carries a hint."""
-
-    def __init__(self, message: str, hint: str = ""):
-        super().__init__(message)
-        self.hint = hint
 
 
 @dataclass
@@ -64,7 +58,7 @@ class Supervisor:
     _deploy_error: BaseException | None = None
     _deploy_done: threading.Event = field(default_factory=threading.Event)
     _snapshot: dict = field(default_factory=dict)  # the last status written to the status record
-    _applied: dict | None = None  # the answer to the last apply request, kept in the status record
+    _applied: ApplyAnswer | None = None  # the answer to the last apply request, kept in the status record
     _started: float = field(default_factory=time.time)
     _inspection: subprocess.Popen | None = None  # mode app: the user's app imported aside, checked before deploying
     _app_found: str = ""  # "demo · gr.Blocks"
@@ -76,7 +70,7 @@ class Supervisor:
         self.phase(Phase.validating, "checking the configuration")
         running = live_record()
         if running:
-            raise StartError(f"the app is already running at {running.get('url')} (pid {running['pid']})",
+            raise StartError(f"the app is already running at {running.url} (pid {running.pid})",
                              "open it, change it in place with `gradio-serve apply`, or stop it with `gradio-serve down`")
         from .embedded_model import DOWNLOAD_MB, gguf_path, is_embedded
 
@@ -301,8 +295,8 @@ class Supervisor:
     def _write_status(self, snapshot: dict) -> None:
         self._snapshot = snapshot
         phase = Phase.running if self._announced else Phase.deploying
-        paths.write_json_atomic(paths.status_record(), {**snapshot, "url": self.config.url, "phase": phase.value,
-                                                       "applied": self._applied})
+        record = StatusRecord(**snapshot, url=self.config.url, phase=phase, applied=self._applied)
+        paths.write_json_atomic(paths.status_record(), record.as_json())
 
     def _failed(self, message: str, hint: str) -> None:
         """A deploy failed: after a change, go back to what ran before; at start, give up."""
@@ -319,9 +313,9 @@ class Supervisor:
     def _take_apply_request(self) -> None:
         from . import apply_request
 
-        request = apply_request.take()
+        request = apply_request.take_request()
         if request:
-            self.apply(request["config"], str(request.get("id", "")))
+            self.apply(request.config, request.id)
 
     def apply(self, wanted: dict, request_id: str) -> None:
         """Redeploy on the running cluster: Serve reconfigures replicas whose model alone changed."""
@@ -352,13 +346,14 @@ class Supervisor:
 
     def _finish_apply(self, request_id: str, ok: bool, message: str, hint: str = "") -> None:
         """Answer an apply request: an `applied` event and the status record's `applied` entry."""
-        self._applied = {"id": request_id, "ok": ok, "message": message, "hint": hint}
-        self.events.emit("applied", **self._applied)
+        if ok:
+            # First, so whoever hears the answer finds the new config in the record already.
+            self._write_record()
+        self._applied = ApplyAnswer(id=request_id, ok=ok, message=message, hint=hint)
+        self.events.emit("applied", **self._applied.as_json())
         self._write_status(self._snapshot)
         if self._apply and self._apply["id"] == request_id:
             self._apply = None
-        if ok:
-            self._write_record()  # `gradio-serve status` and a re-attaching launcher see the new config
 
     def _models_text(self) -> str:
         if self.config.app:
@@ -415,7 +410,7 @@ class Supervisor:
         except Exception as exc:  # noqa: BLE001 - stopping must go on
             self.events.emit("log", level="warning", message=f"while stopping Serve: {exc}")
         if self.owns_cluster:
-            end_group_members(grace_s=1.0)
+            end_own_group_members(grace_s=1.0)
         self._clear_record()
         self.phase(Phase.stopped, "stopped")
         if self._reaper:
@@ -459,15 +454,15 @@ class Supervisor:
 
     # -- the record other commands read --------------------------------------------------
     def _write_record(self) -> None:
-        paths.write_json_atomic(paths.supervisor_record(), {
-            "pid": os.getpid(), "pgid": os.getpgid(0), "url": self.config.url,
-            "address": self.config.cluster.address, "owns_cluster": self.owns_cluster,
-            "started": self._started, "config": self.config.model_dump(mode="json"),
-        })
+        record = SupervisorRecord(
+            pid=os.getpid(), pgid=os.getpgid(0), url=self.config.url, address=self.config.cluster.address,
+            owns_cluster=self.owns_cluster, started=self._started, config=self.config.model_dump(mode="json"),
+        )
+        paths.write_json_atomic(paths.supervisor_record(), record.as_json())
 
     def _clear_record(self) -> None:
-        record = paths.read_json(paths.supervisor_record())
-        if record and record.get("pid") == os.getpid():
+        record = read_supervisor_record()
+        if record and record.pid == os.getpid():
             paths.supervisor_record().unlink(missing_ok=True)
             paths.status_record().unlink(missing_ok=True)
 
@@ -546,47 +541,14 @@ def check_cluster_serve(config: LaunchConfig) -> None:
                          f"start again with --port {port}")
 
 
-def check_port_free(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise StartError(f"port {port} on {host} is already in use ({exc.strerror})",
-                             f"stop what uses it, or pick another port with --port (e.g. --port {port + 1})") from None
-
-
-def machine_gpus() -> int:
-    """NVIDIA GPUs, detected without importing torch (as Ray does)."""
-    try:
-        return len(os.listdir("/proc/driver/nvidia/gpus"))
-    except OSError:
-        return 0
-
-
 def check_local_resources(config: LaunchConfig) -> None:
-    cpus = config.cluster.num_cpus or psutil.cpu_count() or 1
-    gpus = config.cluster.num_gpus if config.cluster.num_gpus is not None else machine_gpus()
-    _fits(config, cpus, gpus, "this machine" if not config.cluster.num_cpus else "the local cluster")
+    """The local cluster's size (configured, else this machine's, as serving/machine.py counts it) fits."""
+    cpus, gpus = local_capacity(config.cluster, machine.cpu_count(), machine.gpu_count())
+    check_fits(config, cpus, gpus, "this machine" if not config.cluster.num_cpus else "the local cluster")
 
 
 def check_cluster_resources(config: LaunchConfig, resources: dict) -> None:
-    _fits(config, resources.get("CPU", 0), resources.get("GPU", 0), "the Ray cluster")
-
-
-def _fits(config: LaunchConfig, cpus: float, gpus: float, where: str) -> None:
-    want_cpu, want_gpu = config.requested_cpus(), config.requested_gpus()
-    if want_gpu > gpus:
-        raise StartError(f"the models ask for {want_gpu:g} GPU(s) but {where} has {gpus:g}",
-                         "set num_gpus to 0 for the models (--num-gpus 0), or run on a machine with GPUs")
-    if want_cpu > cpus:
-        raise StartError(f"the models ask for {want_cpu:g} CPUs (CPUs x replicas, plus the ingress) "
-                         f"but {where} has {cpus:g}",
-                         "lower --num-cpus or --replicas, use fewer models, or add machines")
-    fields = ["app"] if config.app else [f"models.{i}" for i in range(len(config.models))]
-    for field_name, d in zip(fields, config.deployments):
-        if d.num_cpus > cpus:
-            raise StartError(f"{field_name}.num_cpus is {d.num_cpus:g} but {where} has only {cpus:g} CPUs",
-                             f"lower num_cpus for {'your app' if config.app else 'that model'}")
+    check_fits(config, resources.get("CPU", 0), resources.get("GPU", 0), "the Ray cluster")
 
 
 def page_answers(url: str, timeout: float = 2.0) -> bool:
@@ -599,45 +561,3 @@ def page_answers(url: str, timeout: float = 2.0) -> bool:
             return resp.status == 200
     except Exception:  # noqa: BLE001 - not up yet
         return False
-
-
-def end_group_members(grace_s: float = 5.0) -> None:
-    """End what is left of our process group (Ray agents), never ourselves."""
-    me = os.getpid()
-    pgid = os.getpgid(0)
-    if pgid != me:
-        return  # not our own group (e.g. run from a shell pipeline): do not touch others
-    procs = []
-    for p in psutil.process_iter():
-        try:
-            if p.pid != me and os.getpgid(p.pid) == pgid:
-                procs.append(p)
-        except (ProcessLookupError, psutil.Error, OSError):
-            continue
-    for p in procs:
-        try:
-            p.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=grace_s)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-
-
-def live_record() -> dict | None:
-    """The running supervisor's record, if its process is alive."""
-    record = paths.read_json(paths.supervisor_record())
-    if not record or not isinstance(record.get("pid"), int):
-        return None
-    try:
-        proc = psutil.Process(record["pid"])
-        if proc.create_time() > record.get("started", 0) + 1:
-            return None  # the pid was reused by another process
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-    except psutil.Error:
-        return None
-    return record
