@@ -89,11 +89,11 @@ def cycle(model: str, port: int) -> None:
             finish(error=f"timed out in phase {state['phase']} ({text})")
         elif state["phase"] == "idle" and time.monotonic() > state["idle_until"]:
             state["phase"] = "catalog"
-        elif state["phase"] == "catalog" and window.catalog_loaded:
-            row = window.rows[0]
+        elif state["phase"] == "catalog" and window.form.catalog_loaded:
+            row = window.form.rows[0]
             row.model.setEditText(model)
             row.cpus.setValue(1)
-            window.port.setValue(port)
+            window.form.port.setValue(port)
             state["phase"] = "starting"
             state["t_start"] = time.monotonic()
             window.start_serving(interactive=False)

@@ -121,7 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     from launcher.errors import show_error
     from launcher.logs import launcher_logger, setup_file_logging
     from launcher.single_instance import SingleInstance, send_to_running
-    from launcher.supervisor_process import SupervisorProcess
     from launcher.window import MainWindow
     from serving.config import ConfigError, LaunchConfig
 
@@ -219,9 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     def on_signal(signum: int) -> None:
         log.info("signal %d: quitting", signum)
         if window.quitting:  # second signal: stop waiting
-            controller = window.controller
-            if isinstance(controller, SupervisorProcess):
-                controller.kill_now(wait_s=4)
+            if window.controller is not None:
+                window.controller.shutdown_now(wait_s=4)
             app.quit()
         else:
             window.request_quit(False)
@@ -230,10 +228,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def last_resort() -> None:
         # Whatever path led here, an owned supervisor that was not detached must not outlive us.
-        controller = window.controller
-        if isinstance(controller, SupervisorProcess) and controller.running() and not controller.detached:
-            log.info("stopping the supervisor before exit")
-            controller.kill_now()
+        if window.controller is not None:
+            window.controller.shutdown_now()
 
     app.aboutToQuit.connect(last_resort)
     rc = app.exec()

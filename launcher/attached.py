@@ -91,6 +91,15 @@ class AttachedSupervisor(ServingController):
     def running(self) -> bool:
         return pid_alive(self.pid)
 
+    def start(self, config) -> bool:
+        return False  # not ours to start: a new start makes a supervisor of its own
+
+    def detach(self) -> bool:
+        return True  # it was never ours: it keeps serving when this launcher quits
+
+    def shutdown_now(self, wait_s: float = 10.0) -> None:
+        pass  # the launcher's exit does not end an app it found running
+
     def stop(self) -> None:
         if self._stop_sent_at is not None or not self.running():
             return

@@ -166,7 +166,22 @@ class ServingController(QObject):
             self.url = url
             self.url_changed.emit(url)
 
+    # One interface for the owned supervisor and one found running, so no caller asks which it is.
+
+    def start(self, config: LaunchConfig) -> bool:
+        """Start serving `config`; False (and nothing done) if this controller cannot or is already running."""
+        raise NotImplementedError
+
     def stop(self) -> None:
+        """Stop the app (gracefully, then forcefully after a grace period); idempotent."""
+        raise NotImplementedError
+
+    def detach(self) -> bool:
+        """Leave the app serving after this launcher exits; False if it is stopping already."""
+        raise NotImplementedError
+
+    def shutdown_now(self, wait_s: float = 10.0) -> None:
+        """Exit path: end what this launcher owns now (blocks up to wait_s); what it does not own lives on."""
         raise NotImplementedError
 
 
@@ -270,6 +285,11 @@ class SupervisorProcess(ServingController):
         self.process.waitForBytesWritten(2000)  # a few bytes to a pipe; must land before we exit
         launcher_logger().info("detached: the supervisor (pid %s) keeps serving %s", self.pid, self.url or "")
         return True
+
+    def shutdown_now(self, wait_s: float = 10.0) -> None:
+        if self.running() and not self.detached:
+            launcher_logger().info("stopping the supervisor before exit")
+            self.kill_now(wait_s)
 
     def kill_now(self, wait_s: float = 10.0) -> None:
         """Exit path: end the whole group now (SIGTERM, then SIGKILL). Blocks up to wait_s."""

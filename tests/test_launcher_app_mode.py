@@ -17,6 +17,7 @@ import textwrap
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
+from fakes import path as fake_path
 from supervisor_run import free_port
 
 from launcher import errors, machine
@@ -24,6 +25,7 @@ from launcher import settings as settings_mod
 from launcher.app_inspector import Inspection
 from launcher.icons import STATE_COLOURS
 from launcher.model_catalog import ModelChoice
+from launcher.session import SessionState
 from launcher.settings import Settings
 from launcher.start_progress import StartProgress
 from launcher.supervisor_process import ServingState, SupervisorProcess
@@ -46,74 +48,11 @@ SYNTAX_ERROR = "import gradio as gr\n\ndef broken(:\n    pass\n"
 MISSING_IMPORT = "import gradio as gr\nimport no_such_package_here\n"
 NO_BLOCKS = "import gradio as gr\n\n\ndef greet(name):\n    return 'hello ' + name\n"
 
-FAKE_APP = textwrap.dedent(
-    r'''
-    """Fake `gradio-serve up --events` for mode app: its replicas come up one by one; apply; stop."""
-    import json, os, signal, sys, threading, time
-    from serving import apply_request, paths
-    os.setpgid(0, 0)
-    args = sys.argv[1:]
-    config = json.load(open(args[args.index("--config") + 1]))
-    url = f"http://127.0.0.1:{config['http']['port']}/"
-    pause = float(os.environ.get("FAKE_STEP_S", "0.3"))
-    def emit(event, **kw):
-        print(json.dumps({"event": event, "time": time.time(), **kw}), flush=True)
-    def phase(name, message):
-        emit("phase", phase=name, message=message, url=url if name == "running" else None,
-             pid=os.getpid(), pgid=os.getpgrp())
-    def status(cfg, running, state="UPDATING"):
-        app = cfg["app"]
-        emit("status", app_status="RUNNING" if state == "HEALTHY" else "DEPLOYING", deployments=[
-            {"name": "app", "label": "demo", "model": app["target"], "status": state,
-             "replicas_running": running, "replicas_target": app["replicas"], "message": ""}])
-    def record(cfg):
-        paths.write_json_atomic(paths.supervisor_record(),
-                                {"pid": os.getpid(), "pgid": os.getpgrp(), "url": url, "config": cfg})
-    def answer(request_id, ok, message):
-        applied = {"id": request_id, "ok": ok, "message": message, "hint": ""}
-        emit("applied", **applied)
-        paths.write_json_atomic(paths.status_record(), {"phase": "running", "url": url, "applied": applied})
-    assert config["mode"] == "app" and config["models"] == [], config
-    phase("validating", "checking the configuration"); time.sleep(pause)
-    phase("starting_cluster", "starting a local Ray cluster"); time.sleep(pause)
-    phase("deploying", "deploying app")
-    for running in range(config["app"]["replicas"]):
-        status(config, running); time.sleep(pause)
-    status(config, config["app"]["replicas"], "HEALTHY")
-    record(config)
-    phase("running", f"ready at {url}")
-    usr1, stop = threading.Event(), threading.Event()
-    signal.signal(signal.SIGUSR1, lambda *_: usr1.set())
-    def read_stdin():
-        for line in sys.stdin:
-            if line.strip() == "stop":
-                break
-        stop.set()
-    threading.Thread(target=read_stdin, daemon=True).start()
-    while not stop.wait(0.05):
-        if not usr1.is_set():
-            continue
-        usr1.clear()
-        request = apply_request.take()
-        phase("deploying", "applying app")
-        time.sleep(pause)
-        config = request["config"]
-        status(config, config["app"]["replicas"], "HEALTHY")
-        phase("running", f"ready at {url}")
-        answer(request["id"], True, "applied: app")
-        record(config)
-    phase("stopping", "stopping")
-    paths.supervisor_record().unlink(missing_ok=True)
-    phase("stopped", "stopped")
-    '''
-)
-
-
 def _window(qtbot, settings: Settings | None = None) -> MainWindow:
     w = MainWindow(settings or Settings(), open_browser=False)
     qtbot.addWidget(w)
     w.show()
-    qtbot.waitUntil(lambda: w.catalog_loaded and w._machine_probed, timeout=5_000)
+    qtbot.waitUntil(lambda: w.form.catalog_loaded and w.form.machine_probed, timeout=5_000)
     return w
 
 
@@ -137,7 +76,7 @@ def windows(qtbot, machine_4cpu):
 
     yield make
     for w in made:
-        w.app_row.inspector.shutdown()
+        w.form.app_row.inspector.shutdown()
         c = w.controller
         if isinstance(c, SupervisorProcess) and c.running():
             c.kill_now(wait_s=3)
@@ -146,12 +85,12 @@ def windows(qtbot, machine_4cpu):
 @pytest.fixture
 def window(windows, tmp_path, monkeypatch):
     """A window whose Start runs the fake app supervisor, on a free port."""
-    script = tmp_path / "fake_app_supervisor.py"
-    script.write_text(FAKE_APP)
     monkeypatch.setenv("FAKE_STEP_S", "0.3")
     w = windows()
-    w._controller_factory = lambda parent: SupervisorProcess(parent, command=[sys.executable, str(script)])
-    w.port.setValue(free_port())
+    w.session.controller_factory = lambda parent: SupervisorProcess(
+        parent, command=[sys.executable, fake_path("serving_app")]
+    )
+    w.form.port.setValue(free_port())
     return w
 
 
@@ -162,8 +101,8 @@ def app_file(tmp_path, name: str, source: str) -> str:
 
 
 def wait_checked(qtbot, w: MainWindow) -> Inspection:
-    qtbot.waitUntil(lambda: w.app_row.current_result() is not None, timeout=CHECK_MS)
-    return w.app_row.current_result()
+    qtbot.waitUntil(lambda: w.form.app_row.current_result() is not None, timeout=CHECK_MS)
+    return w.form.app_row.current_result()
 
 
 def dialog_text() -> str:
@@ -199,26 +138,26 @@ def test_choosing_a_file_shows_what_it_holds(window, qtbot, tmp_path, monkeypatc
     asked = []
     monkeypatch.setattr("launcher.app_picker.QFileDialog.getOpenFileName",
                         lambda *args: asked.append(args) or (path, ""))
-    w.mode_app.setChecked(True)
-    assert w.models_box.title() == "Your app" and w.app_row.isVisible()
-    assert not w.slots_panel.isVisible() and not w.add_button.isVisible()
-    assert w.app_row.found_text().startswith("Choose your app's .py file")
+    w.form.mode_app.setChecked(True)
+    assert w.form.models_box.title() == "Your app" and w.form.app_row.isVisible()
+    assert not w.form.slots_panel.isVisible() and not w.form.add_button.isVisible()
+    assert w.form.app_row.found_text().startswith("Choose your app's .py file")
 
-    w.app_row.choose.click()
+    w.form.app_row.choose.click()
     assert "*.py" in asked[0][-1], "the dialog offers Python files"
-    assert w.app_row.text() == path
-    assert w.app_row.found_text() == "Checking demo.py…", "said at once; the check runs in a child process"
+    assert w.form.app_row.text() == path
+    assert w.form.app_row.found_text() == "Checking demo.py…", "said at once; the check runs in a child process"
     result = wait_checked(qtbot, w)
-    assert result.ok and w.app_row.found_text() == "demo · gr.Blocks"
-    assert STATE_COLOURS["error"] not in w.app_row.found.text()
-    assert w.app_row.found.toolTip().startswith(path)
+    assert result.ok and w.form.app_row.found_text() == "demo · gr.Blocks"
+    assert STATE_COLOURS["error"] not in w.form.app_row.found.text()
+    assert w.form.app_row.found.toolTip().startswith(path)
 
     # NAME after a colon picks a builder function.
     builder = app_file(tmp_path, "builder.py", BUILDER)
-    w.app_row.set_target(builder + ":build")
+    w.form.app_row.set_target(builder + ":build")
     result = wait_checked(qtbot, w)
-    assert result.ok and w.app_row.found_text() == "build() · gr.Interface"
-    assert w.current_config().app.target == builder + ":build"
+    assert result.ok and w.form.app_row.found_text() == "build() · gr.Interface"
+    assert w.form.current_config().app.target == builder + ":build"
 
 
 @pytest.mark.parametrize(
@@ -234,15 +173,15 @@ def test_choosing_a_file_shows_what_it_holds(window, qtbot, tmp_path, monkeypatc
 def test_a_broken_app_shows_the_error_and_start_is_refused(window, qtbot, tmp_path, source, expected):
     w = window
     launched = []
-    fake = w._controller_factory
-    w._controller_factory = lambda parent: launched.append(parent) or fake(parent)
-    w.mode_app.setChecked(True)
-    w.app_row.set_target(app_file(tmp_path, "app.py", source))
+    fake = w.session.controller_factory
+    w.session.controller_factory = lambda parent: launched.append(parent) or fake(parent)
+    w.form.mode_app.setChecked(True)
+    w.form.app_row.set_target(app_file(tmp_path, "app.py", source))
     result = wait_checked(qtbot, w)
     assert not result.ok and result.refuses_start
     for text in expected:
-        assert text in w.app_row.found_text()
-    assert STATE_COLOURS["error"] in w.app_row.found.text(), "said in the error colour"
+        assert text in w.form.app_row.found_text()
+    assert STATE_COLOURS["error"] in w.form.app_row.found.text(), "said in the error colour"
 
     w.start_serving()
     qtbot.waitUntil(lambda: errors.last_dialog is not None, timeout=CHECK_MS)
@@ -255,21 +194,21 @@ def test_a_broken_app_shows_the_error_and_start_is_refused(window, qtbot, tmp_pa
 
 def test_a_missing_file_is_said_without_a_check_and_an_edited_file_is_checked_again(window, qtbot, tmp_path):
     w = window
-    w.mode_app.setChecked(True)
+    w.form.mode_app.setChecked(True)
     missing = str(tmp_path / "nowhere.py")
-    w.app_row.set_target(missing)
-    assert not w.app_row.inspector.busy(), "nothing to import"
-    assert w.app_row.found_text().startswith(f"{missing} does not exist")
+    w.form.app_row.set_target(missing)
+    assert not w.form.app_row.inspector.busy(), "nothing to import"
+    assert w.form.app_row.found_text().startswith(f"{missing} does not exist")
     w.start_serving()
     assert "does not exist" in dialog_text() and w.controller is None
 
     # Fixed in an editor: the watcher checks the file again without the window being touched.
     path = app_file(tmp_path, "app.py", SYNTAX_ERROR)
-    w.app_row.set_target(path)
+    w.form.app_row.set_target(path)
     assert not wait_checked(qtbot, w).ok
     with open(path, "w") as fh:
         fh.write(BLOCKS)
-    qtbot.waitUntil(lambda: w.app_row.found_text() == "demo · gr.Blocks", timeout=CHECK_MS)
+    qtbot.waitUntil(lambda: w.form.app_row.found_text() == "demo · gr.Blocks", timeout=CHECK_MS)
 
 
 def test_relative_and_module_targets_are_stored_as_they_are_found(window, qtbot, tmp_path, monkeypatch):
@@ -280,26 +219,26 @@ def test_relative_and_module_targets_are_stored_as_they_are_found(window, qtbot,
     (tmp_path / "pkg" / "ui.py").write_text(BLOCKS)
     app_file(tmp_path, "demo.py", BLOCKS)
     monkeypatch.chdir(tmp_path)
-    w.mode_app.setChecked(True)
-    w.app_row.target_box.setEditText("demo.py:demo")  # typed, relative to where the launcher runs
-    spec = w.current_config().app
+    w.form.mode_app.setChecked(True)
+    w.form.app_row.target_box.setEditText("demo.py:demo")  # typed, relative to where the launcher runs
+    spec = w.form.current_config().app
     assert spec.target == str(tmp_path / "demo.py") + ":demo" and spec.app_dir is None
-    w.app_row.target_box.lineEdit().editingFinished.emit()
-    assert w.app_row.text() == spec.target, "the field shows the path the app will be found at"
+    w.form.app_row.target_box.lineEdit().editingFinished.emit()
+    assert w.form.app_row.text() == spec.target, "the field shows the path the app will be found at"
 
-    w.app_row.set_target("pkg.ui:demo")
-    spec = w.current_config().app
+    w.form.app_row.set_target("pkg.ui:demo")
+    spec = w.form.current_config().app
     assert spec.target == "pkg.ui:demo" and spec.app_dir == str(tmp_path), "a module runs where it was found"
-    assert wait_checked(qtbot, w).ok and w.app_row.found_text() == "demo · gr.Blocks"
+    assert wait_checked(qtbot, w).ok and w.form.app_row.found_text() == "demo · gr.Blocks"
 
     # In a configuration file, relative to the file (as `gradio-serve up --config` reads it).
     (tmp_path / "elsewhere").mkdir()
     config_file = tmp_path / "elsewhere" / "app.json"
     config_file.write_text(json.dumps({"mode": "app", "app": {"target": "../demo.py", "replicas": 2}}))
-    monkeypatch.setattr("launcher.window.QFileDialog.getOpenFileName", lambda *args: (str(config_file), ""))
-    w._load_config_file()
-    spec = w.current_config().app
-    assert spec.target == str(tmp_path / "demo.py") and spec.replicas == 2 and w.app_row.text() == spec.target
+    monkeypatch.setattr("launcher.dialogs.QFileDialog.getOpenFileName", lambda *args: (str(config_file), ""))
+    w.load_config_action.trigger()
+    spec = w.form.current_config().app
+    assert spec.target == str(tmp_path / "demo.py") and spec.replicas == 2 and w.form.app_row.text() == spec.target
 
 
 # ---- start, progress, open, apply, stop ---------------------------------------------------
@@ -308,15 +247,15 @@ def test_relative_and_module_targets_are_stored_as_they_are_found(window, qtbot,
 def test_start_in_app_mode_hands_the_supervisor_the_app_and_the_progress_follows(window, qtbot, tmp_path):
     w = window
     path = app_file(tmp_path, "demo.py", BLOCKS)
-    w.mode_app.setChecked(True)
-    w.app_row.set_target(path)
-    w.app_row.cpus.setValue(1.5)
-    w.app_row.replicas.setValue(2)
+    w.form.mode_app.setChecked(True)
+    w.form.app_row.set_target(path)
+    w.form.app_row.cpus.setValue(1.5)
+    w.form.app_row.replicas.setValue(2)
     steps: list[tuple[str, int]] = []
     w.start_progress.step_changed.connect(lambda words, percent: steps.append((words, percent)))
 
     # Pressed while the file is still being checked: Start waits for the verdict.
-    assert w.app_row.checking()
+    assert w.form.app_row.checking()
     w.start_serving()
     assert w.state_text() == "Checking…" and not w.start_button.isEnabled()
     assert w.start_progress.isVisible() and w.start_progress.words_text() == "Checking the configuration"
@@ -346,30 +285,30 @@ def test_start_in_app_mode_hands_the_supervisor_the_app_and_the_progress_follows
         opened = []
         w.browser.opener = lambda url: opened.append(url) or True
         w.open_button.click()
-        assert opened == [controller.url] and str(w.port.value()) in controller.url
+        assert opened == [controller.url] and str(w.form.port.value()) in controller.url
 
         # Apply: fewer replicas, in place; not a start, so no progress bar.
-        w.app_row.replicas.setValue(1)
+        w.form.app_row.replicas.setValue(1)
         assert w.apply_button.isEnabled() and w.apply_button.text() == "Apply changes"
         assert "Changes not applied yet" in w.pending_label.text()
         w.apply_button.click()
-        qtbot.waitUntil(lambda: w._applying is None, timeout=20_000)
+        qtbot.waitUntil(lambda: w.session.state is not SessionState.applying, timeout=20_000)
         assert "Applied in" in w.statusBar().currentMessage() and "demo.py" in w.statusBar().currentMessage()
         assert controller.running_config["app"]["replicas"] == 1 and not w.apply_button.isEnabled()
         assert not w.start_progress.isVisible()
 
         # A target that cannot load is refused before anything is sent.
-        w.app_row.set_target(app_file(tmp_path, "broken.py", MISSING_IMPORT))
+        w.form.app_row.set_target(app_file(tmp_path, "broken.py", MISSING_IMPORT))
         assert not wait_checked(qtbot, w).ok
         assert w.apply_button.isEnabled()
         w.apply_changes()
-        assert w._applying is None and "Your app cannot be applied" in dialog_text()
+        assert w.session.state is not SessionState.applying and "Your app cannot be applied" in dialog_text()
         assert "no_such_package_here" in dialog_text()
         assert controller.running_config["app"]["target"] == path
     finally:
         w.stop_serving()
         qtbot.waitUntil(lambda: w.state_text() == "Stopped", timeout=15_000)
-    assert w._state() is ServingState.stopped and w.start_button.isEnabled()
+    assert w.controller.state is ServingState.stopped and w.start_button.isEnabled()
 
 
 def test_progress_words_for_models_and_for_a_failed_start(qtbot):
@@ -422,31 +361,31 @@ def test_dropping_a_py_file_switches_to_app_mode_and_sets_the_target(window, qtb
     path = app_file(tmp_path, "demo.py", BLOCKS)
     notes = tmp_path / "notes.txt"
     notes.write_text("not an app")
-    assert w.mode() is Mode.summarize
+    assert w.form.mode() is Mode.summarize
     assert not _drop(w, [str(notes)]), "only a .py file is taken"
-    assert w.mode() is Mode.summarize
+    assert w.form.mode() is Mode.summarize
 
     assert _drop(w, [str(notes), path])
-    assert w.mode() is Mode.app and w.app_row.text() == path
+    assert w.form.mode() is Mode.app and w.form.app_row.text() == path
     assert w.settings.recent_apps[0] == path
-    assert wait_checked(qtbot, w).ok and w.app_row.found_text() == "demo · gr.Blocks"
-    assert w.current_config().app.target == path
+    assert wait_checked(qtbot, w).ok and w.form.app_row.found_text() == "demo · gr.Blocks"
+    assert w.form.current_config().app.target == path
 
     # Onto the target field itself (which would otherwise paste the file's URL as text).
     other = app_file(tmp_path, "other.py", BLOCKS)
-    assert _drop(w.app_row.target_box.lineEdit(), [other])
-    assert w.app_row.text() == other and w.settings.recent_apps[:2] == [other, path]
+    assert _drop(w.form.app_row.target_box.lineEdit(), [other])
+    assert w.form.app_row.text() == other and w.settings.recent_apps[:2] == [other, path]
 
 
 def test_recent_apps_are_offered_and_persist_across_a_settings_reload(window, windows, qtbot, tmp_path, monkeypatch):
     w = window
     first, second = app_file(tmp_path, "first.py", BLOCKS), app_file(tmp_path, "second.py", NO_BLOCKS)
-    w.mode_app.setChecked(True)
+    w.form.mode_app.setChecked(True)
     for path in (second, first):
         monkeypatch.setattr("launcher.app_picker.QFileDialog.getOpenFileName", lambda *args, p=path: (p, ""))
-        w.app_row.choose.click()
+        w.form.app_row.choose.click()
     assert w.settings.recent_apps == [first, second], "most recent first; a chosen app is kept even if it fails"
-    assert w.app_row.recent() == [first, second]
+    assert w.form.app_row.recent() == [first, second]
     w.save_settings()
     stored = json.loads(settings_mod.settings_path().read_text())
     assert stored["recent_apps"] == [first, second] and stored["config"]["mode"] == "app"
@@ -454,13 +393,13 @@ def test_recent_apps_are_offered_and_persist_across_a_settings_reload(window, wi
     loaded, message = settings_mod.load()
     assert message is None and loaded.recent_apps == [first, second]
     again = windows(loaded)
-    assert again.mode() is Mode.app and again.app_row.text() == first
-    assert again.app_row.recent() == [first, second]
-    completer = again.app_row.target_box.completer()
+    assert again.form.mode() is Mode.app and again.form.app_row.text() == first
+    assert again.form.app_row.recent() == [first, second]
+    completer = again.form.app_row.target_box.completer()
     completer.setCompletionPrefix("second")  # a part of the name finds the path
     assert completer.currentCompletion() == second
-    again.app_row.target_box.setCurrentIndex(1)  # picked from the dropdown
-    assert again.app_row.text() == second and again.current_config().app.target == second
+    again.form.app_row.target_box.setCurrentIndex(1)  # picked from the dropdown
+    assert again.form.app_row.text() == second and again.form.current_config().app.target == second
 
     # At most eight, each once; a hand-edited list keeps its usable entries.
     s = Settings()
@@ -472,48 +411,48 @@ def test_recent_apps_are_offered_and_persist_across_a_settings_reload(window, wi
 
 def test_switching_modes_keeps_what_each_mode_holds(window, qtbot, tmp_path):
     w = window
-    w.mode_fanout.setChecked(True)
-    w.add_slot()
-    w.rows[2].cpus.setValue(0.5)
-    fanout = w.current_config()
+    w.form.mode_fanout.setChecked(True)
+    w.form.add_slot()
+    w.form.rows[2].cpus.setValue(0.5)
+    fanout = w.form.current_config()
     assert len(fanout.models) == 3
 
-    w.mode_app.setChecked(True)
-    assert not w.advanced_button.isVisible() and not w.add_button.isVisible()
+    w.form.mode_app.setChecked(True)
+    assert not w.form.advanced_button.isVisible() and not w.form.add_button.isVisible()
     path = app_file(tmp_path, "demo.py", BLOCKS)
-    w.app_row.set_target(path)
+    w.form.app_row.set_target(path)
     # Bounded by the machine as the model rows are: 4 CPUs, no GPU.
-    assert w.app_row.cpus.maximum() == 4 and not w.app_row.gpus.isEnabled()
-    w.app_row.cpus.setValue(2)
-    assert w.app_row.replicas.maximum() == 2
-    w.app_row.replicas.setValue(2)
-    app = w.current_config()
+    assert w.form.app_row.cpus.maximum() == 4 and not w.form.app_row.gpus.isEnabled()
+    w.form.app_row.cpus.setValue(2)
+    assert w.form.app_row.replicas.maximum() == 2
+    w.form.app_row.replicas.setValue(2)
+    app = w.form.current_config()
     assert app.mode is Mode.app and app.models == [] and app.app.target == path
     assert (app.app.num_cpus, app.app.replicas) == (2, 2)
-    assert "Needs 4 of 4 CPUs" in w.resources_label.text()
+    assert "Needs 4 of 4 CPUs" in w.form.resources_label.text()
 
-    w.mode_summarize.setChecked(True)
-    summary = w.current_config()
-    assert summary.app is None and summary.models == fanout.models[:1] and w.slots_panel.isVisible()
-    w.mode_app.setChecked(True)
-    assert w.current_config() == app
-    w.mode_fanout.setChecked(True)
-    assert w.current_config() == fanout, "fan-out's three models came back"
-    w.mode_app.setChecked(True)
-    assert w.current_config() == app
+    w.form.mode_summarize.setChecked(True)
+    summary = w.form.current_config()
+    assert summary.app is None and summary.models == fanout.models[:1] and w.form.slots_panel.isVisible()
+    w.form.mode_app.setChecked(True)
+    assert w.form.current_config() == app
+    w.form.mode_fanout.setChecked(True)
+    assert w.form.current_config() == fanout, "fan-out's three models came back"
+    w.form.mode_app.setChecked(True)
+    assert w.form.current_config() == app
 
     # A configuration in mode app (a file, or the running app's): shown, and what the row
     # does not show (autoscaling) is kept; the model rows stay for a switch back.
     loaded = LaunchConfig.from_dict({"mode": "app", "app": {
         "target": path, "num_cpus": 1, "autoscaling": {"min_replicas": 1, "max_replicas": 3}},
-        "http": {"port": w.port.value()}})
-    w.apply_config(loaded)
-    assert w.current_config() == loaded and not w.app_row.replicas.isEnabled()
-    assert "1 to 3 replicas" in w.app_row.replicas.toolTip()
-    w.mode_fanout.setChecked(True)
-    assert w.current_config() == fanout
-    w.mode_app.setChecked(True)
-    assert w.current_config() == loaded
+        "http": {"port": w.form.port.value()}})
+    w.form.apply_config(loaded)
+    assert w.form.current_config() == loaded and not w.form.app_row.replicas.isEnabled()
+    assert "1 to 3 replicas" in w.form.app_row.replicas.toolTip()
+    w.form.mode_fanout.setChecked(True)
+    assert w.form.current_config() == fanout
+    w.form.mode_app.setChecked(True)
+    assert w.form.current_config() == loaded
     wait_checked(qtbot, w)  # the check in flight ends before the window does
 
 
@@ -532,13 +471,13 @@ def test_checking_an_app_imports_nothing_of_the_serving_stack_into_the_launcher(
         from launcher.settings import Settings
         from launcher.window import MainWindow
         w = MainWindow(Settings(), open_browser=False)
-        w.mode_app.setChecked(True)
-        w.app_row.set_target({path!r})
+        w.form.mode_app.setChecked(True)
+        w.form.app_row.set_target({path!r})
         deadline = time.monotonic() + 90
-        while w.app_row.current_result() is None and time.monotonic() < deadline:
+        while w.form.app_row.current_result() is None and time.monotonic() < deadline:
             app.processEvents()
             time.sleep(0.01)
-        print(json.dumps({{"found": w.app_row.found_text(), "modules": sorted(sys.modules)}}))
+        print(json.dumps({{"found": w.form.app_row.found_text(), "modules": sorted(sys.modules)}}))
         """
     )
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(root)}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-import textwrap
 import threading
 import time
 
@@ -19,12 +18,15 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import psutil
 import pytest
+from fakes import path as fake_path
+from questions import button, question
 from supervisor_run import free_port
 
 from launcher import errors, machine
 from launcher.apply_changes import PendingChange, pending_change
 from launcher.attached import AttachedSupervisor
 from launcher.model_catalog import ModelChoice
+from launcher.session import SessionState
 from launcher.settings import Settings
 from launcher.supervisor_process import ServingState, SupervisorProcess
 from serving import paths
@@ -34,76 +36,6 @@ CHOICES = [
     ModelChoice(name="smollm2-135m-instruct", kind="instruct", params_m=135, memory_mb=900),
     ModelChoice(name="t5-tiny", kind="seq2seq", params_m=1, memory_mb=400, source="cache"),
 ]
-
-FAKE = textwrap.dedent(
-    r'''
-    """Fake `gradio-serve up --events` that also answers apply requests like serving/supervisor.py.
-
-    Model "broken" fails to deploy (answered, then the old one restored); "refused" is refused at once."""
-    import json, os, signal, sys, threading, time
-    from serving import apply_request, paths
-    os.setpgid(0, 0)
-    args = sys.argv[1:]
-    config = json.load(open(args[args.index("--config") + 1]))
-    url = f"http://127.0.0.1:{config['http']['port']}/"
-    apply_s = float(os.environ.get("FAKE_APPLY_S", "1.0"))
-    def emit(event, **kw):
-        print(json.dumps({"event": event, "time": time.time(), **kw}), flush=True)
-    def phase(name, message):
-        emit("phase", phase=name, message=message, url=url, pid=os.getpid(), pgid=os.getpgrp())
-    def status(cfg):
-        emit("status", app_status="RUNNING", deployments=[
-            {"name": f"model{i}", "label": m["model"], "model": m["model"], "status": "RUNNING",
-             "replicas_running": m["replicas"], "replicas_target": m["replicas"], "message": ""}
-            for i, m in enumerate(cfg["models"])])
-    def record(cfg):
-        paths.write_json_atomic(paths.supervisor_record(),
-                                {"pid": os.getpid(), "pgid": os.getpgrp(), "url": url, "config": cfg})
-    def answer(request_id, ok, message, hint=""):
-        applied = {"id": request_id, "ok": ok, "message": message, "hint": hint}
-        emit("applied", **applied)
-        paths.write_json_atomic(paths.status_record(), {"phase": "running", "url": url, "applied": applied})
-    phase("validating", "checking")
-    phase("deploying", "deploying")
-    status(config)
-    record(config)
-    phase("running", f"ready at {url}")
-    usr1, stop = threading.Event(), threading.Event()
-    signal.signal(signal.SIGUSR1, lambda *_: usr1.set())
-    def read_stdin():
-        for line in sys.stdin:
-            if line.strip() == "stop":
-                break
-        stop.set()
-    threading.Thread(target=read_stdin, daemon=True).start()
-    while not stop.wait(0.05):
-        if not usr1.is_set():
-            continue
-        usr1.clear()
-        request = apply_request.take()
-        wanted, rid = request["config"], request["id"]
-        model = wanted["models"][0]["model"]
-        if model == "refused":
-            answer(rid, False, "the app is still starting or changing", "wait until it is running, then apply again")
-            continue
-        phase("deploying", "applying " + model)
-        time.sleep(apply_s)
-        if model == "broken":
-            answer(rid, False, "the app failed to deploy: broken", "the previous models are being restored")
-            phase("deploying", "restoring")
-            time.sleep(0.3)
-            phase("running", f"ready at {url}")
-            continue
-        config = wanted
-        status(config)
-        phase("running", f"ready at {url}")
-        answer(rid, True, "applied: " + model)
-        record(config)
-    phase("stopping", "stopping")
-    paths.supervisor_record().unlink(missing_ok=True)
-    phase("stopped", "stopped")
-    '''
-)
 
 pytestmark = pytest.mark.usefixtures("launcher_env")  # see conftest.py
 
@@ -171,16 +103,23 @@ def test_deploying_after_running_keeps_the_app_running_and_marked_changing(qtbot
 
 
 def test_attached_app_deploying_after_running_is_a_change(qtbot):
+    # Followed through the files a supervisor writes (its record and its status), as a real one is.
     record = {"pid": os.getpid(), "pgid": None, "url": "http://127.0.0.1:1/", "config": _config()}
+    paths.write_json_atomic(paths.supervisor_record(), record)
+    paths.write_json_atomic(paths.status_record(), {"phase": "deploying", "url": record["url"], "deployments": []})
     c = AttachedSupervisor(record)
+    c.poll_ms = 50
     assert c.state is ServingState.running and c.running_config == _config()
     changed = []
     c.running_config_changed.connect(lambda before, after: changed.append((before, after)))
-    c._on_update(({"phase": "deploying", "url": record["url"], "deployments": []}, [], 0, record))
+    c.start_following()
+    qtbot.waitUntil(lambda: c.changing, timeout=5_000)
     assert c.state is ServingState.running and c.changing
     # The record's config is what it serves after `gradio-serve apply`: followed.
     newer = {**record, "config": _config(**{"models.0.model": "other"})}
-    c._on_update(({"phase": "running", "url": record["url"], "deployments": []}, [], 0, newer))
+    paths.write_json_atomic(paths.supervisor_record(), newer)
+    paths.write_json_atomic(paths.status_record(), {"phase": "running", "url": record["url"], "deployments": []})
+    qtbot.waitUntil(lambda: not c.changing and bool(changed), timeout=5_000)
     assert c.state is ServingState.running and not c.changing
     assert changed == [(_config(), newer["config"])] and c.running_config == newer["config"]
 
@@ -195,17 +134,17 @@ def window(qtbot, monkeypatch, tmp_path):
     monkeypatch.setattr("launcher.model_catalog.load_choices", lambda: list(CHOICES))
     monkeypatch.setattr("launcher.model_catalog.resolve", lambda ref, mode, field: CHOICES[1])
     monkeypatch.setenv("FAKE_APPLY_S", "1.0")
-    script = tmp_path / "fake_supervisor.py"
-    script.write_text(FAKE)
     from launcher.window import MainWindow
 
     w = MainWindow(Settings(), open_browser=False)
-    w._controller_factory = lambda parent: SupervisorProcess(parent, command=[sys.executable, str(script)])
+    w.session.controller_factory = lambda parent: SupervisorProcess(
+        parent, command=[sys.executable, fake_path("serving_apply")]
+    )
     qtbot.addWidget(w)
     w.show()
-    qtbot.waitUntil(lambda: w.catalog_loaded and w._machine_probed, timeout=5_000)
-    w.rows[0].model.setEditText("t5-tiny")
-    w.rows[0].cpus.setValue(1)
+    qtbot.waitUntil(lambda: w.form.catalog_loaded and w.form.machine_probed, timeout=5_000)
+    w.form.rows[0].model.setEditText("t5-tiny")
+    w.form.rows[0].cpus.setValue(1)
     yield w
     c = w.controller
     if isinstance(c, SupervisorProcess) and c.running():
@@ -213,7 +152,7 @@ def window(qtbot, monkeypatch, tmp_path):
 
 
 def _start(window, qtbot, port: int) -> SupervisorProcess:
-    window.port.setValue(port)
+    window.form.port.setValue(port)
     window.start_serving(interactive=False)
     qtbot.waitUntil(lambda: window.state_text().startswith("Running"), timeout=15_000)
     return window.controller
@@ -223,10 +162,10 @@ def test_apply_button_follows_the_difference_from_the_running_config(window, qtb
     assert not window.apply_button.isVisible(), "nothing runs: nothing to apply to"
     port = free_port()
     _start(window, qtbot, port)
-    row = window.rows[0]
+    row = window.form.rows[0]
     assert window.apply_button.isVisible() and not window.apply_button.isEnabled()
     assert not window.pending_label.isVisible()
-    assert row.model.isEnabled() and row.replicas.isEnabled() and window.port.isEnabled(), "editable while running"
+    assert row.model.isEnabled() and row.replicas.isEnabled() and window.form.port.isEnabled(), "editable while running"
     assert not window.start_button.isEnabled()
 
     row.replicas.setValue(2)
@@ -235,10 +174,10 @@ def test_apply_button_follows_the_difference_from_the_running_config(window, qtb
     row.replicas.setValue(1)
     assert not window.apply_button.isEnabled() and not window.pending_label.isVisible()
 
-    window.port.setValue(port + 1)
+    window.form.port.setValue(port + 1)
     assert window.apply_button.isEnabled() and window.apply_button.text().startswith("Restart")
     assert "needs a restart" in window.pending_label.text() and "port" in window.pending_label.text()
-    window.port.setValue(port)
+    window.form.port.setValue(port)
     assert not window.apply_button.isEnabled()
 
     # Precision is changed in place too (Serve reloads the weights in the same replica).
@@ -252,8 +191,8 @@ def test_apply_button_follows_the_difference_from_the_running_config(window, qtb
     row.precision.setCurrentText("float32")
     assert window.apply_button.isEnabled()
     window.revert_changes()
-    assert window.rows[0].dtype() == "auto"
-    assert window.rows[0].model_ref() == "t5-tiny" and not window.apply_button.isEnabled()
+    assert window.form.rows[0].dtype() == "auto"
+    assert window.form.rows[0].model_ref() == "t5-tiny" and not window.apply_button.isEnabled()
 
 
 def test_apply_in_place_success_failure_refusal_and_restart(window, qtbot, monkeypatch):
@@ -264,54 +203,54 @@ def test_apply_in_place_success_failure_refusal_and_restart(window, qtbot, monke
     stalls = StallProbe()
 
     # Success: Stop and Open stay usable while it changes; the baseline becomes the new config.
-    window.rows[0].model.setEditText("smollm2-135m-instruct")
+    window.form.rows[0].model.setEditText("smollm2-135m-instruct")
     window.apply_button.click()
     assert window.state_text().startswith("Running") and "applying changes" in window.state_text()
-    assert not window.apply_button.isEnabled() and not window.rows[0].model.isEnabled()
+    assert not window.apply_button.isEnabled() and not window.form.rows[0].model.isEnabled()
     qtbot.waitUntil(lambda: controller.changing, timeout=5_000)
     assert window.stop_button.isEnabled() and window.open_button.isEnabled()
     assert window.tray.state == "running" and "applying changes" in window.tray.tooltip
-    qtbot.waitUntil(lambda: window._applying is None, timeout=10_000)
+    qtbot.waitUntil(lambda: window.session.state is not SessionState.applying, timeout=10_000)
     assert "Applied in" in window.statusBar().currentMessage(), window.statusBar().currentMessage()
     assert "Applied in" in window.log_view.plain_text()
     assert controller.running_config["models"][0]["model"] == "smollm2-135m-instruct"
     assert window.status_table.rows()[0][0] == "smollm2-135m-instruct"
     assert not window.apply_button.isEnabled() and not window.pending_label.isVisible()
-    assert window.rows[0].model.isEnabled() and "applying" not in window.state_text()
+    assert window.form.rows[0].model.isEnabled() and "applying" not in window.state_text()
     assert f"127.0.0.1:{port}/" in window.state_label.text()
     assert errors.last_dialog is None and opened == [], "no error, and the browser is not opened again"
 
     # A failed deploy: the message and hint reach the user, the old config stays the baseline.
-    window.rows[0].model.setEditText("broken")
+    window.form.rows[0].model.setEditText("broken")
     window.apply_changes()
-    qtbot.waitUntil(lambda: window._applying is None, timeout=10_000)
+    qtbot.waitUntil(lambda: window.session.state is not SessionState.applying, timeout=10_000)
     assert errors.last_dialog is not None and "failed to deploy: broken" in errors.last_dialog.text()
     assert "restored" in errors.last_dialog.informativeText()
     qtbot.waitUntil(lambda: not controller.changing, timeout=5_000)
     assert controller.running_config["models"][0]["model"] == "smollm2-135m-instruct"
-    assert window._state() is ServingState.running and window.apply_button.isEnabled(), "still differs"
+    assert window.controller.state is ServingState.running and window.apply_button.isEnabled(), "still differs"
 
     # A refusal comes back at once.
     errors.last_dialog = None
-    window.rows[0].model.setEditText("refused")
+    window.form.rows[0].model.setEditText("refused")
     window.apply_changes()
-    qtbot.waitUntil(lambda: window._applying is None, timeout=5_000)
+    qtbot.waitUntil(lambda: window.session.state is not SessionState.applying, timeout=5_000)
     assert "still starting" in errors.last_dialog.text()
 
     # An invalid form is refused before anything is sent.
     errors.last_dialog = None
-    window.rows[0].model.setEditText("")
+    window.form.rows[0].model.setEditText("")
     window.apply_changes()
-    assert window._applying is None and "cannot be applied" in errors.last_dialog.text()
+    assert window.session.state is not SessionState.applying and "cannot be applied" in errors.last_dialog.text()
 
     # A port change restarts (Stop, then Start with the form's settings) once confirmed.
-    window.rows[0].model.setEditText("smollm2-135m-instruct")
+    window.form.rows[0].model.setEditText("smollm2-135m-instruct")
     new_port = free_port()
-    window.port.setValue(new_port)
+    window.form.port.setValue(new_port)
     window.apply_changes()
-    assert window._restart_box is not None and "needs a restart" in window._restart_box.text()
-    restart = next(b for b in window._restart_box.buttons() if b.text().startswith("Restart"))
-    restart.click()
+    box = question(window)
+    assert box is not None and "needs a restart" in box.text()
+    button(box, "Restart").click()
     qtbot.waitUntil(lambda: window.state_text().startswith("Running") and f":{new_port}/" in window.state_label.text(),
                     timeout=20_000)
     assert window.controller.running_config["http"]["port"] == new_port
@@ -333,10 +272,8 @@ def test_apply_reaches_an_app_found_running_and_follows_changes_made_elsewhere(w
     config = LaunchConfig.from_dict({"models": [{"model": "t5-tiny", "num_cpus": 1}], "http": {"port": port}})
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps(config.model_dump(mode="json")))
-    script = tmp_path / "serving_fake.py"  # "serving" in its command line, as the real one has
-    script.write_text(FAKE)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "FAKE_APPLY_S": "0.3"}
-    proc = subprocess.Popen([sys.executable, str(script), "up", "--events", "--config", str(config_file)],
+    proc = subprocess.Popen([sys.executable, fake_path("serving_apply"), "up", "--events", "--config", str(config_file)],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
     try:
         qtbot.waitUntil(lambda: find_running() is not None, timeout=10_000)
@@ -344,16 +281,16 @@ def test_apply_reaches_an_app_found_running_and_follows_changes_made_elsewhere(w
         controller = window.controller
         assert isinstance(controller, AttachedSupervisor) and not window.apply_button.isEnabled()
 
-        window.rows[0].replicas.setValue(2)
+        window.form.rows[0].replicas.setValue(2)
         window.apply_changes()
-        qtbot.waitUntil(lambda: window._applying is None, timeout=10_000)
+        qtbot.waitUntil(lambda: window.session.state is not SessionState.applying, timeout=10_000)
         assert "Applied in" in window.statusBar().currentMessage(), errors.last_dialog and errors.last_dialog.text()
         assert controller.running_config["models"][0]["replicas"] == 2 and not window.apply_button.isEnabled()
 
         elsewhere = {**controller.running_config, "models": [{**controller.running_config["models"][0],
                                                               "model": "smollm2-135m-instruct"}]}
         apply_request.send(proc.pid, elsewhere)
-        qtbot.waitUntil(lambda: window.rows[0].model_ref() == "smollm2-135m-instruct", timeout=10_000)
+        qtbot.waitUntil(lambda: window.form.rows[0].model_ref() == "smollm2-135m-instruct", timeout=10_000)
         assert not window.apply_button.isEnabled() and errors.last_dialog is None
 
         window.stop_serving()
@@ -412,13 +349,13 @@ def test_apply_swaps_the_model_of_the_real_app_from_the_window(qtbot, tiny_model
         tree = [psutil.Process(controller.pid)] + descendants(controller.pid)
         pgid = controller.pgid
 
-        window.rows[0].model.setEditText(tiny_models["instruct"])
+        window.form.rows[0].model.setEditText(tiny_models["instruct"])
         assert window.apply_button.isEnabled() and window.apply_button.text() == "Apply changes"
         stalls = StallProbe()
         started = time.monotonic()
         window.apply_button.click()
         assert "applying changes" in window.state_text()
-        qtbot.waitUntil(lambda: window._applying is None, timeout=300_000)
+        qtbot.waitUntil(lambda: window.session.state is not SessionState.applying, timeout=300_000)
         took = time.monotonic() - started
         max_stall = stalls.stop()
         message = window.statusBar().currentMessage()

@@ -123,11 +123,11 @@ def tiny_model_window(qtbot, model: str):
     window = MainWindow(Settings(), open_browser=False)
     qtbot.addWidget(window)
     window.show()
-    qtbot.waitUntil(lambda: window.catalog_loaded, timeout=30_000)
-    window.rows[0].model.setEditText(model)
-    window.rows[0].cpus.setValue(1)
+    qtbot.waitUntil(lambda: window.form.catalog_loaded, timeout=30_000)
+    window.form.rows[0].model.setEditText(model)
+    window.form.rows[0].cpus.setValue(1)
     port = free_port()
-    window.port.setValue(port)
+    window.form.port.setValue(port)
     return window, port
 
 

@@ -26,12 +26,12 @@ import launcher.app, launcher.tray, launcher.attached, launcher.single_instance 
 w = MainWindow(Settings(), open_browser=False)
 w.show()
 deadline = time.monotonic() + 30
-while (pending_count() or not w.catalog_loaded or not w._machine_probed) and time.monotonic() < deadline:
+while (pending_count() or not w.form.catalog_loaded or not w.form.machine_probed) and time.monotonic() < deadline:
     app.processEvents()
     time.sleep(0.01)
-w.mode_fanout.setChecked(True)
+w.form.mode_fanout.setChecked(True)
 app.processEvents()
-print(json.dumps({"loaded": w.catalog_loaded, "models": sorted(sys.modules)}))
+print(json.dumps({"loaded": w.form.catalog_loaded, "models": sorted(sys.modules)}))
 """
 
 

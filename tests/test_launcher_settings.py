@@ -82,9 +82,9 @@ def test_window_saves_changes_and_the_next_window_restores_them(qtbot):
 
     w = MainWindow(s.Settings(), open_browser=None)
     qtbot.addWidget(w)
-    w.mode_fanout.setChecked(True)
-    w.port.setValue(8321)
-    w.open_browser_box.setChecked(False)
+    w.form.mode_fanout.setChecked(True)
+    w.form.port.setValue(8321)
+    w.options.open_browser_box.setChecked(False)
     qtbot.waitUntil(lambda: s.settings_path().exists() and "8321" in s.settings_path().read_text(), timeout=3_000)
     w.save_settings()
     loaded, message = s.load()
@@ -92,8 +92,8 @@ def test_window_saves_changes_and_the_next_window_restores_them(qtbot):
     assert loaded.config.mode.value == "fanout" and loaded.config.http.port == 8321 and loaded.open_browser is False
     w2 = MainWindow(loaded, open_browser=None)
     qtbot.addWidget(w2)
-    assert w2.mode_fanout.isChecked() and w2.port.value() == 8321 and len(w2.rows) == 2
-    assert not w2.open_browser_box.isChecked()
+    assert w2.form.mode_fanout.isChecked() and w2.form.port.value() == 8321 and len(w2.form.rows) == 2
+    assert not w2.options.open_browser_box.isChecked()
 
 
 def test_no_browser_flag_does_not_overwrite_the_saved_choice(qtbot):
@@ -101,7 +101,7 @@ def test_no_browser_flag_does_not_overwrite_the_saved_choice(qtbot):
 
     w = MainWindow(s.Settings(open_browser=True), open_browser=False)
     qtbot.addWidget(w)
-    assert not w.open_browser_box.isChecked()
+    assert not w.options.open_browser_box.isChecked()
     w.save_settings()
     assert s.load()[0].open_browser is True
 

@@ -1,6 +1,6 @@
 """The supervisor QProcess wrapper and the detached-app follower, with a tiny fake supervisor.
 
-A narrow unit: the fake speaks serving/events.py's protocol (phase with pid/pgid,
+A narrow unit: the fake (tests/fakes/serving_up.py) speaks serving/events.py's protocol (phase with pid/pgid,
 status, error, stop/detach on stdin) so the wrapper's parsing, state changes,
 grace-period kill of the process group and error reporting are checked in a
 second each. The real supervisor is exercised in test_launcher_cycle.py.
@@ -12,69 +12,25 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import psutil
 import pytest
+from fakes import path as fake_path
 
 from launcher.attached import AttachedSupervisor, find_running
 from launcher.supervisor_process import ServingState, SupervisorProcess, group_alive
 from serving import paths
 from serving.config import LaunchConfig
 
-FAKE = textwrap.dedent(
-    r'''
-    """Fake `gradio-serve up --events`: FAKE_MODE = ok | fail | stubborn | noisy."""
-    import json, os, subprocess, sys, threading, time
-    os.setpgid(0, 0)
-    mode = os.environ.get("FAKE_MODE", "ok")
-    args = sys.argv[1:]
-    config = json.load(open(args[args.index("--config") + 1]))
-    port = config.get("http", {}).get("port", 8000)
-    url = f"http://127.0.0.1:{port}/"
-    def emit(event, **kw):
-        print(json.dumps({"event": event, "time": time.time(), **kw}), flush=True)
-    emit("phase", phase="validating", message="checking", url=None, pid=os.getpid(), pgid=os.getpgrp())
-    if mode == "fail":
-        emit("error", message="port 8000 is in use", hint="pick another port with --port")
-        emit("phase", phase="error", message="failed", url=None, pid=os.getpid(), pgid=os.getpgrp())
-        sys.exit(2)
-    # A helper in the same process group, like Ray's agents.
-    stubborn = "import time, signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
-    child = subprocess.Popen([sys.executable, "-c", stubborn])
-    if mode == "noisy":
-        print("not an event line", flush=True)
-        print("a log line on stderr", file=sys.stderr, flush=True)
-    emit("phase", phase="deploying", message="deploying", url=url, pid=os.getpid(), pgid=os.getpgrp())
-    deps = [{"name": "Model0", "label": "m0", "model": m.get("model", "smollm2-135m-instruct"), "status": "RUNNING",
-             "replicas_running": m.get("replicas", 1), "replicas_target": m.get("replicas", 1), "message": ""}
-            for m in config["models"]]
-    emit("status", app_status="RUNNING", deployments=deps)
-    emit("phase", phase="running", message="serving", url=url, pid=os.getpid(), pgid=os.getpgrp())
-    for line in sys.stdin:
-        cmd = line.strip()
-        if cmd == "stop" and mode != "stubborn":
-            emit("phase", phase="stopping", message="stopping", url=url, pid=os.getpid(), pgid=os.getpgrp())
-            child.terminate(); child.kill(); child.wait()
-            emit("phase", phase="stopped", message="stopped", url=None, pid=os.getpid(), pgid=os.getpgrp())
-            sys.exit(0)
-    if mode == "stubborn":
-        time.sleep(300)
-    child.kill()
-    '''
-)
-
 pytestmark = pytest.mark.usefixtures("launcher_env")  # see conftest.py
 
 
 @pytest.fixture
-def fake(tmp_path):
-    script = tmp_path / "fake_supervisor.py"
-    script.write_text(FAKE)
-    return [sys.executable, str(script)]
+def fake():
+    return [sys.executable, fake_path("serving_up")]
 
 
 @pytest.fixture
@@ -179,38 +135,14 @@ def test_missing_program_is_an_error_not_a_crash(controllers, qtbot):
 
 # ---- a supervisor left running ("Quit, keep serving") ----------------------------
 
-DETACHED = textwrap.dedent(
-    r"""
-    import json, os, signal, sys, time
-    from serving import paths
-    os.setpgid(0, 0)
-    url = "http://127.0.0.1:8124/"
-    paths.write_json_atomic(paths.supervisor_record(), {"pid": os.getpid(), "pgid": os.getpgrp(), "url": url,
-        "config": {"mode": "summarize", "http": {"port": 8124}}, "started": time.time()})
-    paths.log_dir().mkdir(parents=True, exist_ok=True)
-    paths.supervisor_log().write_text("old line\n" + "x" * 5000 + "\nserving at " + url + "\n")
-    paths.write_json_atomic(paths.status_record(), {"phase": "running", "url": url, "app_status": "RUNNING",
-        "deployments": [{"name": "Model0", "label": "m0", "model": "smollm2-135m-instruct", "status": "RUNNING",
-                         "replicas_running": 1, "replicas_target": 1, "message": ""}]})
-    def bye(*_):
-        paths.supervisor_record().unlink(missing_ok=True)
-        sys.exit(0)
-    signal.signal(signal.SIGTERM, bye)
-    print("ready", flush=True)
-    time.sleep(120)
-    """
-)
-
-
 def test_attached_supervisor_is_followed_and_stopped(tmp_path, qtbot):
     from launcher.log_view import LogView
 
     view = LogView()
     qtbot.addWidget(view)
-    script = tmp_path / "serving_detached_fake.py"  # "serving" in the command line, as the real one has
-    script.write_text(DETACHED)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, fake_path("serving_left_running")], stdout=subprocess.PIPE, text=True,
+                            env=env)
     try:
         assert proc.stdout.readline().strip() == "ready"
         record = find_running()

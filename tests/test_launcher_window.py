@@ -17,6 +17,9 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
+from fakes import path as fake_path
+from fakes.controller import recording_factory
+from questions import question
 from supervisor_run import free_port
 
 from launcher import app as app_mod
@@ -58,7 +61,7 @@ def window(qtbot, monkeypatch):
     w = MainWindow(Settings(), open_browser=False)
     qtbot.addWidget(w)
     w.show()
-    qtbot.waitUntil(lambda: w.catalog_loaded and w._machine_probed, timeout=5_000)
+    qtbot.waitUntil(lambda: w.form.catalog_loaded and w.form.machine_probed, timeout=5_000)
     return w
 
 
@@ -82,45 +85,45 @@ def test_window_title_and_opens_fast(qtbot):
 
 def test_mode_switch_adds_and_removes_slots(window):
     w = window
-    assert w.mode() is Mode.summarize and len(w.rows) == 1
-    assert not w.add_button.isVisible()
-    w.mode_fanout.setChecked(True)
-    assert len(w.rows) == 2 and w.add_button.isVisible()
+    assert w.form.mode() is Mode.summarize and len(w.form.rows) == 1
+    assert not w.form.add_button.isVisible()
+    w.form.mode_fanout.setChecked(True)
+    assert len(w.form.rows) == 2 and w.form.add_button.isVisible()
     # The new slot is an offline fan-out model not used yet.
-    assert w.rows[1].model_ref() == "t5-tiny"
-    assert w.rows[0].remove.isHidden(), "fan-out keeps at least two models"
-    third = w.add_slot()
+    assert w.form.rows[1].model_ref() == "t5-tiny"
+    assert w.form.rows[0].remove.isHidden(), "fan-out keeps at least two models"
+    third = w.form.add_slot()
     assert third is not None and third.model_ref() == "gpt-tiny"
-    assert not any(r.remove.isHidden() for r in w.rows)
-    w.remove_slot(w.rows[0])
-    assert [r.model_ref() for r in w.rows] == ["t5-tiny", "gpt-tiny"]
-    while w.add_slot() is not None:
+    assert not any(r.remove.isHidden() for r in w.form.rows)
+    w.form.remove_slot(w.form.rows[0])
+    assert [r.model_ref() for r in w.form.rows] == ["t5-tiny", "gpt-tiny"]
+    while w.form.add_slot() is not None:
         pass
-    assert len(w.rows) == MAX_SLOTS and not w.add_button.isEnabled()
+    assert len(w.form.rows) == MAX_SLOTS and not w.form.add_button.isEnabled()
     # Back to one model, and the fan-out slots come back when switching again.
-    w.mode_summarize.setChecked(True)
-    assert len(w.rows) == 1 and w.current_config().mode is Mode.summarize
-    w.mode_fanout.setChecked(True)
-    assert len(w.rows) == MAX_SLOTS
+    w.form.mode_summarize.setChecked(True)
+    assert len(w.form.rows) == 1 and w.form.current_config().mode is Mode.summarize
+    w.form.mode_fanout.setChecked(True)
+    assert len(w.form.rows) == MAX_SLOTS
 
 
 def test_picker_lists_catalog_entries_that_suit_the_mode(window):
-    combo = window.rows[0].model
+    combo = window.form.rows[0].model
     names = [combo.itemText(i) for i in range(combo.count())]
     assert names == ["smollm2-135m-instruct", "t5-tiny"], "plain causal models cannot summarize"
-    details = window.rows[0].details.text()
+    details = window.form.rows[0].details.text()
     assert "instruct" in details and "135M params" in details and "per replica" in details and "offline" in details
-    window.mode_fanout.setChecked(True)
+    window.form.mode_fanout.setChecked(True)
     names = [combo.itemText(i) for i in range(combo.count())]
     assert "gpt-tiny" in names and "big-download" in names
-    window.rows[1].model.setEditText("big-download")
-    assert "needs a download" in window.rows[1].details.text()
-    window.rows[1].model.setEditText("someone/some-model")
-    assert "checked when you press Start" in window.rows[1].details.text()
+    window.form.rows[1].model.setEditText("big-download")
+    assert "needs a download" in window.form.rows[1].details.text()
+    window.form.rows[1].model.setEditText("someone/some-model")
+    assert "checked when you press Start" in window.form.rows[1].details.text()
 
 
 def test_numbers_are_bounded_by_the_machine(window):
-    row = window.rows[0]
+    row = window.form.rows[0]
     assert row.cpus.maximum() == 4
     assert not row.gpus.isEnabled() and row.gpus.maximum() == 0, "no GPU found"
     row.cpus.setValue(1)
@@ -135,10 +138,10 @@ def test_gpu_bounds_follow_detected_gpus(qtbot, monkeypatch):
     monkeypatch.setattr(machine, "probe", lambda: machine.MachineInfo(8, 16 << 30, 8 << 30, ("NVIDIA H100",)))
     w = MainWindow(Settings(), open_browser=False)
     qtbot.addWidget(w)
-    qtbot.waitUntil(lambda: w._machine_probed, timeout=5_000)
-    assert w.rows[0].gpus.isEnabled() and w.rows[0].gpus.maximum() == 1
-    w.rows[0].gpus.setValue(0.5)
-    assert w.current_config().models[0].num_gpus == 0.5
+    qtbot.waitUntil(lambda: w.form.machine_probed, timeout=5_000)
+    assert w.form.rows[0].gpus.isEnabled() and w.form.rows[0].gpus.maximum() == 1
+    w.form.rows[0].gpus.setValue(0.5)
+    assert w.form.current_config().models[0].num_gpus == 0.5
 
 
 def test_config_round_trip_keeps_fields_the_window_does_not_show(window):
@@ -153,19 +156,19 @@ def test_config_round_trip_keeps_fields_the_window_does_not_show(window):
             "http": {"port": 8123},
         }
     )
-    window.apply_config(config)
-    assert window.mode() is Mode.fanout and window.port.value() == 8123
-    assert not window.rows[1].replicas.isEnabled(), "autoscaling comes from the file"
-    assert window.current_config() == config
-    window.rows[0].cpus.setValue(1.5)
-    window.port.setValue(8124)
-    got = window.current_config()
+    window.form.apply_config(config)
+    assert window.form.mode() is Mode.fanout and window.form.port.value() == 8123
+    assert not window.form.rows[1].replicas.isEnabled(), "autoscaling comes from the file"
+    assert window.form.current_config() == config
+    window.form.rows[0].cpus.setValue(1.5)
+    window.form.port.setValue(8124)
+    got = window.form.current_config()
     assert got.models[0].num_cpus == 1.5 and got.models[0].generation.num_beams == 4
     assert got.models[0].label == "T5" and got.http.port == 8124 and got.ingress_cpus == 0.5
 
 
 def test_empty_model_is_refused_with_a_message(window, qtbot):
-    window.rows[0].model.setEditText("")
+    window.form.rows[0].model.setEditText("")
     window.start_serving()
     assert "Model 1 is empty" in dialog_text()
     assert window.controller is None
@@ -178,7 +181,7 @@ def test_unknown_model_is_refused_before_any_process(window, qtbot, monkeypatch)
         raise ConfigError(f"{field}: unknown model {ref!r}: run `gradio-serve models`")
 
     monkeypatch.setattr("launcher.model_catalog.resolve", resolve)
-    window.rows[0].model.setEditText("nobody/nothing")
+    window.form.rows[0].model.setEditText("nobody/nothing")
     window.start_serving()
     qtbot.waitUntil(lambda: errors.last_dialog is not None, timeout=5_000)
     assert "unknown model 'nobody/nothing'" in dialog_text()
@@ -191,7 +194,7 @@ def test_port_in_use_is_refused_with_a_suggestion(window, qtbot, monkeypatch):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        window.port.setValue(port)
+        window.form.port.setValue(port)
         window.start_serving()
         qtbot.waitUntil(lambda: errors.last_dialog is not None, timeout=5_000)
     text = dialog_text()
@@ -202,28 +205,28 @@ def test_port_in_use_is_refused_with_a_suggestion(window, qtbot, monkeypatch):
 def test_warnings_before_start_when_cpus_or_memory_exceed_the_machine(window, qtbot, monkeypatch):
     monkeypatch.setattr("launcher.model_catalog.resolve", lambda ref, mode, field: CHOICES[0])
     started = []
-    monkeypatch.setattr(window, "_launch", started.append)
-    window.apply_config(LaunchConfig.from_dict({"ingress_cpus": 0.5}))
-    window.rows[0].cpus.setValue(4)
-    config = window.current_config()
-    warnings = window.resource_warnings(config, memory_available=100 << 20)
+    window.session.controller_factory = recording_factory(started)
+    window.form.apply_config(LaunchConfig.from_dict({"ingress_cpus": 0.5}))
+    window.form.rows[0].cpus.setValue(4)
+    config = window.form.current_config()
+    warnings = window.form.resource_warnings(config, memory_available=100 << 20)
     assert len(warnings) == 2
     assert "4.5 CPUs" in warnings[0] and "has 4" in warnings[0]
     assert "memory" in warnings[1] and "free" in warnings[1]
-    assert "Needs 4.5 of 4 CPUs" in window.resources_label.text()
+    assert "Needs 4.5 of 4 CPUs" in window.form.resources_label.text()
 
-    window.port.setValue(free_port())
+    window.form.port.setValue(free_port())
     window.start_serving()
-    qtbot.waitUntil(lambda: window._confirm_box is not None, timeout=5_000)
-    box = window._confirm_box
+    qtbot.waitUntil(lambda: question(window) is not None, timeout=5_000)
+    box = question(window)
     assert "CPUs" in box.informativeText()
     box.reject()  # Cancel
-    qtbot.waitUntil(lambda: window._confirm_box is None, timeout=2_000)
+    qtbot.waitUntil(lambda: question(window) is None, timeout=2_000)
     assert started == [] and window.start_button.isEnabled()
 
     window.start_serving()
-    qtbot.waitUntil(lambda: window._confirm_box is not None, timeout=5_000)
-    box = window._confirm_box
+    qtbot.waitUntil(lambda: question(window) is not None, timeout=5_000)
+    box = question(window)
     start = next(b for b in box.buttons() if b.text() == "Start anyway")
     start.click()
     qtbot.waitUntil(lambda: len(started) == 1, timeout=2_000)
@@ -231,9 +234,9 @@ def test_warnings_before_start_when_cpus_or_memory_exceed_the_machine(window, qt
 
 
 def test_fitting_config_has_no_warnings(window):
-    assert window.resource_warnings(window.current_config(), memory_available=8 << 30) == []
+    assert window.form.resource_warnings(window.form.current_config(), memory_available=8 << 30) == []
     remote = LaunchConfig.from_dict({"models": [{"num_cpus": 64}], "cluster": {"address": "auto"}})
-    assert window.resource_warnings(remote, memory_available=1) == [], "a remote cluster is checked there"
+    assert window.form.resource_warnings(remote, memory_available=1) == [], "a remote cluster is checked there"
 
 
 def _reopen(qtbot) -> MainWindow:
@@ -244,50 +247,50 @@ def _reopen(qtbot) -> MainWindow:
     assert message is None
     w = MainWindow(loaded, open_browser=False)
     qtbot.addWidget(w)
-    qtbot.waitUntil(lambda: w.catalog_loaded and w._machine_probed, timeout=5_000)
+    qtbot.waitUntil(lambda: w.form.catalog_loaded and w.form.machine_probed, timeout=5_000)
     return w
 
 
 def test_existing_cluster_address_reaches_the_config_and_round_trips(window, qtbot, tmp_path, monkeypatch):
     w = window
-    assert not w.cluster_box.isChecked() and not w.cluster_address.isEnabled()
-    assert w.current_config().cluster.address is None
-    w.cluster_box.setChecked(True)
-    assert w.cluster_address.isEnabled()
-    w.cluster_address.setText("ray://head.example:10001")
-    w.rows[0].cpus.setValue(16)  # more than this 4-CPU machine: the cluster's size is not known here
-    config = w.current_config()
+    assert not w.form.cluster_box.isChecked() and not w.form.cluster_address.isEnabled()
+    assert w.form.current_config().cluster.address is None
+    w.form.cluster_box.setChecked(True)
+    assert w.form.cluster_address.isEnabled()
+    w.form.cluster_address.setText("ray://head.example:10001")
+    w.form.rows[0].cpus.setValue(16)  # more than this 4-CPU machine: the cluster's size is not known here
+    config = w.form.current_config()
     assert config.cluster.address == "ray://head.example:10001" and config.models[0].num_cpus == 16
-    assert w.resource_warnings(config, memory_available=1) == []
-    assert "Cluster at ray://head.example:10001" in w.resources_label.text()
+    assert w.form.resource_warnings(config, memory_available=1) == []
+    assert "Cluster at ray://head.example:10001" in w.form.resources_label.text()
     for address in ("auto", "10.0.0.5:6379"):
-        w.cluster_address.setText(address)
-        assert w.current_config().cluster.address == address
+        w.form.cluster_address.setText(address)
+        assert w.form.current_config().cluster.address == address
 
     # Settings: saved and shown again by the next launch.
     w.save_settings()
     again = _reopen(qtbot)
-    assert again.cluster_box.isChecked() and again.cluster_address.text() == "10.0.0.5:6379"
-    assert again.current_config() == w.current_config()
+    assert again.form.cluster_box.isChecked() and again.form.cluster_address.text() == "10.0.0.5:6379"
+    assert again.form.current_config() == w.form.current_config()
 
     # A configuration file: saved and loaded back.
     path = tmp_path / "cluster.json"
-    monkeypatch.setattr("launcher.window.QFileDialog.getSaveFileName", lambda *a, **k: (str(path), ""))
-    monkeypatch.setattr("launcher.window.QFileDialog.getOpenFileName", lambda *a, **k: (str(path), ""))
-    w._save_config_file()
+    monkeypatch.setattr("launcher.dialogs.QFileDialog.getSaveFileName", lambda *a, **k: (str(path), ""))
+    monkeypatch.setattr("launcher.dialogs.QFileDialog.getOpenFileName", lambda *a, **k: (str(path), ""))
+    w.save_config_action.trigger()
     assert LaunchConfig.load(path).cluster.address == "10.0.0.5:6379"
-    w.cluster_box.setChecked(False)
-    assert w.current_config().cluster.address is None and not w.cluster_address.isEnabled()
-    assert w.rows[0].cpus.maximum() == 4, "this machine's bounds are back"
-    w._load_config_file()
-    assert w.cluster_box.isChecked() and w.current_config().cluster.address == "10.0.0.5:6379"
+    w.form.cluster_box.setChecked(False)
+    assert w.form.current_config().cluster.address is None and not w.form.cluster_address.isEnabled()
+    assert w.form.rows[0].cpus.maximum() == 4, "this machine's bounds are back"
+    w.load_config_action.trigger()
+    assert w.form.cluster_box.isChecked() and w.form.current_config().cluster.address == "10.0.0.5:6379"
 
 
 def test_bad_cluster_address_is_refused_with_a_message(window):
-    window.cluster_box.setChecked(True)
+    window.form.cluster_box.setChecked(True)
     for address in ("", "head.example", "http://head:8265"):
         errors.last_dialog = None
-        window.cluster_address.setText(address)
+        window.form.cluster_address.setText(address)
         window.start_serving()
         assert "auto, host:port or ray://host:port" in dialog_text()
         assert window.controller is None
@@ -295,9 +298,9 @@ def test_bad_cluster_address_is_refused_with_a_message(window):
 
 def test_autoscaling_in_advanced_reaches_the_config_and_round_trips(window, qtbot):
     w = window
-    row = w.rows[0]
-    assert row.advanced.isHidden() and not w.advanced_button.isChecked()
-    w.advanced_button.click()
+    row = w.form.rows[0]
+    assert row.advanced.isHidden() and not w.form.advanced_button.isChecked()
+    w.form.advanced_button.click()
     assert row.advanced.isVisible()
     assert not row.scale_min.isEnabled(), "the scaling numbers matter only while autoscaling"
     row.replicas.setValue(2)
@@ -306,11 +309,11 @@ def test_autoscaling_in_advanced_reaches_the_config_and_round_trips(window, qtbo
     row.scale_min.setValue(1)
     row.scale_max.setValue(3)
     row.scale_target.setValue(4.5)
-    slot = w.current_config().models[0]
+    slot = w.form.current_config().models[0]
     assert slot.autoscaling is not None
     assert (slot.autoscaling.min_replicas, slot.autoscaling.max_replicas) == (1, 3)
     assert slot.autoscaling.target_ongoing_requests == 4.5
-    assert "Needs 3 of 4 CPUs" in w.resources_label.text(), "what must fit is the most replicas"
+    assert "Needs 3 of 4 CPUs" in w.form.resources_label.text(), "what must fit is the most replicas"
     row.set_editable(False)  # while serving
     assert not row.autoscale.isEnabled() and not row.scale_max.isEnabled() and not row.replicas.isEnabled()
     row.set_editable(True)
@@ -318,20 +321,20 @@ def test_autoscaling_in_advanced_reaches_the_config_and_round_trips(window, qtbo
 
     w.save_settings()
     again = _reopen(qtbot)
-    assert again.advanced_button.isChecked(), "autoscaling in the settings opens Advanced"
-    other = again.rows[0]
+    assert again.form.advanced_button.isChecked(), "autoscaling in the settings opens Advanced"
+    other = again.form.rows[0]
     assert other.autoscale.isChecked() and not other.replicas.isEnabled()
-    assert again.current_config() == w.current_config()
+    assert again.form.current_config() == w.form.current_config()
 
     row.autoscale.setChecked(False)
-    slot = w.current_config().models[0]
+    slot = w.form.current_config().models[0]
     assert slot.autoscaling is None and slot.replicas == 2 and row.replicas.isEnabled()
-    w.mode_fanout.setChecked(True)
-    assert not w.rows[1].advanced.isHidden(), "new slots follow Advanced"
+    w.form.mode_fanout.setChecked(True)
+    assert not w.form.rows[1].advanced.isHidden(), "new slots follow Advanced"
 
 
 def test_autoscaling_min_above_max_is_refused_with_a_message(window):
-    row = window.rows[0]
+    row = window.form.rows[0]
     row.autoscale.setChecked(True)
     row.scale_max.setValue(2)
     row.scale_min.setValue(3)
@@ -342,7 +345,7 @@ def test_autoscaling_min_above_max_is_refused_with_a_message(window):
 
 def test_precision_in_advanced_reaches_the_config_and_round_trips(window, qtbot):
     w = window
-    row = w.rows[0]
+    row = w.form.rows[0]
     assert row.dtype() == "auto" and row.precision.currentText() == "Auto"
     assert [row.precision.itemText(i) for i in range(row.precision.count())] == [
         "Auto", "float32", "bfloat16", "float16"
@@ -350,10 +353,10 @@ def test_precision_in_advanced_reaches_the_config_and_round_trips(window, qtbot)
     assert not row.precision.isVisible(), "an advanced option: the row stays uncluttered"
     tip = row.precision.toolTip()
     assert "Auto: float32 on a CPU" in tip and "1.5x" in tip and "float16 is for GPUs" in tip
-    w.advanced_button.click()
+    w.form.advanced_button.click()
     assert row.precision.isVisible()
     row.precision.setCurrentText("bfloat16")
-    assert w.current_config().models[0].dtype == "bfloat16"
+    assert w.form.current_config().models[0].dtype == "bfloat16"
     row.set_editable(False)  # while a change is on its way
     assert not row.precision.isEnabled()
     row.set_editable(True)
@@ -364,19 +367,19 @@ def test_precision_in_advanced_reaches_the_config_and_round_trips(window, qtbot)
 
     stored = json.loads(settings_mod.settings_path().read_text())
     assert stored["config"]["models"][0]["dtype"] == "bfloat16"
-    w.advanced_button.click()  # closed again: the next window opens it because of the dtype
+    w.form.advanced_button.click()  # closed again: the next window opens it because of the dtype
     w.save_settings()
     again = _reopen(qtbot)
-    assert again.advanced_button.isChecked() and again.rows[0].precision.currentText() == "bfloat16"
-    assert again.current_config() == w.current_config()
+    assert again.form.advanced_button.isChecked() and again.form.rows[0].precision.currentText() == "bfloat16"
+    assert again.form.current_config() == w.form.current_config()
 
     # Kept through a summarizer/fan-out switch, and Auto is stored as nothing.
-    w.mode_fanout.setChecked(True)
-    w.rows[1].precision.setCurrentText("float16")
-    w.mode_summarize.setChecked(True)
-    w.mode_fanout.setChecked(True)
-    assert [slot.dtype for slot in w.current_config().models] == ["bfloat16", "float16"]
-    w.mode_summarize.setChecked(True)
+    w.form.mode_fanout.setChecked(True)
+    w.form.rows[1].precision.setCurrentText("float16")
+    w.form.mode_summarize.setChecked(True)
+    w.form.mode_fanout.setChecked(True)
+    assert [slot.dtype for slot in w.form.current_config().models] == ["bfloat16", "float16"]
+    w.form.mode_summarize.setChecked(True)
     row.precision.setCurrentText("Auto")
     w.save_settings()
     assert "dtype" not in json.dumps(json.loads(settings_mod.settings_path().read_text()).get("config", {}))
@@ -392,25 +395,25 @@ def _window_on(qtbot, monkeypatch, native_bf16: bool | None) -> MainWindow:
     w = MainWindow(Settings(), open_browser=False)
     qtbot.addWidget(w)
     w.show()
-    qtbot.waitUntil(lambda: w.catalog_loaded and w._machine_probed, timeout=5_000)
-    w.port.setValue(free_port())
+    qtbot.waitUntil(lambda: w.form.catalog_loaded and w.form.machine_probed, timeout=5_000)
+    w.form.port.setValue(free_port())
     return w
 
 
 def test_bfloat16_on_a_cpu_without_native_support_is_warned_before_start(qtbot, monkeypatch):
     w = _window_on(qtbot, monkeypatch, native_bf16=False)
     started = []
-    monkeypatch.setattr(w, "_launch", started.append)
-    row = w.rows[0]
+    w.session.controller_factory = recording_factory(started)
+    row = w.form.rows[0]
     assert row.precision.toolTip() == PRECISION_HELP, "Auto on a CPU without bf16: nothing more to say"
     row.precision.setCurrentText("bfloat16")
     assert "no native bfloat16" in row.precision.toolTip()
-    assert w.resource_warnings(w.current_config(), memory_available=8 << 30) == [], "it fits; it is only slower"
-    assert "no native bfloat16" not in w.resources_label.toolTip()
+    assert w.form.resource_warnings(w.form.current_config(), memory_available=8 << 30) == [], "it fits; it is only slower"
+    assert "no native bfloat16" not in w.form.resources_label.toolTip()
 
     w.start_serving()
-    qtbot.waitUntil(lambda: w._confirm_box is not None, timeout=5_000)
-    box = w._confirm_box
+    qtbot.waitUntil(lambda: question(w) is not None, timeout=5_000)
+    box = question(w)
     assert box.text() == "This may be slow on this machine."
     assert "Model 1 (smollm2-135m-instruct) uses bfloat16" in box.informativeText()
     assert "no native bfloat16" in box.informativeText() and "float32" in box.informativeText()
@@ -419,48 +422,46 @@ def test_bfloat16_on_a_cpu_without_native_support_is_warned_before_start(qtbot, 
     assert started[0].models[0].dtype == "bfloat16", "the warning does not change the choice"
 
     # Not on a GPU slot, nor on someone else's cluster (its CPUs are not this one).
-    gpu = w.current_config().model_copy(deep=True)
+    gpu = w.form.current_config().model_copy(deep=True)
     gpu.models[0].num_gpus = 1
-    assert w.precision_warnings(gpu) == []
+    assert w.form.precision_warnings(gpu) == []
     remote = LaunchConfig.from_dict({"models": [{"dtype": "bfloat16"}], "cluster": {"address": "auto"}})
-    assert w.precision_warnings(remote) == []
+    assert w.form.precision_warnings(remote) == []
 
 
 @pytest.mark.parametrize("native_bf16", [True, None])
 def test_bfloat16_is_not_warned_on_a_cpu_with_native_support_or_when_unknown(qtbot, monkeypatch, native_bf16):
     w = _window_on(qtbot, monkeypatch, native_bf16=native_bf16)
     started = []
-    monkeypatch.setattr(w, "_launch", started.append)
-    row = w.rows[0]
+    w.session.controller_factory = recording_factory(started)
+    row = w.form.rows[0]
     hint = "bfloat16 would answer about 1.5x sooner here"
     # Native support: Auto on a CPU hints (in the tooltip only) that bfloat16 would be faster.
     assert (hint in row.precision.toolTip()) is (native_bf16 is True)
     row.precision.setCurrentText("bfloat16")
     assert hint not in row.precision.toolTip() and "no native bfloat16" not in row.precision.toolTip()
-    assert w.precision_warnings(w.current_config()) == []
+    assert w.form.precision_warnings(w.form.current_config()) == []
     w.start_serving()
     qtbot.waitUntil(lambda: len(started) == 1, timeout=5_000)
-    assert w._confirm_box is None and started[0].models[0].dtype == "bfloat16"
+    assert question(w) is None and started[0].models[0].dtype == "bfloat16"
 
 
 def use_fake_supervisor(window, tmp_path, monkeypatch, mode: str) -> None:
-    """The window starts tests/test_launcher_supervisor.py's fake supervisor instead of the real one."""
-    from test_launcher_supervisor import FAKE
-
-    script = tmp_path / "fake_supervisor.py"
-    script.write_text(FAKE)
+    """The window starts the fake supervisor tests/fakes/serving_up.py instead of the real one."""
     monkeypatch.setenv("FAKE_MODE", mode)
     monkeypatch.setattr("launcher.model_catalog.resolve", lambda ref, mode, field: CHOICES[0])
-    window._controller_factory = lambda parent: SupervisorProcess(parent, command=[sys.executable, str(script)])
+    window.session.controller_factory = lambda parent: SupervisorProcess(
+        parent, command=[sys.executable, fake_path("serving_up")]
+    )
 
 
 def test_status_table_and_buttons_follow_the_supervisor(window, qtbot, tmp_path, monkeypatch):
     use_fake_supervisor(window, tmp_path, monkeypatch, "ok")
     opened = []
     window.browser.opener = lambda url: opened.append(url) or True
-    window.open_browser_box.setChecked(True)
+    window.options.open_browser_box.setChecked(True)
     port = free_port()
-    window.port.setValue(port)
+    window.form.port.setValue(port)
     window.start_serving()
     qtbot.waitUntil(lambda: window.state_text().startswith("Running"), timeout=10_000)
     try:
@@ -469,7 +470,7 @@ def test_status_table_and_buttons_follow_the_supervisor(window, qtbot, tmp_path,
         assert window.stop_button.isEnabled() and window.open_button.isEnabled()
         assert not window.start_button.isEnabled()
         # Settings stay editable while running (Apply changes carries them over; nothing differs yet).
-        assert window.rows[0].cpus.isEnabled() and not window.apply_button.isEnabled()
+        assert window.form.rows[0].cpus.isEnabled() and not window.apply_button.isEnabled()
         assert window.tray.state == "running" and str(port) in window.tray.tooltip
         # Nothing answers on the fake's URL, so no browser yet: it opens once the page answers.
         qtbot.wait(1500)
@@ -485,9 +486,10 @@ def test_status_table_and_buttons_follow_the_supervisor(window, qtbot, tmp_path,
 
 def test_supervisor_error_reaches_a_dialog(window, qtbot, tmp_path, monkeypatch):
     use_fake_supervisor(window, tmp_path, monkeypatch, "fail")
-    window.port.setValue(free_port())
+    window.form.port.setValue(free_port())
     window.start_serving()
-    qtbot.waitUntil(lambda: window._state() is ServingState.error, timeout=10_000)
+    qtbot.waitUntil(lambda: window.controller is not None and window.controller.state is ServingState.error,
+                    timeout=10_000)
     assert "port 8000 is in use" in dialog_text() and "pick another port" in dialog_text()
     assert window.tray.state == "error" and window.start_button.isEnabled()
     assert "port 8000 is in use" in window.log_view.plain_text()
@@ -555,19 +557,19 @@ def test_close_without_tray_asks_while_serving(window, qtbot, monkeypatch):
         def is_active(self):
             return True
 
-    monkeypatch.setattr(window, "controller", Busy())
+    monkeypatch.setattr(window.session, "controller", Busy())
     quits = []
     window.quit_requested.connect(quits.append)
     window.close()
     assert window.isVisible(), "closing asks first"
-    box = window._close_box
+    box = question(window)
     assert box is not None and "still serving" in box.text()
     names = [b.text() for b in box.buttons()]
     assert "Stop serving and quit" in names and "Quit, keep serving" in names
     box.reject()
-    qtbot.waitUntil(lambda: window._close_box is None, timeout=2_000)
+    qtbot.waitUntil(lambda: question(window) is None, timeout=2_000)
     assert quits == [] and window.isVisible()
-    monkeypatch.setattr(window, "controller", None)
+    monkeypatch.setattr(window.session, "controller", None)
 
 
 def test_tray_close_hides_and_says_so_once(window, qtbot, monkeypatch):
@@ -635,10 +637,10 @@ def test_start_at_login_checkbox_calls_desktop_entry(qtbot, monkeypatch):
     monkeypatch.setattr(launcher, "desktop_entry", fake, raising=False)
     w = MainWindow(Settings(), open_browser=False)
     qtbot.addWidget(w)
-    assert w.autostart_box.isEnabled() and not w.autostart_serve_box.isEnabled()
-    w.autostart_box.setChecked(True)
-    w.autostart_serve_box.setChecked(True)
-    w.autostart_box.setChecked(False)
+    assert w.options.autostart_box.isEnabled() and not w.options.autostart_serve_box.isEnabled()
+    w.options.autostart_box.setChecked(True)
+    w.options.autostart_serve_box.setChecked(True)
+    w.options.autostart_box.setChecked(False)
     assert calls == [(True, False), (True, True), (False, True)]
 
 

@@ -25,117 +25,17 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from fakes import path as fake_path
 from supervisor_run import free_port, group_alive
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = {"Xvfb": "xvfb", "trayer": "trayer", "xdotool": "xdotool", "xwininfo": "x11-utils", "xprop": "x11-utils"}
-
-# The launcher, unchanged, with the supervisor and the browser replaced; it reports what its tray
-# shows (state, tooltip, icon) and where its menu's items are, as JSON lines.
-CHILD = textwrap.dedent(
-    r'''
-    import hashlib, json, os, sys
-
-    def report(**kw):
-        with open(os.environ["TRAY_REPORT"], "a") as f:
-            f.write(json.dumps(kw) + "\n")
-
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QSystemTrayIcon
-
-    import launcher.tray as tray_mod
-    import launcher.window as window_mod
-    from launcher.supervisor_process import SupervisorProcess
-
-    class FakeSupervisor(SupervisorProcess):
-        def __init__(self, parent=None):
-            super().__init__(parent, command=[sys.executable, os.environ["TRAY_FAKE"]])
-
-    def fake_open(url):
-        with open(os.environ["TRAY_OPENED"], "a") as f:
-            f.write(url + "\n")
-        return True
-
-    window_mod.SupervisorProcess = FakeSupervisor
-    window_mod.open_url = fake_open
-
-    def icon_digest(icon):
-        image = icon.pixmap(22, 22).toImage()
-        return hashlib.md5(bytes(image.constBits())).hexdigest()
-
-    made = tray_mod.Tray.__init__
-    def init(self, actions, parent=None):
-        made(self, actions, parent)
-        report(event="tray", available=self.available(), system_tray=QSystemTrayIcon.isSystemTrayAvailable())
-        def where():
-            g = self.menu.geometry()
-            items = {}
-            for action in self.menu.actions():
-                if not action.isSeparator():
-                    r = self.menu.actionGeometry(action)
-                    items[action.text()] = [r.x(), r.y(), r.width(), r.height(), action.isEnabled()]
-            report(event="menu", x=g.x(), y=g.y(), w=g.width(), h=g.height(), items=items)
-        self.menu.aboutToShow.connect(lambda: QTimer.singleShot(150, where))
-    tray_mod.Tray.__init__ = init
-
-    set_state = tray_mod.Tray.set_state
-    def follow(self, state, url=None, changing=None):
-        set_state(self, state, url, changing)
-        icon = self.icon
-        report(event="state", state=state, tooltip=icon.toolTip() if icon else None,
-               icon=icon_digest(icon.icon()) if icon else None)
-    tray_mod.Tray.set_state = follow
-
-    from launcher.app import main
-    rc = main(sys.argv[1:])
-    report(event="exit", rc=rc)
-    sys.exit(rc)
-    '''
-)
-
-# `gradio-serve up --events` as far as the launcher can tell. Its mode is read from a file at each
-# start: ok, hold (stay in "starting" until the file `go` exists) or fail.
-FAKE = textwrap.dedent(
-    r'''
-    import json, os, sys, time
-    from pathlib import Path
-    os.setpgid(0, 0)
-    control = Path(os.environ["TRAY_CONTROL"])
-    with open(control / "pgids", "a") as f:
-        f.write(f"{os.getpgrp()}\n")
-    mode = (control / "mode").read_text().strip() if (control / "mode").exists() else "ok"
-    args = sys.argv[1:]
-    config = json.load(open(args[args.index("--config") + 1]))
-    url = f"http://127.0.0.1:{config.get('http', {}).get('port', 8000)}/"
-    def emit(event, **kw):
-        print(json.dumps({"event": event, "time": time.time(), **kw}), flush=True)
-    def phase(name, message, url=None):
-        emit("phase", phase=name, message=message, url=url, pid=os.getpid(), pgid=os.getpgrp())
-    phase("validating", "checking the configuration")
-    if mode == "fail":
-        emit("error", message="the fake supervisor fails on purpose", hint="start again")
-        phase("error", "failed")
-        sys.exit(2)
-    while mode == "hold" and not (control / "go").exists():
-        time.sleep(0.05)
-    phase("deploying", "deploying", url)
-    emit("status", app_status="RUNNING", deployments=[{"name": "model0", "label": "", "model": "fake",
-         "status": "RUNNING", "replicas_running": 1, "replicas_target": 1, "message": ""}])
-    phase("running", "ready", url)
-    for line in sys.stdin:
-        if line.strip() == "stop":
-            phase("stopping", "stopping", url)
-            phase("stopped", "stopped")
-            sys.exit(0)
-    '''
-)
 
 # The icons' telltale colours (resources/icons/tray-*.svg) and how close a pixel must be.
 GREEN_BADGE, RED_BADGE, AMBER_ARC = (34, 197, 94), (225, 29, 46), (255, 176, 32)
@@ -240,17 +140,16 @@ class Launcher:
         self.desktop, self.tmp = desktop, tmp
         self.report_file, self.opened, self.control = tmp / "report.jsonl", tmp / "opened.txt", tmp / "control"
         self.control.mkdir()
-        (tmp / "child.py").write_text(CHILD)
-        (tmp / "fake_supervisor.py").write_text(FAKE)
+        # The launcher, unchanged, with the supervisor and the browser replaced (tests/fakes/tray_launcher.py).
         env = {**desktop.env, "QT_QPA_PLATFORM": "xcb", "PYTHONPATH": str(ROOT),
                "TRAY_REPORT": str(self.report_file), "TRAY_OPENED": str(self.opened),
-               "TRAY_FAKE": str(tmp / "fake_supervisor.py"), "TRAY_CONTROL": str(self.control)}
+               "TRAY_FAKE": fake_path("serving_tray"), "TRAY_CONTROL": str(self.control)}
         for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
             env[name] = str(tmp / name.lower())
         for name in ("GRADIO_SERVE_STATE_DIR", "GRADIO_SERVE_LOG_DIR", "GRADIO_SERVE_CACHE_DIR", "QT_SCALE_FACTOR"):
             env.pop(name, None)
         self.proc = subprocess.Popen(
-            [sys.executable, str(tmp / "child.py"), "--minimized", "--no-browser", "--port", str(port)],
+            [sys.executable, fake_path("tray_launcher"), "--minimized", "--no-browser", "--port", str(port)],
             env=env, cwd=tmp, stdin=subprocess.DEVNULL, stdout=open(tmp / "launcher.out", "w"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
         )
