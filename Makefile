@@ -44,8 +44,10 @@ bench: install
 desktop-entry: install
 	$(BIN)/gradio-serve-launcher --install-desktop-entry
 
+# ruff, and the import contracts of pyproject.toml (launcher/serving walls; also run by `make test`).
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

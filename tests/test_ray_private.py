@@ -1,0 +1,68 @@
+"""serving/ray_private.py holds every private Ray API and says so, without crashing, on another Ray."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def ray_private():
+    from serving import ray_private
+
+    ray_private.version_mismatch.cache_clear()
+    yield ray_private
+    ray_private.version_mismatch.cache_clear()
+
+
+def test_the_ray_it_was_written_for_passes_quietly(ray_private):
+    import ray
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        if tuple(int(p) for p in ray.__version__.split(".")[:2]) == ray_private.WRITTEN_FOR:
+            assert ray_private.version_mismatch() is None
+
+
+@pytest.mark.parametrize("version", ["2.61.0", "3.0.0", "2.59.1", "nightly"])
+def test_another_ray_gets_a_clear_warning_not_a_crash(ray_private, monkeypatch, version):
+    import ray
+
+    monkeypatch.setattr(ray, "__version__", version)
+    with pytest.warns(RuntimeWarning, match=r"serving/ray_private\.py was written for Ray 2\.60"):
+        message = ray_private.version_mismatch()
+    assert message and version in message and "ray[serve]==2.60.0" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ray_private.version_mismatch() == message  # once per process
+
+
+def test_no_private_ray_api_outside_ray_private():
+    # In code, not prose: private modules imported, Ray's private attributes read, private keywords passed.
+    import ast
+
+    private_attributes = {"_deployment_id", "_get_status", "_get_global_client", "ENABLE_RAY_CLUSTER", "http_config"}
+    private_keywords = {"_internal", "_node_ip_address", "_system_config"}
+    offenders = []
+    for path in sorted((ROOT / "serving").glob("*.py")):
+        if path.name == "ray_private.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            found = None
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "ray":
+                if "._" in node.module or any(a.name.startswith("_") for a in node.names):
+                    found = node.module
+            elif isinstance(node, ast.Import):
+                found = next((a.name for a in node.names if a.name.startswith("ray.") and "._" in a.name), None)
+            elif isinstance(node, ast.Attribute) and node.attr in private_attributes:
+                found = node.attr
+            elif isinstance(node, ast.keyword) and node.arg in private_keywords:
+                found = node.arg
+            if found:
+                offenders.append(f"{path.name}:{getattr(node, 'lineno', '?')}: {found}")
+    assert offenders == []
