@@ -7,8 +7,6 @@ never waits on the network), until the page answers or a timeout passes.
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer, QUrl, Signal
@@ -17,20 +15,7 @@ from PySide6.QtGui import QDesktopServices
 from launcher.errors import show_error
 from launcher.logs import launcher_logger
 from launcher.worker import QueryOp
-
-# Loopback must not go through a proxy from the environment.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def http_status(url: str, timeout: float = 2.0) -> int | None:
-    """The page's HTTP status, or None when nothing answers (worker thread)."""
-    try:
-        with _OPENER.open(urllib.request.Request(url, method="GET"), timeout=timeout) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
+from serving.readiness import http_status, is_ready  # the supervisor's rule for "the page answers"
 
 
 def open_url(url: str) -> bool:
@@ -41,7 +26,7 @@ def open_url(url: str) -> bool:
 
 
 class BrowserOpener(QObject):
-    """Polls a URL until it answers (HTTP < 500), then opens it once."""
+    """Polls a URL until it answers (serving/readiness.py), then opens it once."""
 
     opened = Signal(str)
     poll_ms = 1000
@@ -87,7 +72,7 @@ class BrowserOpener(QObject):
             if self._url is not None:
                 self._poll()  # a newer URL came while this check ran
             return
-        if status is not None and status < 500:
+        if is_ready(status):
             self._url = None
             launcher_logger().info("%s answers (HTTP %s); opening the browser", url, status)
             self.opener(url)

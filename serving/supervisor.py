@@ -27,6 +27,7 @@ from .loopback import keep_ray_on_loopback
 from .preflight import StartError, check_fits, check_port_free, local_capacity
 from .process_group import end_own_group_members
 from .protocol import ApplyAnswer, StatusRecord, SupervisorRecord
+from .readiness import page_answers
 from .records import live_record, read_supervisor_record
 
 # Serve's status is polled often while something changes, and less once it runs: each
@@ -549,15 +550,3 @@ def check_local_resources(config: LaunchConfig) -> None:
 
 def check_cluster_resources(config: LaunchConfig, resources: dict) -> None:
     check_fits(config, resources.get("CPU", 0), resources.get("GPU", 0), "the Ray cluster")
-
-
-def page_answers(url: str, timeout: float = 2.0) -> bool:
-    import urllib.request
-
-    # Our own app never goes through the user's http_proxy (urllib would send 127.0.0.1 there).
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=timeout) as resp:
-            return resp.status == 200
-    except Exception:  # noqa: BLE001 - not up yet
-        return False
