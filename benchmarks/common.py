@@ -105,7 +105,8 @@ def gclient(url: str):
 
 
 class Group:
-    """A subprocess in its own session (so its process group is ours to end), stdout read by line."""
+    """A subprocess in its own session (so its process group is ours to end), stdout read by line on a thread:
+    every line in `lines`, every JSON object among them in `events`."""
 
     def __init__(self, args: list[str], env: dict, log_path: Path, stdin: bool = True):
         self.log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
@@ -115,37 +116,44 @@ class Group:
             stdout=subprocess.PIPE, stderr=self.log, text=True, start_new_session=True,
         )
         self.lines: list[str] = []
-        self._q: queue.Queue = queue.Queue()
+        self.events: list[dict] = []
+        self._q: queue.Queue = queue.Queue()  # (seconds since start, JSON object); None once stdout ends
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
         for line in self.proc.stdout:
             self.lines.append(line)
-            self._q.put(line)
-        self._q.put(None)
-
-    def events(self, timeout: float):
-        """Yield (seconds since start, JSON object) for each JSON line, until timeout."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._q.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise RuntimeError(f"process exited ({self.proc.wait()}); last lines {self.lines[-3:]}")
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            yield time.monotonic() - self.t0, obj
-        raise TimeoutError(f"nothing expected within {timeout} s; last lines {self.lines[-3:]}")
+            if isinstance(obj, dict):
+                self.events.append(obj)
+                self._q.put((time.monotonic() - self.t0, obj))
+        self._q.put(None)
+
+    def objects(self, timeout: float):
+        """Yield (seconds since start, JSON object) for each JSON line not yet seen, until timeout;
+        AssertionError (with the last events) when the process exits or the time is up."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                item = self._q.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if item is None:
+                self._q.put(None)  # stays ended for the next reader
+                raise AssertionError(f"process exited ({self.proc.wait()}); last events {self.events[-3:]}, "
+                                     f"last lines {self.lines[-3:]}")
+            yield item
+        raise AssertionError(f"nothing expected within {timeout} s; last events {self.events[-3:]}")
 
     def wait_for(self, pred, timeout: float):
-        for t, obj in self.events(timeout):
+        """(seconds since start, object) of the first JSON object from now on that `pred` accepts."""
+        for t, obj in self.objects(timeout):
             if pred(obj):
                 return t, obj
-        raise TimeoutError
+        raise AssertionError("unreachable: objects() raises when it ends")
 
     @property
     def pgid(self) -> int:
@@ -164,6 +172,10 @@ class Group:
                 self.proc.wait(timeout=grace)
             except (subprocess.TimeoutExpired, OSError):
                 pass
+        self.kill_group()
+
+    def kill_group(self) -> None:
+        """SIGKILL the process group(s) and whatever else runs in the session; close the log."""
         for pgid in self.pgids():
             try:
                 os.killpg(pgid, signal.SIGKILL)
@@ -183,26 +195,66 @@ class Group:
 
 
 class Up(Group):
-    """`gradio-serve up --events` (it makes its own process group; we start it in a new session too)."""
+    """`gradio-serve up --events`, as the launcher runs it; the tests' and the benchmarks' one helper.
+
+    It makes its own process group; we start it in a new session too, so stop() ends everything it left."""
 
     def __init__(self, args: list[str], env: dict, log_path: Path):
         super().__init__([PY, "-m", "serving.cli", "up", "--events", *args], env, log_path)
+        self.ready_s: float | None = None  # seconds from start to the `running` phase
 
-    def wait_running(self, timeout: float = 300) -> float:
-        t, obj = self.wait_for(lambda e: e.get("event") == "phase" and e.get("phase") in ("running", "error"), timeout)
-        if obj["phase"] != "running":
-            raise RuntimeError(f"supervisor failed: {obj.get('message')}")
-        return t
+    def wait_phase(self, *phases: str, timeout: float = 300) -> dict:
+        """The next `phase` event naming one of `phases`."""
+        _t, event = self.wait_for(lambda e: e.get("event") == "phase" and e.get("phase") in phases, timeout)
+        return event
 
-    def stop(self, grace: float = 60) -> None:
-        if self.proc.poll() is None:
+    def wait_running(self, timeout: float = 300) -> dict:
+        """The `running` phase event (its time in ready_s); fails with the last events when the start ends in
+        an error."""
+        t, event = self.wait_for(lambda e: e.get("event") == "phase" and e.get("phase") in ("running", "error"),
+                                 timeout)
+        assert event["phase"] == "running", f"supervisor failed: {event.get('message')}; {self.events[-3:]}"
+        self.ready_s = t
+        return event
+
+    def replica_pids(self, deployment: str) -> list[int]:
+        """PIDs of this app's Serve replicas of `deployment` (model0, GradioIngress, app, ...)."""
+        name = f"ServeReplica:gradio-serve:{deployment}"
+        pids = []
+        for proc in psutil.Process(self.proc.pid).children(recursive=True):
             try:
-                self.proc.stdin.write("stop\n")
-                self.proc.stdin.flush()
-                self.proc.wait(timeout=grace)
-            except (subprocess.TimeoutExpired, OSError):
-                pass
-        super().stop(grace=5)
+                title = " ".join(proc.cmdline()).split()
+            except psutil.Error:
+                continue
+            # The title is the actor's, plus ".method" while a call runs.
+            if any(t.removeprefix("ray::") == name or t.removeprefix("ray::").startswith(name + ".") for t in title):
+                pids.append(proc.pid)
+        return sorted(pids)
+
+    @property
+    def pgid(self) -> int:
+        """The supervisor's process group, as it says in its events (its pid until it said so)."""
+        return next((e["pgid"] for e in self.events if e.get("event") == "phase" and e.get("pgid")), self.proc.pid)
+
+    def pgids(self) -> set[int]:
+        return {self.proc.pid} | {e["pgid"] for e in self.events if e.get("pgid")}
+
+    def stop(self, how: str = "stdin", timeout: float = 90) -> float:
+        """Stop it ("stdin": a `stop` line, "sigterm": SIGTERM), then end its group; how long it took to exit.
+        Raises TimeoutExpired if it did not exit within `timeout` (what it left is ended all the same)."""
+        start = time.monotonic()
+        try:
+            if self.proc.poll() is None:
+                if how == "stdin":
+                    self.proc.stdin.write("stop\n")
+                    self.proc.stdin.flush()
+                else:
+                    self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=timeout)
+        finally:
+            elapsed = time.monotonic() - start
+            self.kill_group()
+        return elapsed
 
 
 def app_processes(root_pid: int) -> list[psutil.Process]:

@@ -68,7 +68,8 @@ class Bench:
         port = free_port()
         up = Up(["--model", EMBEDDED, "--port", str(port)], self.env, self.logfile("cold"))
         try:
-            ready = up.wait_running(300)
+            up.wait_running(300)
+            ready = up.ready_s
             gclient(f"http://127.0.0.1:{port}/").predict(ARTICLE, api_name="/summarize")
             first = time.monotonic() - up.t0
         finally:
