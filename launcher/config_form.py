@@ -4,8 +4,8 @@ It shows a config (`apply_config`), keeps the fields it does not show (generatio
 from a --config file, ...) from the last config it was given (`set_base`), and turns its
 widgets back into a config: `validate(purpose)` returns the validated LaunchConfig and emits
 `validated`, or emits `refused` with the field to fix. Its numbers are bounded by this
-machine (or not at all for someone else's cluster) and it says what the config needs
-("Needs 2 of 4 CPUs · ~1.7 GB of 8 GB free"), in the error colour when it will not fit.
+machine (or not at all for someone else's cluster), and what they need of it is said under
+the rows (launcher/needs_label.py) by serving/preflight.py's rules.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import dataclasses
 import re
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -32,8 +31,9 @@ from PySide6.QtWidgets import (
 
 from launcher import machine, model_catalog
 from launcher.app_picker import AppRow
-from launcher.icons import STATE_COLOURS
+from launcher.logs import launcher_logger
 from launcher.model_catalog import ModelChoice
+from launcher.needs_label import NeedsLabel
 from launcher.slot_row import COL_BUTTON, COL_CPUS, COL_GPUS, COL_REPLICAS, SCHEMA_MAX_CPUS, SCHEMA_MAX_GPUS, SlotRow
 from serving import preflight
 from serving.config import ConfigError, LaunchConfig, Mode, ModelSlot
@@ -126,8 +126,7 @@ class ConfigForm(QWidget):
         self.add_button.setToolTip(f"Fan-out sends each prompt to every model (up to {MAX_SLOTS})")
         self.add_button.clicked.connect(lambda: self.add_slot())
         below.addWidget(self.add_button)
-        self.resources_label = QLabel()
-        self.resources_label.setWordWrap(True)
+        self.resources_label = NeedsLabel()
         below.addWidget(self.resources_label, 1)
         self.advanced_button = QToolButton()
         self.advanced_button.setText("Advanced")
@@ -392,6 +391,14 @@ class ConfigForm(QWidget):
     # ---- what it needs, and what it finds ------------------------------------
 
     def set_machine(self, info: machine.MachineInfo) -> None:
+        launcher_logger().info(
+            "this machine: %d CPUs, %s free of %s, GPUs: %s, native bfloat16: %s",
+            info.cpus,
+            machine.format_bytes(info.memory_available),
+            machine.format_bytes(info.memory_total),
+            ", ".join(info.gpus) or "none",
+            {True: "yes", False: "no", None: "unknown"}[info.native_bf16],
+        )
         self.machine = info
         self.machine_probed = True
         self._set_bounds()
@@ -437,25 +444,7 @@ class ConfigForm(QWidget):
         try:
             config = LaunchConfig.from_dict(self.config_dict())
         except (ConfigError, Exception):  # noqa: BLE001 - half-typed values: no summary yet
-            self.resources_label.setText("")
+            self.resources_label.clear_needs()
             return
-        if config.cluster.address is not None:
-            where = f"Cluster at {config.cluster.address}" if config.cluster.address.strip() else "Existing cluster"
-            self.resources_label.setText(f"{where}: resources are checked there.")
-            self.resources_label.setToolTip("")
-            return
-        cpus, gpus = self.cluster_bounds()
-        need_mb, unknown = self.memory_estimate_mb(config)
-        parts = [f"{config.requested_cpus():g} of {cpus:g} CPUs"]
-        if gpus or config.requested_gpus():
-            parts.append(f"{config.requested_gpus():g} of {gpus:g} GPUs")
-        mem = f"~{machine.format_bytes(need_mb * 1024 * 1024)}"
-        if self.machine.memory_available:
-            mem += f" of {machine.format_bytes(self.machine.memory_available)} free"
-        parts.append(mem + (" plus your app's own" if config.app else " (some sizes unknown)" if unknown else ""))
-        warnings = self.resource_warnings(config)
-        colour = STATE_COLOURS["error"] if warnings else self.palette().color(QPalette.ColorRole.PlaceholderText).name()
-        self.resources_label.setText(f"<span style='color:{colour}'>Needs {' · '.join(parts)}</span>")
-        self.resources_label.setToolTip(
-            "\n".join(warnings) or "Estimates: Ray + Serve + Gradio, plus each model's replicas"
-        )
+        self.resources_label.show_needs(config, self.cluster_bounds(), self.machine.memory_available,
+                                        self.memory_estimate_mb(config), self.resource_warnings(config))

@@ -1,8 +1,8 @@
-"""The questions the window asks, and its file pickers.
+"""The questions the window asks, and its configuration files (picked, loaded, saved).
 
 Every question is a window-modal QMessageBox opened with `open()` (the event loop keeps
 turning: the app keeps being followed while it is asked), answered through a callback,
-and deleted once answered. Errors do not come here: launcher/errors.py shows them.
+and deleted once answered. Errors go through launcher/errors.py, as everywhere.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ from collections.abc import Callable
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
+from launcher import app_inspector
 from launcher.apply_changes import PendingChange
+from launcher.errors import show_error
+from serving.config import ConfigError, LaunchConfig
 
 TITLE = "Gradio Serve Launcher"
 _Role = QMessageBox.ButtonRole
@@ -83,11 +86,28 @@ def ask_on_close(parent: QWidget, on_quit: Callable[[bool], None]) -> None:
     )
 
 
-def config_to_load(parent: QWidget) -> str | None:
+def load_config(parent: QWidget) -> LaunchConfig | None:
+    """A configuration file the user picks, loaded (a relative app target: relative to the file); None if
+    they pick none, or after saying why it cannot be used."""
     path, _ = QFileDialog.getOpenFileName(parent, "Load configuration", "", "JSON (*.json);;All files (*)")
-    return path or None
+    if not path:
+        return None
+    try:
+        return app_inspector.load_config(path)
+    except ConfigError as exc:
+        show_error(f"{path} cannot be used: {exc}", "Fix the file (it is the same JSON as gradio-serve up --config).")
+        return None
 
 
-def config_to_save(parent: QWidget) -> str | None:
+def save_config(parent: QWidget, config: LaunchConfig) -> str | None:
+    """Write `config` where the user picks; the path, or None if they pick none or it cannot be written."""
     path, _ = QFileDialog.getSaveFileName(parent, "Save configuration", "gradio-serve.json", "JSON (*.json)")
-    return path or None
+    if not path:
+        return None
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(config.to_json() + "\n")
+    except OSError as exc:
+        show_error(f"Could not write {path} ({exc.strerror}).", "Pick a folder you can write to.")
+        return None
+    return path

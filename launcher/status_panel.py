@@ -1,5 +1,6 @@
-"""The per-deployment status table, filled from the supervisor's "status" events.
+"""The status of the app (its phase line and a per-deployment table) above the log, resizable.
 
+The table is filled from the supervisor's "status" events.
 Columns: model, Serve status (Serve's own words), replicas running/target,
 message. The ingress (Gradio) deployment is listed too: it is what answers.
 """
@@ -8,7 +9,18 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QGroupBox,
+    QHeaderView,
+    QLabel,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+from launcher.log_view import LogView
 
 _STATUS_COLOURS = {
     "RUNNING": "#15803d",
@@ -73,3 +85,35 @@ class StatusTable(QTableWidget):
             tuple(self.item(r, c).text() if self.item(r, c) else "" for c in range(self.columnCount()))
             for r in range(self.rowCount())
         ]
+
+
+class StatusAndLog(QSplitter):
+    """The "Status" group (phase line, table) and the "Log" group, resizable against each other."""
+
+    def __init__(self, parent=None):
+        super().__init__(Qt.Orientation.Vertical, parent)
+        status_box = QGroupBox("Status")
+        status_layout = QVBoxLayout(status_box)
+        self.phase_label = QLabel("Not serving.")
+        self.phase_label.setWordWrap(True)
+        status_layout.addWidget(self.phase_label)
+        self.status_table = StatusTable()
+        status_layout.addWidget(self.status_table)
+        log_box = QGroupBox("Log")
+        log_layout = QVBoxLayout(log_box)
+        self.log_view = LogView()
+        log_layout.addWidget(self.log_view)
+        self.addWidget(status_box)
+        self.addWidget(log_box)
+        self.setStretchFactor(0, 2)
+        self.setStretchFactor(1, 3)
+        self.setChildrenCollapsible(False)
+
+    def show_log(self) -> None:
+        """The log at a readable height, at its newest line, with the focus."""
+        sizes = self.sizes()
+        if len(sizes) == 2 and sizes[1] < 120:
+            self.setSizes([max(90, sum(sizes) - 240), 240])
+        bar = self.log_view.text.verticalScrollBar()
+        bar.setValue(bar.maximum())
+        self.log_view.text.setFocus()

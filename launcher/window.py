@@ -14,24 +14,23 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QByteArray, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QMainWindow, QPushButton, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QPushButton, QVBoxLayout, QWidget
 
 from launcher import dialogs, errors, machine, model_catalog
 from launcher import settings as settings_mod
-from launcher.app_inspector import Inspection, load_config
+from launcher.app_inspector import Inspection
 from launcher.app_picker import PyFileDrops
 from launcher.apply_changes import PendingChange
 from launcher.config_form import MAX_SLOTS, ConfigForm
 from launcher.errors import show_error
 from launcher.icons import STATE_COLOURS, app_icon
 from launcher.launch_options import LaunchOptions
-from launcher.log_view import LogView, open_logs_folder
-from launcher.logs import launcher_logger
+from launcher.log_view import open_logs_folder
 from launcher.model_catalog import ModelChoice
 from launcher.session import Session, SessionState
 from launcher.settings import Settings
 from launcher.start_progress import StartProgress
-from launcher.status_panel import StatusTable
+from launcher.status_panel import StatusAndLog
 from launcher.supervisor_process import ServingController, ServingState
 from launcher.tray import Tray
 from launcher.worker import QueryOp
@@ -69,20 +68,8 @@ class MainWindow(QMainWindow):
         self.browser = self.session.browser
         self._build_actions()
         self._build_ui()
-        self.tray = Tray(
-            [
-                self.start_action,
-                self.stop_action,
-                self.open_action,
-                None,
-                self.show_action,
-                self.logs_action,
-                None,
-                self.quit_keep_action,
-                self.quit_action,
-            ],
-            self,
-        )
+        self.tray = Tray([self.start_action, self.stop_action, self.open_action, None, self.show_action,
+                          self.logs_action, None, self.quit_keep_action, self.quit_action], self)
         self.tray.activated.connect(self.toggle_visible)
         self.tray.show()
         errors.set_presenter(self.show_status_line, self)
@@ -158,25 +145,10 @@ class MainWindow(QMainWindow):
         self.pending_label.setVisible(False)
         outer.addWidget(self.pending_label)
 
-        # Status and log, resizable against each other
-        self.splitter = splitter = QSplitter(Qt.Orientation.Vertical)
-        status_box = QGroupBox("Status")
-        status_layout = QVBoxLayout(status_box)
-        self.phase_label = QLabel("Not serving.")
-        self.phase_label.setWordWrap(True)
-        status_layout.addWidget(self.phase_label)
-        self.status_table = StatusTable()
-        status_layout.addWidget(self.status_table)
-        log_box = QGroupBox("Log")
-        log_layout = QVBoxLayout(log_box)
-        self.log_view = LogView()
-        log_layout.addWidget(self.log_view)
-        splitter.addWidget(status_box)
-        splitter.addWidget(log_box)
-        splitter.setStretchFactor(0, 2)
-        splitter.setStretchFactor(1, 3)
-        splitter.setChildrenCollapsible(False)
-        outer.addWidget(splitter, 1)
+        self.splitter = StatusAndLog()
+        self.phase_label, self.status_table, self.log_view = (
+            self.splitter.phase_label, self.splitter.status_table, self.splitter.log_view)
+        outer.addWidget(self.splitter, 1)
 
         self.setCentralWidget(central)
         self.resize(820, 720)
@@ -213,14 +185,6 @@ class MainWindow(QMainWindow):
     # ---- what the machine and the catalog say -------------------------------------
 
     def _on_machine(self, info: machine.MachineInfo) -> None:
-        launcher_logger().info(
-            "this machine: %d CPUs, %s free of %s, GPUs: %s, native bfloat16: %s",
-            info.cpus,
-            machine.format_bytes(info.memory_available),
-            machine.format_bytes(info.memory_total),
-            ", ".join(info.gpus) or "none",
-            {True: "yes", False: "no", None: "unknown"}[info.native_bf16],
-        )
         self.form.set_machine(info)
         self._draw()
 
@@ -349,12 +313,7 @@ class MainWindow(QMainWindow):
 
     def show_log(self) -> None:
         """Bring the log view forward, at its newest line ("Show log" under the progress bar)."""
-        sizes = self.splitter.sizes()
-        if len(sizes) == 2 and sizes[1] < 120:
-            self.splitter.setSizes([max(90, sum(sizes) - 240), 240])
-        bar = self.log_view.text.verticalScrollBar()
-        bar.setValue(bar.maximum())
-        self.log_view.text.setFocus()
+        self.splitter.show_log()
         self.bring_forward()
 
     # ---- your app: recent files, drops -------------------------------------------------
@@ -457,29 +416,13 @@ class MainWindow(QMainWindow):
             )
 
     def load_config_file(self) -> None:
-        path = dialogs.config_to_load(self)
-        if not path:
-            return
-        try:
-            self.form.apply_config(load_config(path))  # a relative app target: relative to the file
-        except ConfigError as exc:
-            show_error(
-                f"{path} cannot be used: {exc}", "Fix the file (it is the same JSON as gradio-serve up --config)."
-            )
-            return
-        self._on_edited()
+        config = dialogs.load_config(self)
+        if config is not None:
+            self.form.apply_config(config)
+            self._on_edited()
 
     def save_config_file(self) -> None:
         config = self.form.validate("save")
-        if config is None:
-            return
-        path = dialogs.config_to_save(self)
-        if not path:
-            return
-        try:
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(config.to_json() + "\n")
-        except OSError as exc:
-            show_error(f"Could not write {path} ({exc.strerror}).", "Pick a folder you can write to.")
-            return
-        self.show_status_line(f"Saved; run it without the window: gradio-serve up --config {path}")
+        path = dialogs.save_config(self, config) if config is not None else None
+        if path:
+            self.show_status_line(f"Saved; run it without the window: gradio-serve up --config {path}")
