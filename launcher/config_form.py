@@ -33,12 +33,12 @@ from launcher import machine, model_catalog
 from launcher.app_picker import AppRow
 from launcher.logs import launcher_logger
 from launcher.model_catalog import ModelChoice
+from launcher.model_rows import MAX_SLOTS, ModelRows
 from launcher.needs_label import NeedsLabel
-from launcher.slot_row import COL_BUTTON, COL_CPUS, COL_GPUS, COL_REPLICAS, SCHEMA_MAX_CPUS, SCHEMA_MAX_GPUS, SlotRow
+from launcher.slot_row import SCHEMA_MAX_CPUS, SCHEMA_MAX_GPUS, SlotRow
 from serving import preflight
 from serving.config import ConfigError, LaunchConfig, Mode, ModelSlot
 
-MAX_SLOTS = 8
 # What "Connect to an existing cluster" takes (as `gradio-serve up --address`).
 CLUSTER_ADDRESS = re.compile(r"auto|(ray://)?[^\s:/]+:\d{1,5}")
 
@@ -62,9 +62,6 @@ class ConfigForm(QWidget):
         self.choices: list[ModelChoice] = model_catalog.fallback_choices()
         self.catalog_loaded = False
         self._base = config
-        self.rows: list[SlotRow] = []
-        self._stashed: list[ModelSlot] = []  # fan-out slots kept while in summarizer mode
-        self._rows_mode = Mode.summarize  # the built-in mode the model rows are shaped for (kept in mode app)
         self._loading = False  # a config is being shown: no edits to report
         self._editable = True
         self._build(recent_apps, beside_port)
@@ -97,24 +94,10 @@ class ConfigForm(QWidget):
         models_layout = QVBoxLayout(self.models_box)
         models_layout.setSpacing(4)
         # The model rows (built-in modes) and the app row (mode app) share the box; one shows at a time.
-        self.slots_panel = QWidget()
-        slots_layout = QVBoxLayout(self.slots_panel)
-        slots_layout.setContentsMargins(0, 0, 0, 0)
-        slots_layout.setSpacing(4)
-        header = QHBoxLayout()
-        header.setSpacing(6)
-        header.addSpacing(18 + 6)
-        header.addWidget(QLabel("Model"), 1)
-        header.addSpacing(COL_BUTTON + 6)
-        for text, width in (("CPUs", COL_CPUS), ("GPUs", COL_GPUS), ("Replicas", COL_REPLICAS)):
-            label = QLabel(text)
-            label.setFixedWidth(width)
-            header.addWidget(label)
-        header.addSpacing(COL_BUTTON)
-        slots_layout.addLayout(header)
-        self.rows_layout = QVBoxLayout()
-        self.rows_layout.setSpacing(6)
-        slots_layout.addLayout(self.rows_layout)
+        self.slots_panel = ModelRows(ingress_cpus=lambda: self._base.ingress_cpus)
+        self.slots_panel.changed.connect(self._on_edited)
+        self.slots_panel.remove_requested.connect(self.remove_slot)
+        self.slots_panel.set_choices(self.choices, Mode.summarize)
         models_layout.addWidget(self.slots_panel)
         self.app_row = AppRow()
         self.app_row.setVisible(False)
@@ -190,22 +173,16 @@ class ConfigForm(QWidget):
             button.setChecked(True)
             self.cluster_box.setChecked(config.cluster.address is not None)
             self.cluster_address.setText(config.cluster.address or "")
-            self.app_row.set_bounds(*self.cluster_bounds())
+            self._set_bounds()
             if config.mode is Mode.app:
                 # The model rows keep what they held (or the default), for a switch back.
                 self.app_row.set_spec(config.app)
                 if not self.rows:
-                    self._add_row(ModelSlot())
-                    self._rows_mode = Mode.summarize
+                    self.slots_panel.show_slots([ModelSlot()], Mode.summarize)
             else:
-                self._stashed = []
-                for row in list(self.rows):
-                    self._drop_row(row)
                 if any(slot.autoscaling or slot.dtype != "auto" for slot in config.models):
                     self.advanced_button.setChecked(True)
-                for slot in config.models:
-                    self._add_row(slot)
-                self._rows_mode = config.mode
+                self.slots_panel.show_slots(list(config.models), config.mode)
             self.port.setValue(config.http.port)
         finally:
             self._loading = False
@@ -259,28 +236,14 @@ class ConfigForm(QWidget):
             return SCHEMA_MAX_CPUS, SCHEMA_MAX_GPUS  # someone else's cluster: its size is unknown here
         return preflight.local_capacity(self._base.cluster, self.machine.cpus, self.machine.gpu_count)
 
-    def _add_row(self, slot: ModelSlot) -> SlotRow:
-        cpus, gpus = self.cluster_bounds()
-        row = SlotRow(slot, max_cpus=cpus, max_gpus=gpus)
-        row.set_choices(self.choices, self.mode())
-        row.changed.connect(self._on_edited)
-        row.remove_requested.connect(self.remove_slot)
-        row.set_advanced_visible(self.advanced_button.isChecked())
-        row.set_native_bf16(self.machine.native_bf16)
-        self.rows.append(row)
-        self.rows_layout.addWidget(row)
-        return row
-
-    def _drop_row(self, row: SlotRow) -> None:
-        self.rows.remove(row)
-        self.rows_layout.removeWidget(row)
-        row.setParent(None)
-        row.deleteLater()
+    @property
+    def rows(self) -> list[SlotRow]:
+        return self.slots_panel.rows
 
     def add_slot(self, slot: ModelSlot | None = None) -> SlotRow | None:
         if len(self.rows) >= MAX_SLOTS:
             return None
-        row = self._add_row(slot or self._new_slot())
+        row = self.slots_panel.add(slot or self.slots_panel.new_slot(), self.mode())
         self._refresh_rows()
         self._on_edited()
         return row
@@ -290,24 +253,9 @@ class ConfigForm(QWidget):
             self.notice.emit("Fan-out needs at least two models; switch to Summarizer for one.")
             return
         if row in self.rows:
-            self._drop_row(row)
+            self.slots_panel.drop(row)
         self._refresh_rows()
         self._on_edited()
-
-    def _new_slot(self) -> ModelSlot:
-        """A new slot that still fits the machine's CPUs when it can (on 2 cores: 0.75 next to 1 + ingress)."""
-        cpus, _gpus = self.cluster_bounds()
-        used = self._base.ingress_cpus + sum(r.cpus.value() * r.max_replicas() for r in self.rows)
-        room = max(0.25, min(1.0, (cpus - used) // 0.25 * 0.25))
-        return ModelSlot(model=self._next_model(), num_cpus=room)
-
-    def _next_model(self) -> str:
-        """A model not used yet that suits fan-out and works offline, for a new slot."""
-        used = {r.model_ref() for r in self.rows}
-        for c in self.choices:
-            if c.fits(Mode.fanout) and c.available_offline and c.name not in used:
-                return c.name
-        return self.choices[0].name if self.choices else ModelSlot().model
 
     def _on_mode_toggled(self) -> None:
         mode = self.mode()
@@ -318,21 +266,8 @@ class ConfigForm(QWidget):
             # The model rows stay as they are (hidden) for a switch back; the app row offers the last app.
             if not self.app_row.text() and self.app_row.recent():
                 self.app_row.set_target(self.app_row.recent()[0])
-        elif mode is not self._rows_mode:
-            if mode is Mode.summarize:
-                # Keep the extra fan-out slots to bring back if the user switches back.
-                self._stashed = [ModelSlot.model_validate(r.slot_dict()) for r in self.rows[1:] if r.model_ref()]
-                for row in self.rows[1:]:
-                    self._drop_row(row)
-            else:
-                for slot in self._stashed:
-                    self._add_row(slot)
-                self._stashed = []
-                while len(self.rows) < 2:
-                    self._add_row(self._new_slot())
-            self._rows_mode = mode
-            for row in self.rows:
-                row.set_choices(self.choices, mode)
+        else:
+            self.slots_panel.shape_for(mode)
         self._refresh_rows()
         self._on_edited()
 
@@ -345,9 +280,7 @@ class ConfigForm(QWidget):
         self.advanced_button.setVisible(not app)
         self.app_row.setVisible(app)
         self.app_row.set_active(app)  # the app is checked (a child process) only when it is what is served
-        for i, row in enumerate(self.rows):
-            row.set_number(i + 1)
-            row.set_removable(fanout and len(self.rows) > 2)
+        self.slots_panel.renumber(fanout)
         self.add_button.setVisible(fanout)
         self.add_button.setEnabled(fanout and len(self.rows) < MAX_SLOTS and self._editable)
         self._update_resources()
@@ -365,14 +298,12 @@ class ConfigForm(QWidget):
 
     def _set_bounds(self) -> None:
         cpus, gpus = self.cluster_bounds()
-        for row in self.rows:
-            row.set_bounds(cpus, gpus)
+        self.slots_panel.set_bounds(cpus, gpus)
         self.app_row.set_bounds(cpus, gpus)
 
     def _on_advanced_toggled(self, checked: bool) -> None:
         self.advanced_button.setArrowType(Qt.ArrowType.DownArrow if checked else Qt.ArrowType.RightArrow)
-        for row in self.rows:
-            row.set_advanced_visible(checked)
+        self.slots_panel.set_advanced_visible(checked)
 
     def editable(self) -> bool:
         return self._editable
@@ -383,8 +314,7 @@ class ConfigForm(QWidget):
         for w in (self.mode_summarize, self.mode_fanout, self.mode_app, self.port, self.cluster_box):
             w.setEnabled(editable)
         self.cluster_address.setEnabled(editable and self.cluster_box.isChecked())
-        for row in self.rows:
-            row.set_editable(editable)
+        self.slots_panel.set_editable(editable)
         self.app_row.set_editable(editable)
         self.add_button.setEnabled(editable and self.mode() is Mode.fanout and len(self.rows) < MAX_SLOTS)
 
@@ -402,8 +332,7 @@ class ConfigForm(QWidget):
         self.machine = info
         self.machine_probed = True
         self._set_bounds()
-        for row in self.rows:
-            row.set_native_bf16(info.native_bf16)
+        self.slots_panel.set_native_bf16(info.native_bf16)
         self._refresh_rows()
 
     def set_memory_available(self, available: int) -> None:
@@ -413,8 +342,7 @@ class ConfigForm(QWidget):
     def set_choices(self, choices: list[ModelChoice]) -> None:
         self.choices = choices or model_catalog.fallback_choices()
         self.catalog_loaded = True
-        for row in self.rows:
-            row.set_choices(self.choices, self.mode())
+        self.slots_panel.set_choices(self.choices, self.mode())
         self._update_resources()
 
     def memory_estimate_mb(
