@@ -319,3 +319,37 @@ def percentile(values: list[float], q: float) -> float:
     k = (len(vals) - 1) * q
     lo, hi = int(k), min(int(k) + 1, len(vals) - 1)
     return vals[lo] + (vals[hi] - vals[lo]) * (k - lo)
+
+
+def process_role(p: psutil.Process) -> str:
+    """A short name for one process of the app: Ray's daemons by their program, actors by title."""
+    try:
+        cmd = p.cmdline()
+        name = p.name()
+    except psutil.Error:
+        return "?"
+    title = " ".join(cmd)
+    if title.startswith("ray::"):
+        return title.split()[0].removeprefix("ray::")  # e.g. ServeReplica:gradio-serve:model0
+    for needle, role in (("gcs_server", "GCS server"), ("raylet", "raylet"), ("dashboard/agent.py", "dashboard agent"),
+                         ("runtime_env/agent", "runtime-env agent"), ("dashboard/dashboard.py", "dashboard"),
+                         ("log_monitor.py", "log monitor"), ("monitor.py", "autoscaler monitor"),
+                         ("serving.cli", "supervisor (gradio-serve up)"), ("default_worker.py", "idle Ray worker")):
+        if needle in title:
+            return role
+    return name
+
+
+def memory_table(procs: list[psutil.Process]) -> list[dict]:
+    """One row per live process, largest RSS first: role, pid, RSS and PSS in MB."""
+    rows = []
+    for p in procs:
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            info = p.memory_full_info()
+        except psutil.Error:
+            continue
+        rows.append({"role": process_role(p), "pid": p.pid, "rss_mb": round(info.rss / 2**20, 1),
+                     "pss_mb": round(getattr(info, "pss", info.rss) / 2**20, 1)})
+    return sorted(rows, key=lambda r: -r["rss_mb"])

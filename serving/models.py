@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from transformers import (
     TextIteratorStreamer,
 )
 
-from . import paths
+from . import decoding, paths
 from .catalog import EMBEDDED_GGUF, CatalogEntry, embedded_gguf
 from .config import Generation, Mode
 
@@ -110,7 +112,8 @@ class Runner:
     """One loaded model and the settings to run it for one mode."""
 
     def __init__(self, entry: CatalogEntry, mode: Mode, generation: Generation, num_cpus: float = 1.0,
-                 num_gpus: float = 0.0, trust_remote_code: bool = False, dtype: str = "auto"):
+                 num_gpus: float = 0.0, trust_remote_code: bool = False, dtype: str = "auto",
+                 max_batch: int = 8):
         _set_threads(num_cpus)
         self.entry = entry
         self.kind = entry.kind
@@ -118,7 +121,10 @@ class Runner:
         self.dtype = self._dtype(dtype)
         self.tokenizer, self.model = self._load(trust_remote_code)
         self.configure(mode, generation)
-        self._lock = threading.Lock()  # one generate at a time; batching gives the parallelism
+        self._lock = threading.Lock()  # one generate() at a time; batching gives the parallelism
+        # Decoder-only models decode in one continuous batch (serving/decoding.py); others use generate().
+        self.loop = (decoding.DecodeLoop(self.model, self._eos_ids(), self.tokenizer.pad_token_id, max_batch)
+                     if decoding.supports(self.model) else None)
 
     def configure(self, mode: Mode, generation: Generation) -> None:
         """The mode and decoding settings; changing them needs no reload."""
@@ -224,7 +230,61 @@ class Runner:
         if self.generation.seed is not None:
             torch.manual_seed(self.generation.seed)
 
+    def _eos_ids(self) -> set[int]:
+        ids = self.model.generation_config.eos_token_id
+        ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        return ids
+
+    @property
+    def continuous(self) -> bool:
+        """Whether prompts go through the continuous decode loop (not beam search, not seq2seq)."""
+        return self.loop is not None and (self.generation.num_beams or 1) == 1
+
+    def _sampling(self) -> decoding.Sampling:
+        g = self.generation
+        sample = bool(g.do_sample)
+        model_top_k = getattr(self.model.generation_config, "top_k", None)
+        return decoding.Sampling(
+            max_new_tokens=g.max_new_tokens or 100, min_new_tokens=g.min_new_tokens or 0, do_sample=sample,
+            temperature=(g.temperature or 1.0) if sample else 1.0, top_p=(g.top_p or 1.0) if sample else 1.0,
+            top_k=(model_top_k if model_top_k is not None else 50) if sample else 0, seed=g.seed)
+
+    def submit(self, text: str, on_text: Callable[[str], None] | None = None) -> Future[Answer]:
+        """Start one answer in the decode loop (see `continuous`); on_text gets the text so far."""
+        start = time.perf_counter()
+        (prompt,), (cut,) = self._prompt_ids([text])
+        skip = {"skip_special_tokens": True}
+        on_tokens = (lambda ids: on_text(self.tokenizer.decode(ids, **skip).strip())) if on_text else None
+        answer: Future[Answer] = Future()
+
+        def done(tokens: Future) -> None:
+            if answer.done():
+                return  # cancelled by its caller meanwhile
+            if tokens.cancelled():
+                answer.cancel()
+            elif tokens.exception() is not None:
+                answer.set_exception(tokens.exception())
+            else:
+                text_out = self.tokenizer.decode(tokens.result(), **skip).strip()
+                answer.set_result(Answer(text_out, round(time.perf_counter() - start, 3), cut))
+
+        row = self.loop.submit(prompt, self._sampling(), on_tokens)
+        row.add_done_callback(done)
+        # Cancelling the answer (its caller went away) takes the row out of the batch at the next step.
+        answer.add_done_callback(lambda a: a.cancelled() and row.cancel())
+        return answer
+
+    def _prompt_ids(self, texts: list[str]) -> tuple[list[list[int]], list[int | None]]:
+        cut = [self._truncate(t) for t in texts]
+        prompts = [self._prompt(t) for t, _ in cut]
+        enc = self.tokenizer(prompts, add_special_tokens=self.kind != "instruct")
+        return enc["input_ids"], [n for _, n in cut]
+
     def generate(self, texts: list[str]) -> list[Answer]:
+        if self.continuous:
+            return [f.result() for f in [self.submit(t) for t in texts]]
         start = time.perf_counter()
         with self._lock, torch.inference_mode():
             enc, cuts = self._encode(texts)
@@ -240,6 +300,17 @@ class Runner:
         Beam search cannot stream (the best beam is only known at the end): one final item."""
         if (self.generation.num_beams or 1) > 1:
             yield {**self.generate([text])[0].as_dict(), "done": True}
+            return
+        if self.continuous:
+            partials: queue.Queue[str] = queue.Queue()
+            answer = self.submit(text, partials.put)
+            answer.add_done_callback(lambda _: partials.put(None))
+            shown = ""
+            while (so_far := partials.get()) is not None:
+                if so_far and so_far != shown:
+                    shown = so_far
+                    yield {"text": so_far, "done": False}
+            yield {**answer.result().as_dict(), "done": True}
             return
         start = time.perf_counter()
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=self.kind != "seq2seq",

@@ -1,0 +1,116 @@
+"""serving/decoding.py, the continuous batch, on real (tiny) models: it answers exactly what
+`generate()` answers one prompt at a time, whether prompts come together or join mid-way;
+each row keeps its own settings; a failure reaches every caller and the loop goes on."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from serving import decoding
+from serving.catalog import resolve
+from serving.config import Generation, Mode
+from serving.models import Runner
+
+PROMPTS = ["Once upon a time", "The", "A long long prompt with many words in it, to pad the others", "Hello there"]
+
+
+def runner_for(tiny_models, kind: str, **generation) -> Runner:
+    return Runner(resolve(tiny_models[kind]), Mode.fanout, Generation(**generation), max_batch=8)
+
+
+def one_by_one_with_generate(runner: Runner, prompts: list[str]) -> list[str]:
+    loop, runner.loop = runner.loop, None  # the reference: transformers' generate(), batch of 1
+    try:
+        return [runner.generate([p])[0].text for p in prompts]
+    finally:
+        runner.loop = loop
+
+
+@pytest.mark.parametrize("kind", ["causal", "instruct"])
+def test_greedy_answers_match_generate_together_and_joining_midway(tiny_models, kind):
+    runner = runner_for(tiny_models, kind, max_new_tokens=24, min_new_tokens=24)
+    assert runner.continuous
+    expected = one_by_one_with_generate(runner, PROMPTS)
+
+    assert [a.text for a in runner.generate(PROMPTS)] == expected  # all four in one batch
+
+    # Staggered: each prompt joins when the one before it has decoded a few tokens.
+    answers: list = [None] * len(PROMPTS)
+    started = [threading.Event() for _ in PROMPTS]
+
+    def follow(i: int):
+        def on_text(text: str):
+            if len(text) > 3:
+                started[i].set()
+        return on_text
+
+    for i, prompt in enumerate(PROMPTS):
+        answers[i] = runner.submit(prompt, follow(i))
+        assert started[i].wait(30)
+    assert [a.result(60).text for a in answers] == expected
+
+
+def test_rows_keep_their_own_settings(tiny_models):
+    runner = runner_for(tiny_models, "causal", max_new_tokens=30)
+    short = decoding.Sampling(max_new_tokens=5)
+    long_ = decoding.Sampling(max_new_tokens=30, min_new_tokens=30)
+    seeded = decoding.Sampling(max_new_tokens=20, min_new_tokens=20, do_sample=True, temperature=1.5, top_k=50,
+                               top_p=0.9, seed=3)
+    prompt = runner._prompt_ids(["Once upon a time"])[0][0]
+    futures = [runner.loop.submit(prompt, s) for s in (short, long_, seeded, seeded)]
+    out = [f.result(60) for f in futures]
+    assert len(out[0]) <= 5 and len(out[1]) == 30 and len(out[2]) == 20
+    assert out[1][:len(out[0])] == out[0]  # greedy: the short answer is the long one's beginning
+    assert out[2] == out[3]  # the same seed in one batch: the same answer
+    alone = runner.loop.submit(prompt, seeded).result(60)
+    assert alone == out[2]  # and the same answer alone
+    other = runner.loop.submit(prompt, decoding.Sampling(**{**seeded.__dict__, "seed": 4})).result(60)
+    assert other != out[2]
+
+
+def test_a_failing_step_fails_its_rows_and_the_loop_goes_on(tiny_models, monkeypatch):
+    runner = runner_for(tiny_models, "causal", max_new_tokens=8)
+    model = runner.model
+    real_forward = model.forward
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("out of memory (simulated)")
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", flaky)
+    with pytest.raises(RuntimeError, match="simulated"):
+        runner.generate(["Once upon a time"])
+    assert runner.generate(["Once upon a time"])[0].text  # the next prompt is answered
+
+
+def test_a_cancelled_answer_leaves_the_batch(tiny_models):
+    runner = runner_for(tiny_models, "causal", max_new_tokens=400, min_new_tokens=400)
+    first_tokens = threading.Event()
+    answer = runner.submit("Once upon a time", lambda text: first_tokens.set())
+    assert first_tokens.wait(30)
+    answer.cancel()
+    # The loop is free again: a short answer comes back long before 400 tokens could have.
+    quick = runner_for(tiny_models, "causal", max_new_tokens=4)
+    quick.loop = runner.loop
+    assert quick.generate(["The"])[0].text
+
+
+def test_encoder_decoders_and_beam_search_use_generate(tiny_models):
+    t5 = Runner(resolve(tiny_models["seq2seq"]), Mode.summarize, Generation(max_new_tokens=8))
+    assert t5.loop is None and not t5.continuous
+    assert t5.generate(["some text to summarize"])[0].text is not None
+    beams = runner_for(tiny_models, "causal", num_beams=2, max_new_tokens=8)
+    assert beams.loop is not None and not beams.continuous
+    assert beams.generate(["Once upon a time"])[0].text
+
+
+def test_streaming_goes_through_the_batch_and_ends_with_the_answer(tiny_models):
+    runner = runner_for(tiny_models, "instruct", max_new_tokens=16, min_new_tokens=16)
+    items = list(runner.stream("Hello there"))
+    assert items[-1]["done"] and items[-1]["text"] == runner.generate(["Hello there"])[0].text
+    assert len([i for i in items if not i["done"]]) > 3  # it streamed, token by token
