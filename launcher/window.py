@@ -26,7 +26,6 @@ from launcher.errors import show_error
 from launcher.icons import STATE_COLOURS, app_icon
 from launcher.launch_options import LaunchOptions
 from launcher.log_view import open_logs_folder
-from launcher.model_catalog import ModelChoice
 from launcher.session import Session, SessionState
 from launcher.settings import Settings
 from launcher.start_progress import StartProgress
@@ -81,10 +80,9 @@ class MainWindow(QMainWindow):
         self._draw()
 
         # Slow look-ups go to workers; the window is usable at once with what is known.
-        QueryOp(self, machine.probe, self._on_machine, what="Detecting CPUs, memory and GPUs").run()
-        QueryOp(
-            self, model_catalog.load_choices, self._on_catalog, self._on_catalog_failed, what="Listing models"
-        ).run()
+        QueryOp(self, machine.probe, self.form.set_machine, what="Detecting CPUs, memory and GPUs").run()
+        QueryOp(self, model_catalog.load_choices, self.form.set_choices, self._on_catalog_failed,
+                what="Listing models").run()
 
     # ---- construction -----------------------------------------------------
 
@@ -181,15 +179,6 @@ class MainWindow(QMainWindow):
         session.restart_wanted.connect(lambda change: dialogs.confirm_restart(self, change, session.restart))
         session.settings_changed.connect(self.save_settings)
         session.quit_requested.connect(self.quit_requested)
-
-    # ---- what the machine and the catalog say -------------------------------------
-
-    def _on_machine(self, info: machine.MachineInfo) -> None:
-        self.form.set_machine(info)
-        self._draw()
-
-    def _on_catalog(self, choices: list[ModelChoice]) -> None:
-        self.form.set_choices(choices)
 
     def _on_catalog_failed(self, exc: BaseException) -> None:
         self.form.set_choices(self.form.choices)
