@@ -84,12 +84,12 @@ def run_window(out: Path, mode: str, serve: bool, port: int, timeout: float) -> 
             grab()
             finish()
             return
-        if pending_count() or not window.catalog_loaded:
+        if pending_count() or not window.form.catalog_loaded:
             return
         if not state["mode_set"]:
             state["mode_set"] = True
             if mode == "fanout":
-                window.mode_fanout.setChecked(True)
+                window.form.mode_fanout.setChecked(True)
             return
         if serve and not state["serving"]:
             state["serving"] = True
