@@ -65,6 +65,7 @@ class ConfigForm(QWidget):
         self._loading = False  # a config is being shown: no edits to report
         self._editable = True
         self._build(recent_apps, beside_port)
+        self.apply_config(config)
 
     # ---- construction -----------------------------------------------------
 

@@ -216,7 +216,7 @@ class Session(QObject):
         controller.status_changed.connect(self.status_changed)
         controller.message_changed.connect(self.message_changed)
         controller.phase_changed.connect(self.phase_changed)
-        controller.url_changed.connect(lambda _url: self._on_serving_state())
+        controller.url_changed.connect(lambda _url: self._follow())
         controller.error_reported.connect(self._on_supervisor_error)
         controller.changing_changed.connect(lambda _changing: self.changed.emit())
         controller.running_config_changed.connect(self._on_running_config_changed)
@@ -237,11 +237,9 @@ class Session(QObject):
 
     # ---- following the app ----------------------------------------------------------
 
-    def _on_serving_state(self, *_args) -> None:
-        state, url = self.serving_state(), self.url()
-        if state is ServingState.running and url and self.state is SessionState.opening:
-            self.state = SessionState.idle
-            self.browser.open_when_ready(url)
+    def _on_serving_state(self, _state: str) -> None:
+        """The controller's state changed: a stop or a failure ends what was waiting for it."""
+        state = self.serving_state()
         if state in (ServingState.stopped, ServingState.error):
             self.browser.cancel()
             if self.state is SessionState.quitting:
@@ -252,6 +250,14 @@ class Session(QObject):
                     QTimer.singleShot(0, self, self.start)  # the rest of the restart, with the form's settings
             elif self.state is SessionState.opening:
                 self.state = SessionState.idle
+        self._follow()
+
+    def _follow(self) -> None:
+        """Open the page once a start we made runs at a URL; redraw."""
+        url = self.url()
+        if self.serving_state() is ServingState.running and url and self.state is SessionState.opening:
+            self.state = SessionState.idle
+            self.browser.open_when_ready(url)
         self.changed.emit()
 
     def _on_supervisor_error(self, message: str, hint: str) -> None:

@@ -73,7 +73,6 @@ class MainWindow(QMainWindow):
         self.tray.show()
         errors.set_presenter(self.show_status_line, self)
 
-        self.form.apply_config(self.settings.config)
         if self.settings.geometry:
             self.restoreGeometry(QByteArray.fromBase64(self.settings.geometry.encode()))
         self._wire()
