@@ -77,9 +77,8 @@ def windows(qtbot, machine_4cpu):
     yield make
     for w in made:
         w.form.app_row.inspector.shutdown()
-        c = w.controller
-        if isinstance(c, SupervisorProcess) and c.running():
-            c.kill_now(wait_s=3)
+        if w.controller is not None:
+            w.controller.shutdown_now(wait_s=3)  # never leave a fake supervisor behind
 
 
 @pytest.fixture

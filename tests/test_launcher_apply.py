@@ -146,9 +146,8 @@ def window(qtbot, monkeypatch, tmp_path):
     w.form.rows[0].model.setEditText("t5-tiny")
     w.form.rows[0].cpus.setValue(1)
     yield w
-    c = w.controller
-    if isinstance(c, SupervisorProcess) and c.running():
-        c.kill_now(wait_s=3)
+    if w.controller is not None:
+        w.controller.shutdown_now(wait_s=3)  # never leave a fake supervisor behind
 
 
 def _start(window, qtbot, port: int) -> SupervisorProcess:
