@@ -18,8 +18,8 @@ from PySide6.QtCore import QCoreApplication, QObject, QProcess, QTimer, Signal
 
 from launcher.logs import launcher_logger
 from launcher.supervisor_process import child_environment
-from serving.app_target import AppLoadError, absolute_target, parse_target  # stdlib only: Gradio stays in the child
 from serving.config import LaunchConfig
+from serving.target import AppLoadError, absolute_target, parse_target  # light: Gradio stays in the child
 
 TOO_LONG_S = 180  # an app that loads a model at import can take a while; past this it is not checked
 

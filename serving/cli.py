@@ -137,7 +137,7 @@ def config_from_args(args: argparse.Namespace, base: dict | None = None) -> Laun
         explicit_http = set((raw.get("http") or {}).keys())
         _warn_if_password_readable(args.config, data)
         if data.get("app") and not args.app:  # a relative target is relative to the config file
-            from .app_target import absolute_target
+            from .target import absolute_target
 
             target, module_dir = absolute_target(data["app"]["target"], base_dir)
             data["app"]["target"] = target
@@ -159,7 +159,7 @@ def config_from_args(args: argparse.Namespace, base: dict | None = None) -> Laun
     if args.mode:
         data["mode"] = args.mode
     if args.app:
-        from .app_target import AppLoadError, absolute_target
+        from .target import AppLoadError, absolute_target
 
         try:
             target, module_dir = absolute_target(args.app)
@@ -431,7 +431,7 @@ def _log_traceback() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"up": cmd_up, "apply": cmd_apply, "status": cmd_status, "down": cmd_down, "models": cmd_models, "export": cmd_export}
-    from .app_target import AppLoadError
+    from .target import AppLoadError
 
     try:
         return handler[args.command](args)
