@@ -186,12 +186,12 @@ def config_from_args(args: argparse.Namespace, base: dict | None = None) -> Laun
     for flag, key in (("--num-cpus", "num_cpus"), ("--num-gpus", "num_gpus"), ("--replicas", "replicas"),
                       ("--dtype", "dtype")):
         values = _per_slot(getattr(args, key), n, flag)
-        for slot, value in zip(data["models"], values or []):
+        for slot, value in zip(data["models"], values or [], strict=False):  # no values: nothing to set
             slot[key] = value
     for flag, key in (("--min-replicas", "min_replicas"), ("--max-replicas", "max_replicas"),
                       ("--target-ongoing-requests", "target_ongoing_requests")):
         values = _per_slot(getattr(args, key), n, flag)
-        for slot, value in zip(data["models"], values or []):
+        for slot, value in zip(data["models"], values or [], strict=False):
             slot["autoscaling"] = {**(slot.get("autoscaling") or {}), key: value}
     if args.trust_remote_code:
         for slot in data["models"]:
@@ -344,7 +344,7 @@ def cmd_status(args) -> int:
         rows.append((d.name, d.status, f"{d.replicas_running}/{d.replicas_target}", d.message[:60]))
     widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
     for r in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[3])  # MESSAGE unpadded
     return 0
 
 
@@ -385,7 +385,7 @@ def cmd_models(args) -> int:
                      f"~{e.memory_mb} MB", "yes" if e.available_offline else "no (needs download)"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     return 0
 
 

@@ -104,7 +104,7 @@ def shortfalls(config: LaunchConfig, cpus: float, gpus: float) -> list[Shortfall
     if need_cpus > cpus + _EPSILON:
         found.append(Shortfall("cpus", need_cpus, cpus))
     fields = ["app"] if config.app else [f"models.{i}" for i in range(len(config.models))]
-    for field, deployment in zip(fields, config.deployments):
+    for field, deployment in zip(fields, config.deployments, strict=True):
         if deployment.num_cpus > cpus + _EPSILON:
             found.append(Shortfall("replica_cpus", deployment.num_cpus, cpus, field))
     return found

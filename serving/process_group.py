@@ -9,6 +9,7 @@ escalation uses `signal_group` and `group_alive` on its timers instead of `stop_
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -96,16 +97,12 @@ def stop_group(
 def stop_processes(procs: list[psutil.Process], grace_s: float = 5.0) -> None:
     """SIGTERM each, wait up to `grace_s` for all, SIGKILL the rest (blocking)."""
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.Error):  # gone already
             p.terminate()
-        except psutil.Error:
-            pass
     _, alive = psutil.wait_procs(procs, timeout=grace_s)
     for p in alive:
-        try:
+        with contextlib.suppress(psutil.Error):
             p.kill()
-        except psutil.Error:
-            pass
 
 
 def end_own_group_members(grace_s: float = 5.0) -> None:

@@ -39,10 +39,8 @@ def test_the_launcher_imports_only_the_light_core():
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             names = []
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                if node.module == "serving":
-                    names = [f"serving.{a.name}" for a in node.names]
-                else:
-                    names = [node.module]
+                # `from serving import paths` imports serving.paths
+                names = [f"serving.{a.name}" for a in node.names] if node.module == "serving" else [node.module]
             elif isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             offenders += [f"{path.name}:{node.lineno} imports {n}" for n in names
