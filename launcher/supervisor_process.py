@@ -422,8 +422,11 @@ class SupervisorProcess(ServingController):
             ok, message, hint = event.ok, event.message, event.hint
             log.log(20 if ok else 30, "%s%s", message if ok else f"not applied: {message}", f" ({hint})" if hint else "")
             self.applied.emit(event.as_json())
-            if ok:
-                # The supervisor rewrites its record just after saying so; read it once that is done.
+            if ok and event.config is not None:
+                self.set_running_config(event.config)  # what runs now, said with the answer
+            elif ok:
+                # A supervisor that does not say it (the tests' fakes) rewrites its record just after
+                # answering: read it once that is done.
                 QTimer.singleShot(1000, self, self.reload_running_config)
 
     # ---- end ------------------------------------------------------------

@@ -17,11 +17,12 @@ every one has "event" (the discriminator) and "time" (Unix seconds):
   {"event": "error", "message": str, "hint": str}
       what went wrong and what to do; a `phase` error follows.
   {"event": "log", "level": "info"|"warning"|"error", "message": str}
-  {"event": "applied", "id": str, "ok": bool, "message": str, "hint": str}
+  {"event": "applied", "id": str, "ok": bool, "message": str, "hint": str[, "config": LaunchConfig]}
       the answer to the apply request `id` (serving/apply_request.py): ok once the new
-      configuration runs (the supervisor record then holds it), or why not (a change that
-      failed to deploy is rolled back, and `hint` says so). The same answer is the status
-      record's `applied` entry, for a reader that does not see the events.
+      configuration runs, with that configuration (the supervisor record holds it already), or
+      why not (a change that failed to deploy is rolled back, and `hint` says so). The same
+      answer, without the config, is the status record's `applied` entry, for a reader that
+      does not see the events.
 
 Commands the supervisor reads on stdin, one per line: "stop", "detach".
 Stdin closing (the launcher died) means "stop" unless "detach" came first.
@@ -63,8 +64,9 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     def as_json(self) -> dict:
-        """The JSON object, as it travels (what Qt signals and older readers take)."""
-        return self.model_dump(mode="json")
+        """The JSON object as it travels (what Qt signals and older readers take): the fields it
+        was given, so a parsed event passes on unchanged (no defaults added)."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 # -- apply ------------------------------------------------------------------------------------------
@@ -132,6 +134,7 @@ class LogEvent(_Event):
 
 class AppliedEvent(_Event, ApplyAnswer):
     event: Literal["applied"] = "applied"
+    config: dict | None = Field(None, description="When ok: the LaunchConfig (JSON) that runs now.")
 
     def answer(self) -> ApplyAnswer:
         return ApplyAnswer(id=self.id, ok=self.ok, message=self.message, hint=self.hint)

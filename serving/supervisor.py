@@ -351,7 +351,9 @@ class Supervisor:
             # First, so whoever hears the answer finds the new config in the record already.
             self._write_record()
         self._applied = ApplyAnswer(id=request_id, ok=ok, message=message, hint=hint)
-        self.events.emit("applied", **self._applied.as_json())
+        # With the new config, so the launcher takes it from the answer (no waiting for the record).
+        running = {"config": self.config.model_dump(mode="json")} if ok else {}
+        self.events.emit("applied", **self._applied.as_json(), **running)
         self._write_status(self._snapshot)
         if self._apply and self._apply["id"] == request_id:
             self._apply = None

@@ -112,3 +112,19 @@ def test_a_live_record_is_a_running_supervisor_not_a_dead_or_reused_pid(tmp_path
     finally:
         other.kill()
         other.wait()
+
+
+def test_an_applied_answer_carries_the_new_config_to_the_launcher_at_once(qapp):
+    from launcher.supervisor_process import SupervisorProcess
+
+    controller = SupervisorProcess()
+    changes = []
+    controller.running_config_changed.connect(lambda before, after: changes.append(after))
+    controller.running_config = {"mode": "summarize", "models": [{"model": "a"}]}
+    wanted = {"mode": "summarize", "models": [{"model": "b"}]}
+    line = _written(applied={"id": "r1", "ok": True, "message": "applied: b", "hint": "", "config": wanted})[0]
+    controller.handle_event(parse_line(json.dumps(line)))
+    assert controller.running_config == wanted and changes == [wanted], "no timer, no record to wait for"
+    refused = _written(applied={"id": "r2", "ok": False, "message": "no", "hint": "h"})[0]
+    controller.handle_event(parse_line(json.dumps(refused)))
+    assert controller.running_config == wanted
