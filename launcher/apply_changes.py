@@ -9,6 +9,7 @@ supervisor's `applied` event when that comes first. Nothing here waits on the ma
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -120,8 +121,6 @@ class ApplyRequest(QObject):
             return
         self._done = True
         self._timer.stop()
-        try:
+        with contextlib.suppress(RuntimeError, TypeError):  # already gone with the controller
             self.controller.applied.disconnect(self._on_event)
-        except (RuntimeError, TypeError):
-            pass  # already gone with the controller
         self.finished.emit(ApplyOutcome(ok, message, hint, self.elapsed_s(), self.config, answered))

@@ -169,7 +169,9 @@ def install_desktop_entry(command: list[str] | None = None) -> list[Path]:
         }
         write_atomic(base / APP_ID / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
     except OSError as exc:
-        raise DesktopEntryError(f"Could not write the desktop entry under {base}: {exc}. Check that it is writable.")
+        raise DesktopEntryError(
+            f"Could not write the desktop entry under {base}: {exc}. Check that it is writable."
+        ) from None
     refresh_caches(base)
     return written
 
@@ -265,7 +267,9 @@ def set_autostart(enabled: bool, start_serving: bool = False) -> Path:
             remove_empty_dirs(folders)
     except OSError as exc:
         action = "write" if enabled else "remove"
-        raise DesktopEntryError(f"Could not {action} the autostart entry {path}: {exc}. Check that it is writable.")
+        raise DesktopEntryError(
+            f"Could not {action} the autostart entry {path}: {exc}. Check that it is writable."
+        ) from None
     return path
 
 

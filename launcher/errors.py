@@ -8,6 +8,7 @@ command-line flags) it prints to stderr instead.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 
@@ -41,10 +42,8 @@ def show_error(message: str, hint: str = "", *, detail: str = "", dialog: bool =
         return
 
     if _status_sink is not None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the window is gone
             _status_sink(message + (f" {hint}" if hint else ""))
-        except RuntimeError:
-            pass  # the window is gone
     if not dialog:
         return
 
@@ -62,9 +61,7 @@ def show_error(message: str, hint: str = "", *, detail: str = "", dialog: bool =
         box.setDetailedText(detail)
     # Non-modal open(): the event loop (and the supervisor's output) keeps flowing.
     if last_dialog is not None:
-        try:
+        with contextlib.suppress(RuntimeError):
             last_dialog.close()
-        except RuntimeError:
-            pass
     last_dialog = box
     box.open()

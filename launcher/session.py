@@ -14,6 +14,7 @@ in workers (launcher/worker.py), questions are asked through signals the window 
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Callable
 
@@ -225,10 +226,8 @@ class Session(QObject):
         """Follow an app an earlier launch left serving (and show what it serves)."""
         config = record.get("config")
         if isinstance(config, dict):
-            try:
+            with contextlib.suppress(ConfigError):  # the form keeps the saved settings; the status still shows
                 self.form.apply_config(LaunchConfig.from_dict(config))
-            except ConfigError:
-                pass  # the form keeps the saved settings; the status still shows
         controller = AttachedSupervisor(record, self)
         self._set_controller(controller)
         self.changed.emit()
@@ -272,10 +271,8 @@ class Session(QObject):
         """The app's settings changed (our Apply, or `gradio-serve apply`): an unedited form follows them."""
         form = self.form.config_dict()
         if self.state is not SessionState.applying and not same_config(form, after) and same_config(form, before):
-            try:
+            with contextlib.suppress(ConfigError):
                 self.form.apply_config(LaunchConfig.from_dict(after))
-            except ConfigError:
-                pass
             launcher_logger().info("the running app's settings changed elsewhere; the form shows them")
         self.changed.emit()
 

@@ -10,6 +10,7 @@ the app runs the form stays editable, and "Apply changes" carries the difference
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from PySide6.QtCore import QByteArray, QObject, Qt, QTimer, Signal
@@ -389,10 +390,8 @@ class MainWindow(QMainWindow):
 
     def save_settings(self) -> None:
         self._save_timer.stop()
-        try:
+        with contextlib.suppress(ConfigError):  # keep the last valid configuration; the user is mid-edit
             self.settings.config = self.form.current_config()
-        except ConfigError:
-            pass  # keep the last valid configuration; the user is mid-edit
         self.settings.geometry = bytes(self.saveGeometry().toBase64()).decode()
         try:
             settings_mod.save(self.settings)

@@ -7,6 +7,7 @@ Standard library only; XDG variables are read at call time (tests change them).
 from __future__ import annotations
 
 import configparser
+import contextlib
 import os
 import shutil
 import subprocess
@@ -145,24 +146,20 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 
 def remove_empty_dirs(folders: list[Path]) -> None:
     """rmdir the given folders, deepest first, leaving any that are not empty."""
     for folder in sorted(set(folders), key=lambda p: len(p.parts), reverse=True):
-        try:
+        with contextlib.suppress(OSError):
             folder.rmdir()
-        except OSError:
-            pass
 
 
 def _run_quietly(argv: list[str]) -> None:
-    try:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run(
             argv,
             stdin=subprocess.DEVNULL,
@@ -171,8 +168,6 @@ def _run_quietly(argv: list[str]) -> None:
             timeout=_TOOL_TIMEOUT_S,
             check=False,
         )
-    except (OSError, subprocess.SubprocessError):
-        pass
 
 
 def refresh_caches(base: Path) -> None:
@@ -193,7 +188,5 @@ def refresh_caches(base: Path) -> None:
     if tool and (hicolor / "icon-theme.cache").is_file():
         _run_quietly([tool, "-q", "-f", "-t", str(hicolor)])
     if hicolor.is_dir():
-        try:
+        with contextlib.suppress(OSError):
             os.utime(hicolor)
-        except OSError:
-            pass

@@ -110,7 +110,7 @@ def kind_from_folder(folder: Path) -> Kind:
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{folder} has no readable config.json ({exc}); is it a Hugging Face model folder?")
+        raise ConfigError(f"{folder} has no readable config.json ({exc}); is it a Hugging Face model folder?") from None
     if config.get("is_encoder_decoder"):
         return "seq2seq"
     has_template = (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file()

@@ -127,7 +127,7 @@ def _summarizer(labels: Sequence[str], ask: Ask, ask_stream: AskStream) -> gr.Bl
 def _fanout(labels: Sequence[str], ask: Ask, ask_stream: AskStream) -> gr.Blocks:
     def _boxes(states: Sequence[object]) -> tuple:
         boxes = []
-        for label, state in zip(labels, states):
+        for label, state in zip(labels, states, strict=False):  # one each per model slot; never raise in the page
             answer, note = _partial(state)
             # The box's label carries the latency so each answer says how long it took.
             boxes.append(gr.Textbox(value=answer, label=f"{label} · {note}"))

@@ -9,6 +9,7 @@ none of their processes survives.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -139,10 +140,8 @@ class RayCluster:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for proc in self.procs:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
         sessions = {p.pid for p in self.procs}
         deadline = time.monotonic() + 20
         left = set()
@@ -152,10 +151,8 @@ class RayCluster:
                 break
             time.sleep(0.5)
         for pid in left:  # stragglers (agents ignoring SIGTERM): ours, by PID only
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         for proc in self.procs:
             if proc.poll() is None:
                 proc.kill()

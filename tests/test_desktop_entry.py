@@ -511,8 +511,8 @@ def test_tray_icons_read_on_light_and_dark_panels():
         for b in states[i + 1 :]:
             diff = sum(
                 1
-                for pa, pb in zip(result[a]["pixels"], result[b]["pixels"])
-                if max(abs(x - y) for x, y in zip(pa, pb)) > 48
+                for pa, pb in zip(result[a]["pixels"], result[b]["pixels"], strict=False)
+                if max(abs(x - y) for x, y in zip(pa, pb, strict=False)) > 48
             )
             assert diff >= 20, f"tray-{a}.svg and tray-{b}.svg look almost the same ({diff} pixels differ)"
 

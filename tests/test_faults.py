@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -147,10 +148,8 @@ def test_killed_supervisor_leaves_no_process_behind(tiny_models, serving_env, tm
             time.sleep(0.25)
         names = []
         for p in left:
-            try:
+            with contextlib.suppress(psutil.Error):
                 names.append(" ".join(p.cmdline())[:80])
-            except psutil.Error:
-                pass
         record("supervisor_sigkill", {"processes": len(pids), "all_gone_after_s": gone_after and round(gone_after, 2),
                                       "left": names})
         assert gone_after is not None, f"still alive 60 s after the supervisor's SIGKILL: {names}"

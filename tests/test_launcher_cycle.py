@@ -24,6 +24,8 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import contextlib
+
 import psutil
 import pytest
 from supervisor_run import free_port
@@ -105,15 +107,11 @@ def healthy(rows: list[tuple[str, ...]]) -> bool:
 
 def kill_all(procs: list[psutil.Process], pgid: int | None) -> None:
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.Error):
             p.kill()
-        except psutil.Error:
-            pass
     if pgid and group_alive(pgid):
-        try:
+        with contextlib.suppress(OSError):
             os.killpg(pgid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 def tiny_model_window(qtbot, model: str):

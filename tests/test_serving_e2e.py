@@ -101,7 +101,7 @@ def test_fanout_tiny_models_in_slot_order_over_gradio_client_and_http(tiny_model
         client = Client(running["url"], verbose=False)
         outputs = client.predict("Once upon a time", api_name="/fanout")
         assert len(outputs) == 3
-        for ref, out in zip(refs, outputs):
+        for ref, out in zip(refs, outputs, strict=True):
             assert out["label"].startswith(ref), out["label"]  # slot order = output order
             assert re.search(r"· \d+\.\d\d s$", out["label"]), "each answer carries its latency"
             assert out["value"].strip()

@@ -43,7 +43,7 @@ BLUE_MARK, GREY_MARK = (27, 115, 232), (125, 134, 145)
 
 
 def _near(pixel, colour, tolerance=45) -> bool:
-    return all(abs(a - b) <= tolerance for a, b in zip(pixel[:3], colour))
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel[:3], colour, strict=False))  # RGB of RGB(A)
 
 
 class Desktop:

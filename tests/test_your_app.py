@@ -347,7 +347,7 @@ def test_state_in_two_browsers_on_two_replicas(served, browser):
             pages[who].page.locator("#bump").click()
             clicks[who] += 1
             pages[who].value_is("#count input", str(clicks[who]))
-        for p, n in zip(pages, clicks):
+        for p, n in zip(pages, clicks, strict=True):
             p.value_is("#count input", str(n))  # the other browser's clicks did not count here
             served_by = p.page.locator("#served-by textarea").input_value()
             assert int(served_by.removeprefix("pid ")) in served.pids(), served_by
@@ -489,11 +489,11 @@ def test_calls_in_flight_on_a_killed_replica_end_and_their_sessions_answer_again
     deadline = time.monotonic() + 30
     while len(running) < 2:  # a call running on each replica
         assert time.monotonic() < deadline and not any(job.done() for job in jobs), [j.status() for j in jobs]
-        running |= {home(c) for c, job in zip(sessions, jobs) if job.status().progress_data}
+        running |= {home(c) for c, job in zip(sessions, jobs, strict=True) if job.status().progress_data}
         time.sleep(0.02)
     os.kill(pids[0], signal.SIGKILL)
     outcomes: dict[str, list[str]] = {}  # replica (the session's cookie) -> how its calls ended
-    for c, job in zip(sessions, jobs):
+    for c, job in zip(sessions, jobs, strict=True):
         try:
             outcome = answer_within(job, 60)
         except TimeoutError:
