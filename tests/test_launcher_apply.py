@@ -103,25 +103,34 @@ def test_deploying_after_running_keeps_the_app_running_and_marked_changing(qtbot
 
 
 def test_attached_app_deploying_after_running_is_a_change(qtbot):
-    # Followed through the files a supervisor writes (its record and its status), as a real one is.
-    record = {"pid": os.getpid(), "pgid": None, "url": "http://127.0.0.1:1/", "config": _config()}
-    paths.write_json_atomic(paths.supervisor_record(), record)
-    paths.write_json_atomic(paths.status_record(), {"phase": "deploying", "url": record["url"], "deployments": []})
-    c = AttachedSupervisor(record)
-    c.poll_ms = 50
-    assert c.state is ServingState.running and c.running_config == _config()
-    changed = []
-    c.running_config_changed.connect(lambda before, after: changed.append((before, after)))
-    c.start_following()
-    qtbot.waitUntil(lambda: c.changing, timeout=5_000)
-    assert c.state is ServingState.running and c.changing
-    # The record's config is what it serves after `gradio-serve apply`: followed.
-    newer = {**record, "config": _config(**{"models.0.model": "other"})}
-    paths.write_json_atomic(paths.supervisor_record(), newer)
-    paths.write_json_atomic(paths.status_record(), {"phase": "running", "url": record["url"], "deployments": []})
-    qtbot.waitUntil(lambda: not c.changing and bool(changed), timeout=5_000)
-    assert c.state is ServingState.running and not c.changing
-    assert changed == [(_config(), newer["config"])] and c.running_config == newer["config"]
+    # Followed through the files a supervisor writes (its record and its status), as a real one is; the
+    # "supervisor" is a sleeping child, ended at the end so that the follower stops polling.
+    import subprocess
+
+    supervisor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        record = {"pid": supervisor.pid, "pgid": None, "url": "http://127.0.0.1:1/", "config": _config()}
+        paths.write_json_atomic(paths.supervisor_record(), record)
+        paths.write_json_atomic(paths.status_record(), {"phase": "deploying", "url": record["url"], "deployments": []})
+        c = AttachedSupervisor(record)
+        c.poll_ms = 50
+        assert c.state is ServingState.running and c.running_config == _config()
+        changed = []
+        c.running_config_changed.connect(lambda before, after: changed.append((before, after)))
+        c.start_following()
+        qtbot.waitUntil(lambda: c.changing, timeout=5_000)
+        assert c.state is ServingState.running and c.changing
+        # The record's config is what it serves after `gradio-serve apply`: followed.
+        newer = {**record, "config": _config(**{"models.0.model": "other"})}
+        paths.write_json_atomic(paths.supervisor_record(), newer)
+        paths.write_json_atomic(paths.status_record(), {"phase": "running", "url": record["url"], "deployments": []})
+        qtbot.waitUntil(lambda: not c.changing and bool(changed), timeout=5_000)
+        assert c.state is ServingState.running and not c.changing
+        assert changed == [(_config(), newer["config"])] and c.running_config == newer["config"]
+    finally:
+        supervisor.kill()
+        supervisor.wait()
+    qtbot.waitUntil(lambda: c.state is ServingState.stopped, timeout=5_000)  # gone: it follows no more
 
 
 # ---- the window with a fake supervisor ---------------------------------------------------
