@@ -90,10 +90,6 @@ def state_for_phase(phase: str | None) -> ServingState | None:
     return _PHASE_STATE.get(phase or "")
 
 
-# The one process-group signaller (serving/process_group.py); the name the launcher has used.
-killpg_safely = signal_group
-
-
 class ServingController(QObject):
     """What the window needs from whatever runs the app (owned process or a detached one)."""
 
