@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -177,10 +178,8 @@ class Group:
     def kill_group(self) -> None:
         """SIGKILL the process group(s) and whatever else runs in the session; close the log."""
         for pgid in self.pgids():
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         # Whatever made its own process group inside our session (the launcher's supervisor).
         for p in psutil.process_iter():
             try:
