@@ -67,9 +67,9 @@ _SCALE_TARGET = bounds(Autoscaling, "target_ongoing_requests")
 # (shown, ModelSlot.dtype) in the Precision box.
 PRECISIONS = tuple(("Auto" if dtype == "auto" else dtype, dtype) for dtype in DTYPES)
 PRECISION_HELP = (
-    "Precision of the weights. Auto: float32 on a CPU, bfloat16 (else float16) on a GPU.\n"
-    "bfloat16 answers about 1.5x sooner on CPUs with native bfloat16 (AVX-512 BF16 or AMX) "
-    "and slower on others; float16 is for GPUs."
+    "Precision of the weights. Auto: bfloat16 on CPUs with native bfloat16 (AVX-512 BF16 or AMX:\n"
+    "half the memory, about 1.5x sooner answers), float32 on other CPUs, bfloat16 (else float16) on a GPU.\n"
+    "bfloat16 is slower on CPUs without native support; float16 is for GPUs."
 )
 
 

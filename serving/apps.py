@@ -36,13 +36,15 @@ INGRESS_MAX_ONGOING = 256
 class GradioIngress:
     """Serves the Gradio page; fans each prompt out to the model deployments."""
 
-    def __init__(self, mode: str, auth: list[str] | None, labels: list[str], *models, root_path: str | None = None):
+    def __init__(self, mode: str, auth: list[str] | None, labels: list[str], routes: list[int], *models,
+                 root_path: str | None = None):
         self.mode = Mode(mode)
         self.auth = tuple(auth) if auth else None
         self.root_path = root_path
         # One list, updated in place by reconfigure(): the page reads it on every load.
         self.labels = list(labels)
-        self.models = models
+        # Slot i is answered by models[routes[i]] (slots of one model share a deployment).
+        self.slots = [(models[route], i) for i, route in enumerate(routes)]
 
     def reconfigure(self, config: dict) -> None:
         # A model swap changes only the labels; the page and this replica stay up.
@@ -50,23 +52,23 @@ class GradioIngress:
 
     async def ask(self, text: str) -> list[object]:
         # All model calls are in flight together; each result (or its exception) in slot order.
-        return await asyncio.gather(*(m.generate.remote(text) for m in self.models), return_exceptions=True)
+        return await asyncio.gather(*(m.generate.remote(text, i) for m, i in self.slots), return_exceptions=True)
 
     async def ask_stream(self, text: str):
         """Yield every model's state (partial dict, final dict, or exception) as tokens arrive."""
-        states: list[object] = [{"text": "", "done": False} for _ in self.models]
+        states: list[object] = [{"text": "", "done": False} for _ in self.slots]
         updates: asyncio.Queue = asyncio.Queue()
 
         async def follow(i, model):
             try:
-                async for item in model.options(stream=True).stream.remote(text):
+                async for item in model.options(stream=True).stream.remote(text, i):
                     await updates.put((i, item))
             except Exception as exc:  # noqa: BLE001 - shown in that model's box
                 await updates.put((i, exc))
             finally:
                 await updates.put((i, None))
 
-        tasks = [asyncio.create_task(follow(i, m)) for i, m in enumerate(self.models)]
+        tasks = [asyncio.create_task(follow(i, m)) for m, i in self.slots]
         try:
             remaining = len(tasks)
             while remaining:
@@ -188,17 +190,45 @@ def build_user_app(config: LaunchConfig) -> Application:
     return _pinned(deployment, target, app_dir, auth, http.root_path).bind(target, app_dir, auth, http.root_path)
 
 
+def slot_groups(config: LaunchConfig, entries: list[CatalogEntry]) -> list[list[int]]:
+    """Which slots share one model deployment, by slot index; the first names it (model<first>).
+
+    Slots of the same model with the same resources and scaling share one: its replicas hold
+    the weights once and decode all those slots' prompts in one batch, each with its own
+    settings (serving/decoding.py). For the default fan-out that is one process instead of two,
+    ~1 GB less, and its two answers come out of one batch of 2. Encoder-decoders, beam search
+    and GPUs keep a deployment per slot: they decode with generate(), one settings per batch."""
+    groups: dict[tuple, list[int]] = {}
+    for i, (slot, entry) in enumerate(zip(config.models, entries)):
+        shareable = slot.num_gpus == 0 and entry.kind != "seq2seq" and (slot.generation.num_beams or 1) == 1
+        key = (entry.model_dump_json(), slot.dtype, slot.trust_remote_code, slot.replicas,
+               slot.autoscaling.model_dump_json() if slot.autoscaling else None) if shareable else ("own", i)
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def group_options(config: LaunchConfig, group: list[int]) -> dict:
+    """A shared deployment's options: the sum of its slots' CPUs and requests (what they would have had apart)."""
+    slots = [config.models[i] for i in group]
+    return {
+        "name": deployment_name(group[0]),
+        "max_ongoing_requests": sum(s.max_ongoing_requests for s in slots),
+        "ray_actor_options": {"num_cpus": sum(s.num_cpus for s in slots), "num_gpus": sum(s.num_gpus for s in slots)},
+        **_scaling(slots[0]),
+    }
+
+
 def build_app(config: LaunchConfig, entries: list[CatalogEntry] | None = None) -> Application:
     if config.app:
         return build_user_app(config)
     entries = entries or resolve_models(config)
-    models = []
-    for i, (slot, entry) in enumerate(zip(config.models, entries)):
+    models, routes = [], [0] * len(config.models)
+    for group in slot_groups(config, entries):
+        slots = {i: config.models[i] for i in group}
         deployment = ModelDeployment.options(
-            name=deployment_name(i), ray_actor_options={"num_cpus": slot.num_cpus, "num_gpus": slot.num_gpus},
-            max_ongoing_requests=slot.max_ongoing_requests, user_config=model_user_config(slot, entry, config.mode),
-            **_scaling(slot),
-        )
+            user_config=model_user_config(slots, entries[group[0]], config.mode), **group_options(config, group))
+        for i in group:
+            routes[i] = len(models)
         models.append(_pinned(deployment).bind())
     http = config.http
     auth = [http.username, http.password] if http.username else None
@@ -206,9 +236,8 @@ def build_app(config: LaunchConfig, entries: list[CatalogEntry] | None = None) -
     ingress = GradioIngress.options(ray_actor_options={"num_cpus": config.ingress_cpus},
                                     user_config={"labels": labels})
     # The labels are left out of the version: a new one reconfigures the running ingress.
-    ingress = _pinned(ingress, config.mode.value, auth, [deployment_name(i) for i in range(len(models))],
-                      http.root_path)
-    return ingress.bind(config.mode.value, auth, labels, *models, root_path=http.root_path)
+    ingress = _pinned(ingress, config.mode.value, auth, routes, http.root_path)
+    return ingress.bind(config.mode.value, auth, labels, routes, *models, root_path=http.root_path)
 
 
 def builder(args: dict) -> Application:

@@ -113,9 +113,9 @@ class ModelSlot(_Replicas):
     max_ongoing_requests: int = Field(8, ge=1, le=1000, description="Requests one replica takes at once; more queue.")
     trust_remote_code: bool = Field(False, description="Run code shipped with the model (only for models you trust).")
     dtype: Dtype = Field(
-        "auto", description="Precision of the weights. auto: float32 on a CPU, bfloat16 (else float16) on a GPU. "
-        "bfloat16 on a CPU with native support (AVX-512 BF16 or AMX) answers ~1.5x sooner, with "
-        "slightly different numerics.")
+        "auto", description="Precision of the weights. auto: bfloat16 on a CPU with native support (AVX-512 "
+        "BF16 or AMX: half the memory, ~1.5x sooner answers, slightly different numerics), else float32; "
+        "bfloat16 (else float16) on a GPU.")
     generation: Generation = Field(default_factory=Generation)
 
 

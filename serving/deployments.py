@@ -1,6 +1,9 @@
-"""The model deployment: one class, bound once per model slot with its own options.
+"""The model deployment: one class, bound once per model with its own options.
 
-The model itself arrives as the deployment's `user_config`, so Serve calls
+Slots that use the same model with the same resources share one deployment (serving/apps.py
+groups them): its replicas hold the weights once and decode every slot's prompts in one batch,
+each prompt with its slot's decoding settings. The model and the slots arrive as the
+deployment's `user_config`, so Serve calls
 `reconfigure()` on the running replica when only the model or its decoding
 settings change: torch stays imported and the process stays up (a warm swap).
 CPUs/GPUs live in the actor options, so changing those starts fresh replicas.
@@ -10,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
 from ray import serve
 
 from .batcher import Batcher
 from .catalog import CatalogEntry
-from .config import Mode, ModelSlot
+from .config import Generation, Mode, ModelSlot
 
 log = logging.getLogger("ray.serve")
 
@@ -29,9 +33,10 @@ MAX_BATCH_SIZE = 8
 BATCH_WAIT_S = 0.05
 
 
-def model_user_config(slot: ModelSlot, entry: CatalogEntry, mode: Mode) -> dict:
-    """What a replica needs to load and run its model (JSON, as Serve stores user_config)."""
-    return {"slot": slot.model_dump(mode="json"), "entry": entry.model_dump(mode="json"), "mode": mode.value}
+def model_user_config(slots: dict[int, ModelSlot], entry: CatalogEntry, mode: Mode) -> dict:
+    """What a replica needs to load and run its model for its slots (JSON, as Serve stores user_config)."""
+    return {"slots": {str(i): slot.model_dump(mode="json") for i, slot in slots.items()},
+            "entry": entry.model_dump(mode="json"), "mode": mode.value}
 
 
 @serve.deployment
@@ -39,57 +44,69 @@ class ModelDeployment:
     def __init__(self):
         self.runner = None
         self._weights_key = None
-        self._batcher = Batcher(self._generate_batch, MAX_BATCH_SIZE, BATCH_WAIT_S)
+        self._settings: dict[int, Generation] = {}  # each slot's decoding settings
+        self._batchers: dict[int | None, Batcher] = {}  # per slot, for models that use generate()
+        self._max_batch = MAX_BATCH_SIZE
 
     async def reconfigure(self, config: dict) -> None:
-        slot = ModelSlot.model_validate(config["slot"])
+        slots = {int(i): ModelSlot.model_validate(s) for i, s in config["slots"].items()}
         entry = CatalogEntry.model_validate(config["entry"])
         mode = Mode(config["mode"])
-        self._batcher.max_size = min(slot.max_ongoing_requests, MAX_BATCH_SIZE)
-        weights_key = (entry.model_dump_json(), slot.trust_remote_code, slot.dtype)
+        first = slots[min(slots)]
+        self._max_batch = min(sum(s.max_ongoing_requests for s in slots.values()), MAX_BATCH_SIZE)
+        for batcher in self._batchers.values():
+            batcher.max_size = self._max_batch
+        weights_key = (entry.model_dump_json(), first.trust_remote_code, first.dtype)
         if self.runner is not None and weights_key == self._weights_key:
-            self.runner.configure(mode, slot.generation)  # same weights: new decoding settings only
+            self.runner.configure(mode, first.generation)  # same weights: new decoding settings only
             if self.runner.loop is not None:
-                self.runner.loop.max_batch = self._batcher.max_size
-            return
-        # In a thread, so the replica's event loop keeps answering health checks meanwhile.
-        # In-flight requests finish on the old model; the swap is one assignment.
-        self.runner = await asyncio.to_thread(self._load, slot, entry, mode)
-        self._weights_key = weights_key
+                self.runner.loop.max_batch = self._max_batch
+        else:
+            # In a thread, so the replica's event loop keeps answering health checks meanwhile.
+            # In-flight requests finish on the old model; the swap is one assignment.
+            num_cpus = sum(s.num_cpus for s in slots.values())  # the replica's CPUs: torch's threads
+            self.runner = await asyncio.to_thread(self._load, first, entry, mode, num_cpus, self._max_batch)
+            self._weights_key = weights_key
+        self._settings = {i: s.generation for i, s in slots.items()}
 
     @staticmethod
-    def _load(slot: ModelSlot, entry: CatalogEntry, mode: Mode):
+    def _load(slot: ModelSlot, entry: CatalogEntry, mode: Mode, num_cpus: float, max_batch: int):
         # Imported here, in the replica: the supervisor builds the app without torch (~1 s, ~200 MB less).
         from .models import Runner
 
-        runner = Runner(entry, mode, slot.generation, num_cpus=slot.num_cpus, num_gpus=slot.num_gpus,
-                        trust_remote_code=slot.trust_remote_code, dtype=slot.dtype,
-                        max_batch=min(slot.max_ongoing_requests, MAX_BATCH_SIZE))
+        runner = Runner(entry, mode, slot.generation, num_cpus=num_cpus, num_gpus=slot.num_gpus,
+                        trust_remote_code=slot.trust_remote_code, dtype=slot.dtype, max_batch=max_batch)
         log.info("loaded %s (%s) on %s", entry.name, entry.kind, runner.device)
         return runner
 
-    def _generate_batch(self, texts: list[str]) -> list[dict]:
+    def _generate_batch(self, slot: int | None, texts: list[str]) -> list[dict]:
         runner = self.runner  # a swap mid-batch does not change the model under this batch
-        answers = runner.generate(texts)
+        answers = runner.generate(texts, self._settings.get(slot))
         log.info("generated a batch of %d in %.2f s", len(texts), answers[0].latency_s)
         return [a.as_dict() for a in answers]
 
-    async def generate(self, text: str) -> dict:
-        """One prompt in; {"text", "latency_s", "truncated_to"} out."""
-        runner = self.runner
-        if runner.continuous:  # joins the running batch at the next step (serving/decoding.py)
-            return (await asyncio.wrap_future(runner.submit(text))).as_dict()
-        return await self._batcher.submit(text)
+    def _batcher(self, slot: int | None) -> Batcher:
+        if slot not in self._batchers:
+            self._batchers[slot] = Batcher(partial(self._generate_batch, slot), self._max_batch, BATCH_WAIT_S)
+        return self._batchers[slot]
 
-    async def stream(self, text: str):
+    async def generate(self, text: str, slot: int | None = None) -> dict:
+        """One prompt in, answered with `slot`'s settings; {"text", "latency_s", "truncated_to"} out."""
+        runner, generation = self.runner, self._settings.get(slot)
+        if runner.continuous_for(generation):  # joins the running batch at the next step
+            return (await asyncio.wrap_future(runner.submit(text, generation=generation))).as_dict()
+        return await self._batcher(slot).submit(text)
+
+    async def stream(self, text: str, slot: int | None = None):
         """Yield {"text": so far, "done": False} while generating, then the answer with "done": True."""
-        runner = self.runner  # a swap mid-stream does not change the model under this answer
+        runner, generation = self.runner, self._settings.get(slot)  # a swap mid-stream changes neither
         queue: asyncio.Queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
         done = object()
-        if runner.continuous:
+        if runner.continuous_for(generation):
             # No thread per stream: the decode loop calls back with the text so far after each step.
-            answer = runner.submit(text, lambda so_far: loop.call_soon_threadsafe(queue.put_nowait, so_far))
+            answer = runner.submit(text, lambda so_far: loop.call_soon_threadsafe(queue.put_nowait, so_far),
+                                   generation)
             answer.add_done_callback(lambda _: loop.call_soon_threadsafe(queue.put_nowait, done))
             shown = ""
             try:
@@ -104,8 +121,8 @@ class ModelDeployment:
 
         def pump():
             try:
-                for partial in runner.stream(text):
-                    loop.call_soon_threadsafe(queue.put_nowait, partial)
+                for partial_answer in runner.stream(text, generation):
+                    loop.call_soon_threadsafe(queue.put_nowait, partial_answer)
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, done)
 

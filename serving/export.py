@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from .apps import _scaling, deployment_name, resolve_models, user_app_options
+from .apps import group_options, resolve_models, slot_groups, user_app_options
 from .config import APP_NAME, LaunchConfig
 
 INGRESS = "GradioIngress"
@@ -23,13 +23,8 @@ def serve_config(config: LaunchConfig) -> dict:
     entries = resolve_models(config)
     deployments = [{"name": INGRESS, "num_replicas": 1,
                     "ray_actor_options": {"num_cpus": config.ingress_cpus}}]
-    for i, (slot, entry) in enumerate(zip(config.models, entries)):
-        deployments.append({
-            "name": deployment_name(i),
-            "max_ongoing_requests": slot.max_ongoing_requests,
-            "ray_actor_options": {"num_cpus": slot.num_cpus, "num_gpus": slot.num_gpus},
-            **_scaling(slot),
-        })
+    # One per model deployment: slots of the same model share one (serving/apps.py slot_groups).
+    deployments += [group_options(config, group) for group in slot_groups(config, entries)]
     return _document(config, _app_config(config), deployments)
 
 

@@ -63,6 +63,7 @@ class Supervisor:
     _started: float = field(default_factory=time.time)
     _inspection: subprocess.Popen | None = None  # mode app: the user's app imported aside, checked before deploying
     _app_found: str = ""  # "demo · gr.Blocks"
+    _slots_of: dict = field(default_factory=dict)  # model deployment name -> the slot indexes it answers
 
     # -- checks before anything starts ----------------------------------------
     def preflight(self) -> list:
@@ -159,7 +160,7 @@ class Supervisor:
     def _start_ray(self) -> None:
         import ray
 
-        from .ray_private import local_cluster_init_options, version_mismatch
+        from .ray_private import local_cluster_init_options, skip_unused_head_processes, version_mismatch
 
         cluster = self.config.cluster
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -186,6 +187,7 @@ class Supervisor:
             self._start_reaper()
             self.owns_cluster = True
             keep_ray_on_loopback()  # every Ray port on 127.0.0.1 (see serving/loopback.py)
+            skip_unused_head_processes(dashboard=cluster.include_dashboard)
             # Serve's controller reconciles 10 times a second (3% of a core here, taken from the
             # replicas under load); four times a second is plenty for one machine. Inherited by the
             # controller through the cluster we start; a user's own setting wins.
@@ -231,9 +233,12 @@ class Supervisor:
         once this version of the app is RUNNING (an update first shows the old one running)."""
         from ray import serve
 
-        from .apps import build_app
+        from .apps import build_app, deployment_name, resolve_models, slot_groups
 
+        entries = entries or ([] if self.config.app else resolve_models(self.config))
         app = build_app(self.config, entries)
+        # Which slots each model deployment answers (slots of one model share one), for the status.
+        self._slots_of = {deployment_name(g[0]): g for g in slot_groups(self.config, entries)} if entries else {}
         self._deploy_error = None
         self._deploy_done = threading.Event()
         self._announced = False
@@ -377,10 +382,11 @@ class Supervisor:
                     target = spec.replicas
                 label, model = self._app_found or "Your app", spec.target
             elif slot_index and int(slot_index[1]) < len(self.config.models):
-                slot = self.config.models[int(slot_index[1])]
+                slots = [self.config.models[i] for i in self._slots_of.get(name, [int(slot_index[1])])]
+                slot = slots[0]
                 if name not in targets and not slot.autoscaling:
                     target = slot.replicas
-                label, model = slot.label or slot.model, slot.model
+                label, model = " + ".join(s.label or s.model for s in slots), slot.model
             else:
                 label, model, target = "Gradio ingress", "", targets.get(name, 1)
             deployments.append({
