@@ -12,6 +12,7 @@ free ephemeral ones on 127.0.0.1 (never 8000); state and logs go to a temporary 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -312,10 +313,8 @@ class Bench:
                 g.stop(grace=30)
                 pgid = obj.get("controller_pgid")
                 if pgid:
-                    try:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.killpg(pgid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
             if obj.get("error"):
                 raise RuntimeError(obj["error"])
             cycles.append(obj)

@@ -135,7 +135,7 @@ def _pinned(deployment, *constructor_identity):
 
 
 def slot_labels(config: LaunchConfig, entries: list[CatalogEntry]) -> list[str]:
-    return [f"{s.label} · {e.name}" if s.label else e.name for s, e in zip(config.models, entries)]
+    return [f"{s.label} · {e.name}" if s.label else e.name for s, e in zip(config.models, entries, strict=True)]
 
 
 def resolve_models(config: LaunchConfig) -> list[CatalogEntry]:
@@ -199,7 +199,7 @@ def slot_groups(config: LaunchConfig, entries: list[CatalogEntry]) -> list[list[
     ~1 GB less, and its two answers come out of one batch of 2. Encoder-decoders, beam search
     and GPUs keep a deployment per slot: they decode with generate(), one settings per batch."""
     groups: dict[tuple, list[int]] = {}
-    for i, (slot, entry) in enumerate(zip(config.models, entries)):
+    for i, (slot, entry) in enumerate(zip(config.models, entries, strict=True)):
         shareable = slot.num_gpus == 0 and entry.kind != "seq2seq" and (slot.generation.num_beams or 1) == 1
         key = (entry.model_dump_json(), slot.dtype, slot.trust_remote_code, slot.replicas,
                slot.autoscaling.model_dump_json() if slot.autoscaling else None) if shareable else ("own", i)

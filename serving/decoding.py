@@ -224,7 +224,7 @@ def _splice(cache, mask: torch.Tensor, new_cache, new_mask: torch.Tensor):
     def pad(t: torch.Tensor) -> torch.Tensor:
         return F.pad(t, (0, 0, width - t.shape[-2], 0)) if t.shape[-2] < width else t
 
-    for layer, new_layer in zip(cache.layers, new_cache.layers):
+    for layer, new_layer in zip(cache.layers, new_cache.layers, strict=True):
         layer.keys = torch.cat([pad(layer.keys), pad(new_layer.keys)], dim=0)
         layer.values = torch.cat([pad(layer.values), pad(new_layer.values)], dim=0)
     mask = torch.cat([F.pad(mask, (width - mask.shape[1], 0)), F.pad(new_mask, (width - new_mask.shape[1], 0))])

@@ -7,6 +7,7 @@ batching hands us several prompts at once).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -103,10 +104,8 @@ def _set_threads(num_cpus: float) -> None:
     """One torch thread per CPU allotted: more would oversubscribe the cores Ray gave us."""
     n = max(1, round(num_cpus))
     torch.set_num_threads(n)
-    try:
+    with contextlib.suppress(RuntimeError):  # already set in this process
         torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass  # already set in this process
 
 
 class Runner:
@@ -308,7 +307,7 @@ class Runner:
             out = self.model.generate(**enc, **self._gen_kwargs(g))
             decoded = self._decode(enc, out)
         latency = round(time.perf_counter() - start, 3)
-        return [Answer(text, latency, cut) for text, cut in zip(decoded, cuts)]
+        return [Answer(text, latency, cut) for text, cut in zip(decoded, cuts, strict=True)]
 
     def stream(self, text: str, generation: Generation | None = None) -> Iterator[dict]:
         """Yield {"text": answer so far, "done": False} while generating, then the full answer.
