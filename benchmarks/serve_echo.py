@@ -18,10 +18,10 @@ from ray import serve
 
 @serve.deployment(max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
 class Echo:
-    async def generate(self, text: str) -> dict:
+    async def generate(self, text: str, slot: int | None = None) -> dict:
         return {"text": text, "latency_s": 0.0, "truncated_to": None}
 
-    async def stream(self, text: str):
+    async def stream(self, text: str, slot: int | None = None):
         yield {"text": text, "latency_s": 0.0, "truncated_to": None, "done": True}
 
 
@@ -34,7 +34,7 @@ def main() -> None:
              namespace="gsl-bench", log_to_driver=False, _system_config={"worker_niceness": 0})
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     ingress = GradioIngress.options(ray_actor_options={"num_cpus": 0}, user_config={"labels": ["echo"]})
-    app = ingress.bind("summarize", None, ["echo"], Echo.bind())
+    app = ingress.bind("summarize", None, ["echo"], [0], Echo.bind())
     serve.run(app, name="bench-echo", route_prefix="/")
     print("READY", flush=True)
     sys.stdin.read()  # until the benchmark closes it

@@ -86,14 +86,18 @@ class DecodeLoop:
 
     def submit(self, prompt: list[int], sampling: Sampling,
                on_tokens: Callable[[list[int]], None] | None = None) -> Future[list[int]]:
-        row = _Row(prompt, sampling, on_tokens)
+        return self.submit_many([(prompt, sampling, on_tokens)])[0]
+
+    def submit_many(self, requests: list[tuple[list[int], Sampling, Callable | None]]) -> list[Future[list[int]]]:
+        """Several rows at once: they are prefilled together (one forward) rather than one by one."""
+        rows = [_Row(prompt, sampling, on_tokens) for prompt, sampling, on_tokens in requests]
         with self._cond:
-            self._waiting.append(row)
+            self._waiting.extend(rows)
             self._cond.notify()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="decode-loop", daemon=True)
                 self._thread.start()
-        return row.future
+        return [row.future for row in rows]
 
     # -- the loop ------------------------------------------------------------------------------
     def _run(self) -> None:

@@ -265,11 +265,21 @@ class Runner:
     def submit(self, text: str, on_text: Callable[[str], None] | None = None,
                generation: Generation | None = None) -> Future[Answer]:
         """Start one answer in the decode loop (see `continuous_for`); on_text gets the text so far."""
+        return self.submit_many([text], on_text, generation)[0]
+
+    def submit_many(self, texts: list[str], on_text: Callable[[str], None] | None = None,
+                    generation: Generation | None = None) -> list[Future[Answer]]:
         start = time.perf_counter()
         g = self.settings(generation)
-        (prompt,), (cut,) = self._prompt_ids([text], g)
+        prompts, cuts = self._prompt_ids(texts, g)
         skip = {"skip_special_tokens": True}
         on_tokens = (lambda ids: on_text(self.tokenizer.decode(ids, **skip).strip())) if on_text else None
+        rows = self.loop.submit_many([(prompt, self._sampling(g), on_tokens) for prompt in prompts])
+        return [self._answer(row, cut, start) for row, cut in zip(rows, cuts, strict=True)]
+
+    def _answer(self, row: Future, cut: int | None, start: float) -> Future[Answer]:
+        """The row's token ids as an Answer; cancelling the Answer (its caller went away) takes the
+        row out of the batch at the next step."""
         answer: Future[Answer] = Future()
 
         def done(tokens: Future) -> None:
@@ -280,12 +290,10 @@ class Runner:
             elif tokens.exception() is not None:
                 answer.set_exception(tokens.exception())
             else:
-                text_out = self.tokenizer.decode(tokens.result(), **skip).strip()
-                answer.set_result(Answer(text_out, round(time.perf_counter() - start, 3), cut))
+                text = self.tokenizer.decode(tokens.result(), skip_special_tokens=True).strip()
+                answer.set_result(Answer(text, round(time.perf_counter() - start, 3), cut))
 
-        row = self.loop.submit(prompt, self._sampling(g), on_tokens)
         row.add_done_callback(done)
-        # Cancelling the answer (its caller went away) takes the row out of the batch at the next step.
         answer.add_done_callback(lambda a: a.cancelled() and row.cancel())
         return answer
 
@@ -298,7 +306,7 @@ class Runner:
     def generate(self, texts: list[str], generation: Generation | None = None) -> list[Answer]:
         """Whole answers, in order; generation: a slot's own settings (None: the default ones)."""
         if self.continuous_for(generation):
-            return [f.result() for f in [self.submit(t, generation=generation) for t in texts]]
+            return [f.result() for f in self.submit_many(texts, generation=generation)]
         g = self.settings(generation)
         start = time.perf_counter()
         with self._lock, torch.inference_mode():
