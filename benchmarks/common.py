@@ -118,6 +118,7 @@ class Group:
         )
         self.lines: list[str] = []
         self.events: list[dict] = []
+        self.timed_events: list[tuple[float, dict]] = []  # (seconds since start, object), as they came
         self._q: queue.Queue = queue.Queue()  # (seconds since start, JSON object); None once stdout ends
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -130,6 +131,7 @@ class Group:
                 continue
             if isinstance(obj, dict):
                 self.events.append(obj)
+                self.timed_events.append((time.monotonic() - self.t0, obj))
                 self._q.put((time.monotonic() - self.t0, obj))
         self._q.put(None)
 

@@ -19,6 +19,7 @@ GOALS = {
     "idle_rss_mb": ("<= 2000 MB", lambda v: v <= 2000, "fanout"),
     "byo_scaling_ratio": (">= 1.7 (limit 2.0 on 2 cores)", lambda v: v >= 1.7, "byo"),
     "byo_overhead_ms_p50": ("<= 10 ms", lambda v: v <= 10, "byo"),
+    "batch8_vs_batch1_tokens_per_s": ("(reported: what batching buys)", None, "tokens"),
     "gui_window_shown_s": ("< 1 s", lambda v: v < 1, "gui"),
     "gui_max_stall_ms": ("<= 100 ms", lambda v: v <= 100, "gui"),
 }
@@ -61,13 +62,42 @@ def write_doc(data: dict) -> None:
                 met = "yes" if d["ttft"]["ttft_over_full_answer"] < 1 / 3 else "**no**"
         lines.append(f"| `{key}` | {shown} | {goal} | {met} | `{CMD.format(section)}` | {notes.get(key, '')} |")
     lines += ["", "`make bench` runs every section 3 times: about 26 minutes here (one repetition: 8-9 minutes).",
-              "", *READING, ""]
+              "", *_tables(d), *READING, ""]
     if data.get("errors"):
         lines += ["## Sections that failed in this run", ""]
         for k, v in data["errors"].items():
             lines.append(f"- `{k}`: {v.splitlines()[0][:300]}")
         lines.append("")
     DOC.write_text("\n".join(lines))
+
+
+def _tables(d: dict) -> list[str]:
+    """The per-process memory, tokens/s by batch size and the start profile, from the last repetition."""
+    out = []
+    procs = (d.get("idle_memory") or {}).get("serve_processes")
+    if procs:
+        out += ["## Idle memory of the default fan-out, per process (last repetition)", "",
+                "| Process | RSS MB | PSS MB |", "|---|---|---|"]
+        out += [f"| {p['role']} | {p['rss_mb']} | {p['pss_mb']} |" for p in procs]
+        out += [(f"| **all {len(procs)}** | **{round(sum(p['rss_mb'] for p in procs), 1)}** | "
+                f"**{round(sum(p['pss_mb'] for p in procs), 1)}** |"), ""]
+    tokens = d.get("tokens")
+    if tokens:
+        out += [(f"## Tokens per second inside one replica (`python -m benchmarks.tokens`; {tokens['model']}, "
+                f"{tokens['dtype']}, {tokens['threads']} torch thread, {tokens['new_tokens_per_row']} new tokens "
+                "per prompt, 4 prompts of different lengths; last repetition)"), "",
+                "| Batch | Decode loop (what replicas run) tokens/s | generate() on the batch tokens/s |",
+                "|---|---|---|"]
+        out += [f"| {r['batch']} | {r['loop_tokens_per_s']} ({r['loop_s']} s) | {r['generate_tokens_per_s']} "
+                f"({r['generate_s']} s) |" for r in tokens["rows"]]
+        out.append("")
+    profile = (d.get("cold") or {}).get("profile")
+    if profile:
+        out += ["## Where a cold start's time goes (`gradio-serve up`, embedded model, warm cache; last repetition)",
+                "", "| s since the command | What |", "|---|---|"]
+        out += [f"| {t} | {what} |" for t, what in profile]
+        out.append("")
+    return out
 
 
 def _loads(data: dict) -> str:

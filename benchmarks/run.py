@@ -43,6 +43,7 @@ from benchmarks.common import (
     log,
     machine,
     memory_mb,
+    memory_table,
     percentile,
     prepare_models,
     wait_http,
@@ -78,7 +79,8 @@ class Bench:
         self.results["cold_start_s"] = round(ready, 2)
         self.results["first_answer_s"] = round(first, 2)
         self.details["cold"] = {"command": f"gradio-serve up --events --model {EMBEDDED} --port N",
-                                "ready_s": round(ready, 2), "first_answer_s": round(first, 2)}
+                                "ready_s": round(ready, 2), "first_answer_s": round(first, 2),
+                                "profile": start_profile(up.timed_events, ready, first)}
 
     # -- warm redeploy vs cold, and time to first token ------------------------------------------
     def redeploy(self, streams: int = 5) -> None:
@@ -148,7 +150,8 @@ class Bench:
             gclient(purl).predict(PROMPT, api_name="/fanout")
             gclient(p1url).predict(PROMPT, api_name="/fanout")
             time.sleep(5)
-            smem = memory_mb(app_processes(up.proc.pid))
+            sprocs = app_processes(up.proc.pid)
+            smem, stable = memory_mb(sprocs), memory_table(sprocs)
             pmem = memory_mb(app_processes(plain.proc.pid))
             lat: dict[str, list[float]] = {"serve": [], "plain": [], "plain_1thread": []}
             for prompt in FANOUT_PROMPTS:
@@ -177,7 +180,7 @@ class Bench:
             "serve_mean_s": round(s, 3), "plain_mean_s": round(p, 3), "plain_1thread_mean_s": round(p1, 3),
             "ratio_per_prompt": per_prompt, "ratio_vs_plain_1thread": round(s / p1, 3),
         }
-        self.details["idle_memory"] = {"serve_fanout": smem, "plain_gradio_fanout": pmem,
+        self.details["idle_memory"] = {"serve_fanout": smem, "plain_gradio_fanout": pmem, "serve_processes": stable,
                                        "rss_ratio": round(smem["rss_mb"] / pmem["rss_mb"], 2)}
 
     # -- throughput: 16 concurrent gradio_client clients ----------------------------------------
@@ -326,7 +329,32 @@ class Bench:
                                      "during the stall, state]", **worst, "cycles": cycles}
 
 
-SECTIONS = ["cold", "redeploy", "fanout", "throughput", "proxy", "byo", "gui"]
+    # -- tokens/s inside one replica at batch 1, 2, 4, 8 -----------------------------------------
+    def tokens(self) -> None:
+        out = subprocess.run([PY, "-m", "benchmarks.tokens"], cwd=ROOT, env=self.env, capture_output=True, text=True,
+                             timeout=600, check=True)
+        table = json.loads(out.stdout.strip().splitlines()[-1])
+        by_size = {r["batch"]: r for r in table["rows"]}
+        self.results["batch8_vs_batch1_tokens_per_s"] = round(
+            by_size[8]["loop_tokens_per_s"] / by_size[1]["loop_tokens_per_s"], 2)
+        self.details["tokens"] = table
+
+
+def start_profile(timed_events: list, ready_s: float, first_s: float) -> list[list]:
+    """[seconds since the command, what happened]: each phase, and each deployment's first healthy replica."""
+    rows, seen = [], set()
+    for t, e in timed_events:
+        if e.get("event") == "phase" and ("phase", e["phase"]) not in seen:
+            seen.add(("phase", e["phase"]))
+            rows.append([round(t, 2), f"phase {e['phase']}: {e.get('message', '')}"])
+        for d in e.get("deployments", []) if e.get("event") == "status" else []:
+            if d.get("replicas_running") and ("up", d["name"]) not in seen:
+                seen.add(("up", d["name"]))
+                rows.append([round(t, 2), f"{d['name']}: first replica running"])
+    return [*rows, [round(first_s, 2), "first answer (gradio_client, summarize)"]]
+
+
+SECTIONS = ["cold", "redeploy", "fanout", "throughput", "proxy", "byo", "tokens", "gui"]
 
 
 def code_version() -> str:
