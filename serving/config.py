@@ -13,7 +13,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal, get_args
 
-import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
@@ -330,14 +329,16 @@ class Bounds:
 def bounds(model: type[BaseModel], field: str) -> Bounds:
     """The bounds of `model.field`, e.g. bounds(ModelSlot, "num_cpus") == Bounds(0, 1024, True, False)."""
     found: dict = {}
+    # Field(ge=..., gt=..., le=..., lt=...) keeps each as one metadata object with that attribute
+    # (annotated_types.Ge and the like).
     for rule in model.model_fields[field].metadata:
-        if isinstance(rule, annotated_types.Ge):
+        if getattr(rule, "ge", None) is not None:
             found.update(minimum=rule.ge)
-        elif isinstance(rule, annotated_types.Gt):
+        elif getattr(rule, "gt", None) is not None:
             found.update(minimum=rule.gt, exclusive_minimum=True)
-        elif isinstance(rule, annotated_types.Le):
+        elif getattr(rule, "le", None) is not None:
             found.update(maximum=rule.le)
-        elif isinstance(rule, annotated_types.Lt):
+        elif getattr(rule, "lt", None) is not None:
             found.update(maximum=rule.lt, exclusive_maximum=True)
     return Bounds(**found)
 
