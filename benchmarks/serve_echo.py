@@ -28,6 +28,11 @@ class Echo:
 def main() -> None:
     port = int(sys.argv[1])
     from serving.apps import GradioIngress
+    from serving.ray_private import skip_unused_head_processes
+    from serving.supervisor import tune_serve_env
+
+    tune_serve_env(own_code=True)  # the cluster as the supervisor starts it for the built-in apps
+    skip_unused_head_processes(dashboard=False)
 
     # As the supervisor starts its cluster (workers at nice 0).
     ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
