@@ -203,7 +203,10 @@ def test_export_is_a_valid_serve_config(serving_env, tmp_path):
     app = schema.applications[0]
     assert app.import_path == "serving.apps:builder"
     models = [d for d in doc["applications"][0]["deployments"] if d["name"].startswith("model")]
-    assert [d["num_replicas"] for d in models] == [2, 2]
+    # The default fan-out's two slots use one model: one deployment answers both (weights held once),
+    # with the CPUs and requests of both slots.
+    assert [(d["name"], d["num_replicas"], d["ray_actor_options"]["num_cpus"], d["max_ongoing_requests"])
+            for d in models] == [("model0", 2, 2.0, 16)]
     assert LaunchConfig.from_dict(doc["applications"][0]["args"]["config"]).mode is Mode.fanout
 
 
@@ -255,3 +258,26 @@ def test_serving_never_imports_qt_and_the_supervisor_skips_torch():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def test_slots_of_one_model_share_a_deployment_unless_they_cannot():
+    from serving.apps import slot_groups
+    from serving.catalog import CatalogEntry
+    from serving.config import Generation, ModelSlot
+
+    def entry(name, kind="instruct"):
+        return CatalogEntry(name=name, kind=kind, source="folder", available_offline=True, path=f"/m/{name}")
+
+    slots = [ModelSlot(model="a", label="greedy"),
+             ModelSlot(model="a", label="sampling", generation=Generation(do_sample=True, seed=1)),
+             ModelSlot(model="b"),
+             ModelSlot(model="a", dtype="float32"),  # other weights in memory
+             ModelSlot(model="a", replicas=2),  # other scaling
+             ModelSlot(model="a", generation=Generation(num_beams=2)),  # beam search: generate(), one setting
+             ModelSlot(model="a", num_gpus=0.5),  # GPUs: one per slot, as asked
+             ModelSlot(model="a", label="third")]
+    entries = [entry("a"), entry("a"), entry("b"), entry("a"), entry("a"), entry("a"), entry("a"), entry("a")]
+    config = LaunchConfig(mode=Mode.fanout, models=slots)
+    assert slot_groups(config, entries) == [[0, 1, 7], [2], [3], [4], [5], [6]]
+    t5 = [entry("t", "seq2seq"), entry("t", "seq2seq")]
+    assert slot_groups(LaunchConfig(mode=Mode.fanout, models=[ModelSlot(model="t")] * 2), t5) == [[0], [1]]
