@@ -33,11 +33,13 @@ from launcher import machine, model_catalog
 from launcher.app_picker import AppRow
 from launcher.logs import launcher_logger
 from launcher.model_catalog import ModelChoice
-from launcher.model_rows import MAX_SLOTS, ModelRows
+from launcher.model_rows import ModelRows
 from launcher.needs_label import NeedsLabel
 from launcher.slot_row import SCHEMA_MAX_CPUS, SCHEMA_MAX_GPUS, SlotRow
 from serving import preflight
-from serving.config import ConfigError, LaunchConfig, Mode, ModelSlot
+from serving.config import MAX_MODEL_SLOTS, ConfigError, HttpConfig, LaunchConfig, Mode, ModelSlot, bounds
+
+_PORTS = (bounds(HttpConfig, "port").minimum, bounds(HttpConfig, "port").maximum)
 
 # What "Connect to an existing cluster" takes (as `gradio-serve up --address`).
 CLUSTER_ADDRESS = re.compile(r"auto|(ray://)?[^\s:/]+:\d{1,5}")
@@ -107,7 +109,7 @@ class ConfigForm(QWidget):
         models_layout.addWidget(self.app_row)
         below = QHBoxLayout()
         self.add_button = QPushButton("Add model")
-        self.add_button.setToolTip(f"Fan-out sends each prompt to every model (up to {MAX_SLOTS})")
+        self.add_button.setToolTip(f"Fan-out sends each prompt to every model (up to {MAX_MODEL_SLOTS})")
         self.add_button.clicked.connect(lambda: self.add_slot())
         below.addWidget(self.add_button)
         self.resources_label = NeedsLabel()
@@ -128,7 +130,7 @@ class ConfigForm(QWidget):
         options = QHBoxLayout()
         options.addWidget(QLabel("Port"))
         self.port = QSpinBox()
-        self.port.setRange(1, 65535)
+        self.port.setRange(*_PORTS)
         self.port.setToolTip("HTTP port of the app (on 127.0.0.1 unless the configuration says otherwise)")
         self.port.valueChanged.connect(self._on_edited)
         options.addWidget(self.port)
@@ -242,7 +244,7 @@ class ConfigForm(QWidget):
         return self.slots_panel.rows
 
     def add_slot(self, slot: ModelSlot | None = None) -> SlotRow | None:
-        if len(self.rows) >= MAX_SLOTS:
+        if len(self.rows) >= MAX_MODEL_SLOTS:
             return None
         row = self.slots_panel.add(slot or self.slots_panel.new_slot(), self.mode())
         self._refresh_rows()
@@ -283,7 +285,7 @@ class ConfigForm(QWidget):
         self.app_row.set_active(app)  # the app is checked (a child process) only when it is what is served
         self.slots_panel.renumber(fanout)
         self.add_button.setVisible(fanout)
-        self.add_button.setEnabled(fanout and len(self.rows) < MAX_SLOTS and self._editable)
+        self.add_button.setEnabled(fanout and len(self.rows) < MAX_MODEL_SLOTS and self._editable)
         self._update_resources()
 
     def _on_edited(self, *_args) -> None:
@@ -317,7 +319,7 @@ class ConfigForm(QWidget):
         self.cluster_address.setEnabled(editable and self.cluster_box.isChecked())
         self.slots_panel.set_editable(editable)
         self.app_row.set_editable(editable)
-        self.add_button.setEnabled(editable and self.mode() is Mode.fanout and len(self.rows) < MAX_SLOTS)
+        self.add_button.setEnabled(editable and self.mode() is Mode.fanout and len(self.rows) < MAX_MODEL_SLOTS)
 
     # ---- what it needs, and what it finds ------------------------------------
 

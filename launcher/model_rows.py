@@ -1,4 +1,4 @@
-"""The model rows of the built-in modes: a header, then one SlotRow per model (up to MAX_SLOTS).
+"""The model rows of the built-in modes: a header, then one SlotRow per model (up to serving.config.MAX_MODEL_SLOTS).
 
 It hands what every row needs from outside (bounds, the catalog, Advanced, native bfloat16)
 to each row, old and new; shapes the rows for a mode (the summarizer has one model, fan-out
@@ -16,8 +16,6 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from launcher.model_catalog import ModelChoice
 from launcher.slot_row import COL_BUTTON, COL_CPUS, COL_GPUS, COL_REPLICAS, SlotRow
 from serving.config import Mode, ModelSlot
-
-MAX_SLOTS = 8
 
 
 class ModelRows(QWidget):

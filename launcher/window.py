@@ -22,7 +22,7 @@ from launcher import settings as settings_mod
 from launcher.app_inspector import Inspection
 from launcher.app_picker import PyFileDrops
 from launcher.apply_changes import PendingChange
-from launcher.config_form import MAX_SLOTS, ConfigForm
+from launcher.config_form import ConfigForm
 from launcher.errors import show_error
 from launcher.icons import STATE_COLOURS, app_icon
 from launcher.launch_options import LaunchOptions
@@ -36,7 +36,7 @@ from launcher.tray import Tray
 from launcher.worker import QueryOp
 from serving.config import ConfigError, LaunchConfig
 
-__all__ = ["MAX_SLOTS", "TITLE", "MainWindow"]
+__all__ = ["TITLE", "MainWindow"]
 
 TITLE = "Gradio Serve Launcher"
 

@@ -28,9 +28,9 @@ from launcher.model_catalog import ModelChoice
 from launcher.settings import Settings
 from launcher.slot_row import PRECISION_HELP
 from launcher.supervisor_process import ServingState, SupervisorProcess
-from launcher.window import MAX_SLOTS, TITLE, MainWindow
+from launcher.window import TITLE, MainWindow
 from launcher.worker import pending_count
-from serving.config import LaunchConfig, Mode
+from serving.config import MAX_MODEL_SLOTS, LaunchConfig, Mode
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,12 +99,12 @@ def test_mode_switch_adds_and_removes_slots(window):
     assert [r.model_ref() for r in w.form.rows] == ["t5-tiny", "gpt-tiny"]
     while w.form.add_slot() is not None:
         pass
-    assert len(w.form.rows) == MAX_SLOTS and not w.form.add_button.isEnabled()
+    assert len(w.form.rows) == MAX_MODEL_SLOTS and not w.form.add_button.isEnabled()
     # Back to one model, and the fan-out slots come back when switching again.
     w.form.mode_summarize.setChecked(True)
     assert len(w.form.rows) == 1 and w.form.current_config().mode is Mode.summarize
     w.form.mode_fanout.setChecked(True)
-    assert len(w.form.rows) == MAX_SLOTS
+    assert len(w.form.rows) == MAX_MODEL_SLOTS
 
 
 def test_picker_lists_catalog_entries_that_suit_the_mode(window):
