@@ -18,6 +18,8 @@ from pathlib import Path
 
 import psutil
 
+from serving.process_group import signal_group, stop_group
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 ARTICLE = (
@@ -168,20 +170,17 @@ class Group:
     def stop(self, grace: float = 60) -> None:
         """Ask politely (stdin closed / SIGTERM), then SIGKILL the process group(s)."""
         if self.proc.poll() is None:
-            try:
-                if self.proc.stdin:
+            if self.proc.stdin:
+                with contextlib.suppress(OSError):
                     self.proc.stdin.close()
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(timeout=grace)
-            except (subprocess.TimeoutExpired, OSError):
-                pass
+            # SIGTERM to the process alone (a supervisor ends its own group), then the group's SIGKILL.
+            stop_group(self.pgid, self.proc.pid, grace, term_pid_only=True, done=lambda: self.proc.poll() is not None)
         self.kill_group()
 
     def kill_group(self) -> None:
         """SIGKILL the process group(s) and whatever else runs in the session; close the log."""
         for pgid in self.pgids():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pgid, signal.SIGKILL)
+            signal_group(pgid, None, signal.SIGKILL)
         # Whatever made its own process group inside our session (the launcher's supervisor).
         for p in psutil.process_iter():
             try:
