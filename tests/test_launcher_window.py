@@ -352,7 +352,8 @@ def test_precision_in_advanced_reaches_the_config_and_round_trips(window, qtbot)
     ]
     assert not row.precision.isVisible(), "an advanced option: the row stays uncluttered"
     tip = row.precision.toolTip()
-    assert "Auto: float32 on a CPU" in tip and "1.5x" in tip and "float16 is for GPUs" in tip
+    assert "Auto: bfloat16 on CPUs with native bfloat16" in tip and "float32 on other CPUs" in tip
+    assert "1.5x" in tip and "float16 is for GPUs" in tip
     w.form.advanced_button.click()
     assert row.precision.isVisible()
     row.precision.setCurrentText("bfloat16")
