@@ -118,21 +118,23 @@ READING = [
     "tuned to one torch thread (`--num-cpus 1`), in the notes: that is the fair measure of what Serve's "
     "parallelism buys, and on a machine whose two cores are already busy it buys little for the fan-out."),
     ("- **Fan-out.** The default fan-out (the embedded model twice: greedy and sampling) with the sampling "
-    "slot seeded, so both apps generate the same answers; 3 prompts x 2 calls, interleaved, and the ratio is of "
-    "the total times. Two models in parallel only finish sooner when each has a core: on 2 cores fp32 decoding "
-    "of a 135M model is bound by memory reads, so one torch thread is nearly as fast as two (46 tokens: 1.82 s "
-    "vs 1.71 s in a bare process), two processes side by side lose ~5% (1.91 s each), and inside Serve a "
-    "replica takes ~2.05 s because Ray's own processes use ~15% of a core meanwhile. Each prompt's ratio "
-    "therefore sits at 0.54-0.59: about max(a, b) / (a + b) of the two answers' lengths, plus that overhead. "
-    "Unseeded, the sampled answer's length varies (30-75 words) and single runs gave 0.60-0.63. Ray starts "
-    "its workers at nice 15, so anything else on the desktop preempted the models; the supervisor starts "
-    "them at nice 0, like the plain app."),
-    ("- **Throughput.** 16 concurrent gradio_client clients, 32 requests per app. Serve's two replicas with "
-    "`@serve.batch` (up to 8 prompts, waiting up to 50 ms for company: clients answered together send their "
-    "next prompts tens of ms apart, and a 5 ms wait gave 1.12-1.15 requests/s instead of 1.29-1.31). "
-    "Single runs move by 10-30%: that is why the table gives the median of 3 repetitions with its range. "
-    "Under load 10-17 (earlier sessions) "
-    "it was 2.4-2.5x the plain app, whose two torch threads collapse under contention."),
+    "slot seeded; 3 prompts x 2 calls, interleaved, and the ratio is of the total times. Both slots use one "
+    "model, so they share one deployment (`serving/apps.py` `slot_groups`): one replica with both slots' CPUs "
+    "(2 torch threads) decodes the two prompts as one batch of 2, each with its own settings "
+    "(`serving/decoding.py`). A batch of 2 costs little more than 1 on a CPU (the weights are read once per "
+    "step for both), which is what makes the fan-out ~0.5-0.6 of the sequential app. In bfloat16 a batch "
+    "rounds slightly differently from a lone prompt, so an answer can differ by a few tokens between the two "
+    "apps: the per-prompt ratios (notes) spread more than the total. Before (two replicas of one CPU each, "
+    "float32): 0.555-0.566, at 3.4 GB."),
+    ("- **Throughput.** 16 concurrent gradio_client clients, 32 requests per app, the summarizer with 2 "
+    "replicas x 1 CPU. Each replica decodes all its prompts in one continuous batch: a prompt joins at the "
+    "next decoding step and leaves when it ends. Serve's `@serve.batch`, used before, forms its next batch "
+    "while the current one still runs (it waits 50 ms for company, then queues that batch behind a "
+    "semaphore): under this load the replicas ran batches of 1, 1, 2, 6, 1, 1, ... and reached 1.94x "
+    "(median of 3). Single runs of the Serve side alone (float32, other work on the machine): 1.29 "
+    "requests/s with `@serve.batch`, 1.76 with batches formed only when the model is free, 2.02 with prompts "
+    "joining between steps; then bfloat16 (auto on this CPU, in both apps) reads a prompt 3x faster, which a "
+    "batch of 8 prompts feels most. The table above gives tokens/s by batch size inside one replica."),
     ("- **Your own app** (`byo`): `benchmarks/byo_app.py` as a user would write it, served by `gradio-serve up "
     "--app` with 2 replicas and by its own `demo.launch()`, both up at once. Scaling: 8 gradio_client sessions, "
     "3 calls each of a pure-Python function (~0.7 s, holds the GIL, so one process does one at a time); the "
@@ -141,9 +143,12 @@ READING = [
     "the load generator (~0.11 core), Serve's proxy (~0.05) and controller and Ray's daemons take the rest, "
     "so about 1.75x is the ceiling on 2 cores."),
     ("- **Proxy overhead.** An echo model, so only the path is measured: proxy, ingress (Gradio's queue), "
-    "handle call, then back. It is three extra process hops, each waiting to be scheduled, so in absolute "
-    "milliseconds it grows with CPU contention (61.6 ms at load ~14; 6-9 ms quiet), p50 of 60 interleaved "
-    "calls each. Most of the ~75 ms either way is gradio_client's own queue/SSE round trip."),
+    "handle call, then back, on a cluster started as the supervisor starts it. Each gradio_client call is "
+    "two HTTP requests (queue/join, then the SSE stream of several messages), and each goes through the "
+    "proxy and one or two actor calls. Running Serve's handle routers and our deployments on each replica's "
+    "own event loop (`tune_serve_env` in serving/supervisor.py) took ~1.5 ms off (8.1 -> 6.4 ms in "
+    "single runs); gRPC between proxy and replicas and buffered access logs changed nothing measurable. "
+    "It grows with CPU contention (61.6 ms at load ~14)."),
     ("- **Warm redeploy** is what a user does: `gradio-serve apply --model ...` (the launcher's Apply changes) "
     "on the running app, until the first answer, vs a cold `gradio-serve up`. Deployments are named by slot "
     "and the model is their `user_config`, so Serve calls `reconfigure()` on the running replica: no new "
@@ -152,14 +157,23 @@ READING = [
     "started new replicas and a new ingress: 6-13 s (ratio 0.28-0.69)."),
     ("- **Time to first token** is measured as the page sees it: gradio_client on the page's streaming "
     "endpoint (the first non-empty partial answer) vs the whole-answer endpoint, embedded model."),
-    ("- **Precision** (not part of `make bench`, by hand on the same machine): the default fan-out with "
-    "`gradio-serve up --mode fanout --dtype bfloat16` answered in 1.69 s vs 2.49 s with float32 (median of 4 "
-    "gradio_client calls each, same greedy answer). Every figure above uses the default, float32 on a CPU, "
-    "in both apps. bfloat16 makes decoding compute-bound, so two torch threads then help one model (0.92 s "
-    "vs 1.22 s for 46 tokens) and the fan-out's edge over the sequential app shrinks: it is an opt-in."),
+    ("- **Precision.** `auto` is bfloat16 on a CPU with native bfloat16 (this AMD EPYC has AVX-512 BF16) and "
+    "float32 elsewhere, in both apps alike (the plain app runs the same `Runner`). On this CPU bfloat16 "
+    "reads a 108-token prompt in 0.11 s instead of 0.34 s and decodes ~1.2x faster, in half the memory. "
+    "Its answers differ slightly from float32's (the summary of the benchmark's article: 49 tokens instead "
+    "of 30, as sensible); `--dtype float32` keeps the old numerics."),
     ("- **Idle memory** sums RSS over every process of the running fan-out app (the supervisor's process group: "
-    "GCS, raylet, Ray's agents, controller, proxy, ingress and model replicas). RSS counts shared pages in "
-    "each process; PSS (in the notes) shares them out and is the better total."),
+    "GCS, raylet, Ray's agents, controller, proxy, ingress and model replicas; the table above lists them). "
+    "RSS counts shared pages in each process; PSS (in the notes) shares them out. From 3388 MB: one "
+    "replica for the two slots of one model instead of two (-1030 MB: transformers copies the weights, so "
+    "two processes held them twice), bfloat16 weights (-~300 MB), and no autoscaler monitor (-83 MB) or "
+    "dashboard server (-116 MB), which Serve on one machine does not use and `ray.init` cannot leave out "
+    "(`serving/ray_private.py`; `--include-dashboard` still starts it)."),
+    ("- **First answer.** The table above shows where a cold start goes on 2 cores: ~0.8 s until the "
+    "supervisor runs, ~2.8 s `ray.init`, ~1 s for Serve's controller, then the ingress (worker start, "
+    "`import gradio` ~2.5 s) and the model replica (worker start ~1.3 s, `import torch, transformers` ~2 s, "
+    "load) start side by side and share the two cores with Serve's proxy; the model replica is ready last, "
+    "~5.4 s after the controller asked for it. The answer itself is ~1.6 s."),
     ("- **GUI stall**: a 10 ms QTimer on the launcher's main thread through a Start and a Stop with the real "
     "supervisor; `worst_stalls` in latest.json records, for each long gap, how much CPU the main thread itself "
     "used during it (little CPU means the thread was starved or waiting on the GIL, not working). A 5 s idle "
