@@ -145,10 +145,10 @@ READING = [
     ("- **Proxy overhead.** An echo model, so only the path is measured: proxy, ingress (Gradio's queue), "
     "handle call, then back, on a cluster started as the supervisor starts it. Each gradio_client call is "
     "two HTTP requests (queue/join, then the SSE stream of several messages), and each goes through the "
-    "proxy and one or two actor calls. Running Serve's handle routers and our deployments on each replica's "
-    "own event loop (`tune_serve_env` in serving/supervisor.py) took ~1.5 ms off (8.1 -> 6.4 ms in "
-    "single runs); gRPC between proxy and replicas and buffered access logs changed nothing measurable. "
-    "It grows with CPU contention (61.6 ms at load ~14)."),
+    "proxy and one or two actor calls. Tried: Serve's handle routers and deployments on each replica's own "
+    "event loop (6.4-6.9 ms in single runs vs 8.1, but 7.5-10.0 in the 3 repetitions of a full run, so "
+    "not kept), gRPC between proxy and replicas, buffered access logs: nothing measurable. It grows with "
+    "CPU contention (61.6 ms at load ~14)."),
     ("- **Warm redeploy** is what a user does: `gradio-serve apply --model ...` (the launcher's Apply changes) "
     "on the running app, until the first answer, vs a cold `gradio-serve up`. Deployments are named by slot "
     "and the model is their `user_config`, so Serve calls `reconfigure()` on the running replica: no new "

@@ -31,7 +31,7 @@ def main() -> None:
     from serving.ray_private import skip_unused_head_processes
     from serving.supervisor import tune_serve_env
 
-    tune_serve_env(own_code=True)  # the cluster as the supervisor starts it for the built-in apps
+    tune_serve_env()  # the cluster as the supervisor starts it
     skip_unused_head_processes(dashboard=False)
 
     # As the supervisor starts its cluster (workers at nice 0).
