@@ -95,7 +95,8 @@ def _tables(d: dict) -> list[str]:
     if profile:
         out += ["## Where a cold start's time goes (`gradio-serve up`, embedded model, warm cache; last repetition)",
                 "", "| s since the command | What |", "|---|---|"]
-        out += [f"| {t} | {what} |" for t, what in profile]
+        first = profile[-1][0]  # the first answer ends the start
+        out += [f"| {t} | {what} |" for t, what in profile if t <= first and not what.startswith("phase stop")]
         out.append("")
     return out
 

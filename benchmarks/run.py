@@ -351,6 +351,7 @@ def start_profile(timed_events: list, ready_s: float, first_s: float) -> list[li
             if d.get("replicas_running") and ("up", d["name"]) not in seen:
                 seen.add(("up", d["name"]))
                 rows.append([round(t, 2), f"{d['name']}: first replica running"])
+    rows = [r for r in rows if r[0] <= first_s]  # the stop that follows is not part of the start
     return [*rows, [round(first_s, 2), "first answer (gradio_client, summarize)"]]
 
 
