@@ -2,13 +2,13 @@
 
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
-from serving import apply_request, paths
+from apply_loop import serve_apply_requests
+
+from serving import paths
 
 os.setpgid(0, 0)
 args = sys.argv[1:]
@@ -70,23 +70,10 @@ for running in range(config["app"]["replicas"]):
 status(config, config["app"]["replicas"], "HEALTHY")
 record(config)
 phase("running", f"ready at {url}")
-usr1, stop = threading.Event(), threading.Event()
-signal.signal(signal.SIGUSR1, lambda *_: usr1.set())
 
 
-def read_stdin():
-    for line in sys.stdin:
-        if line.strip() == "stop":
-            break
-    stop.set()
-
-
-threading.Thread(target=read_stdin, daemon=True).start()
-while not stop.wait(0.05):
-    if not usr1.is_set():
-        continue
-    usr1.clear()
-    request = apply_request.take()
+def apply(request):
+    global config
     phase("deploying", "applying app")
     time.sleep(pause)
     config = request["config"]
@@ -94,6 +81,9 @@ while not stop.wait(0.05):
     phase("running", f"ready at {url}")
     answer(request["id"], True, "applied: app")
     record(config)
+
+
+serve_apply_requests(apply)
 phase("stopping", "stopping")
 paths.supervisor_record().unlink(missing_ok=True)
 phase("stopped", "stopped")

@@ -4,13 +4,13 @@ Model "broken" fails to deploy (answered, then the old one restored); "refused" 
 
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
-from serving import apply_request, paths
+from apply_loop import serve_apply_requests
+
+from serving import paths
 
 os.setpgid(0, 0)
 args = sys.argv[1:]
@@ -63,28 +63,15 @@ phase("deploying", "deploying")
 status(config)
 record(config)
 phase("running", f"ready at {url}")
-usr1, stop = threading.Event(), threading.Event()
-signal.signal(signal.SIGUSR1, lambda *_: usr1.set())
 
 
-def read_stdin():
-    for line in sys.stdin:
-        if line.strip() == "stop":
-            break
-    stop.set()
-
-
-threading.Thread(target=read_stdin, daemon=True).start()
-while not stop.wait(0.05):
-    if not usr1.is_set():
-        continue
-    usr1.clear()
-    request = apply_request.take()
+def apply(request):
+    global config
     wanted, rid = request["config"], request["id"]
     model = wanted["models"][0]["model"]
     if model == "refused":
         answer(rid, False, "the app is still starting or changing", "wait until it is running, then apply again")
-        continue
+        return
     phase("deploying", "applying " + model)
     time.sleep(apply_s)
     if model == "broken":
@@ -92,12 +79,15 @@ while not stop.wait(0.05):
         phase("deploying", "restoring")
         time.sleep(0.3)
         phase("running", f"ready at {url}")
-        continue
+        return
     config = wanted
     status(config)
     phase("running", f"ready at {url}")
     answer(rid, True, "applied: " + model)
     record(config)
+
+
+serve_apply_requests(apply)
 phase("stopping", "stopping")
 paths.supervisor_record().unlink(missing_ok=True)
 phase("stopped", "stopped")
