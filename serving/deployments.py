@@ -112,12 +112,9 @@ class ModelDeployment:
             answer = runner.submit(text, lambda so_far: loop.call_soon_threadsafe(queue.put_nowait, so_far),
                                    generation)
             answer.add_done_callback(lambda _: loop.call_soon_threadsafe(queue.put_nowait, done))
-            shown = ""
             try:
                 while (so_far := await queue.get()) is not done:
-                    if so_far and so_far != shown:
-                        shown = so_far
-                        yield {"text": so_far, "done": False}
+                    yield {"text": so_far, "done": False}
                 yield {**(await asyncio.wrap_future(answer)).as_dict(), "done": True}
             finally:
                 answer.cancel()  # the page went away: its row leaves the batch at the next step

@@ -272,10 +272,21 @@ class Runner:
         start = time.perf_counter()
         g = self.settings(generation)
         prompts, cuts = self._prompt_ids(texts, g)
-        skip = {"skip_special_tokens": True}
-        on_tokens = (lambda ids: on_text(self.tokenizer.decode(ids, **skip).strip())) if on_text else None
-        rows = self.loop.submit_many([(prompt, self._sampling(g), on_tokens) for prompt in prompts])
+        rows = self.loop.submit_many([(prompt, self._sampling(g), on_text and self._texts_to(on_text))
+                                      for prompt in prompts])
         return [self._answer(row, cut, start) for row, cut in zip(rows, cuts, strict=True)]
+
+    def _texts_to(self, on_text: Callable[[str], None]) -> Callable[[list[int]], None]:
+        """One row's tokens so far -> on_text(text so far), only when the visible text grew."""
+        shown = [""]
+
+        def on_tokens(ids: list[int]) -> None:
+            text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+            if text and text != shown[0]:
+                shown[0] = text
+                on_text(text)
+
+        return on_tokens
 
     def _answer(self, row: Future, cut: int | None, start: float) -> Future[Answer]:
         """The row's token ids as an Answer; cancelling the Answer (its caller went away) takes the
@@ -329,11 +340,8 @@ class Runner:
             partials: queue.Queue[str | None] = queue.Queue()
             answer = self.submit(text, partials.put, g)
             answer.add_done_callback(lambda _: partials.put(None))
-            shown = ""
             while (so_far := partials.get()) is not None:
-                if so_far and so_far != shown:
-                    shown = so_far
-                    yield {"text": so_far, "done": False}
+                yield {"text": so_far, "done": False}
             yield {**answer.result().as_dict(), "done": True}
             return
         start = time.perf_counter()
