@@ -11,6 +11,7 @@ Ray itself is imported inside the helpers, so importing this module stays cheap.
 from __future__ import annotations
 
 import functools
+import os
 import pickle
 import warnings
 
@@ -50,6 +51,16 @@ def serve_client():
     from ray.serve.context import _get_global_client
 
     return _get_global_client(raise_if_no_controller_running=False)
+
+
+def submit_app(app, name: str, route_prefix: str) -> None:
+    """serve.run without waiting for the app to run: it returns once the controller holds the new
+    target (the app's status then reads DEPLOYING, not the old version's RUNNING). serve.run's own
+    wait polls once a second, which the first answer waited on; the supervisor polls the status itself."""
+    _checked()
+    from ray.serve.api import _run  # serve.run is _run(_blocking=True)
+
+    _run(app, name=name, route_prefix=route_prefix, _blocking=False)
 
 
 def app_status_and_targets(app_name: str):
@@ -134,6 +145,17 @@ def disable_cluster_mode() -> None:
     from ray._private import ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def run_in_every_worker(hook: str) -> None:
+    """Have every worker of the local cluster this driver starts call `hook` ("module.function") at
+    its start. Ray's runtime_env `worker_process_setup_hook` does this through an env var it adds to
+    the job's runtime env; set in the environment instead (inherited by the raylet and its workers),
+    the job's runtime env stays empty, so the workers the raylet starts ahead of time fit it."""
+    _checked()
+    from ray._private import ray_constants
+
+    os.environ[ray_constants.WORKER_PROCESS_SETUP_HOOK_ENV_VAR] = hook
 
 
 def wrap_grpc_port_binding(wrap) -> bool:

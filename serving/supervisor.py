@@ -22,7 +22,6 @@ from pathlib import Path
 from . import machine, paths
 from .config import APP_DEPLOYMENT, APP_NAME, ConfigError, LaunchConfig
 from .events import EventWriter, Phase
-from .loopback import SETUP_HOOK as LOOPBACK_HOOK
 from .loopback import keep_ray_on_loopback
 from .preflight import StartError, check_fits, check_port_free, local_capacity
 from .process_group import end_own_group_members
@@ -32,7 +31,7 @@ from .records import live_record, read_supervisor_record
 
 # Serve's status is polled often while something changes, and less once it runs: each
 # poll costs the controller and us a few ms of CPU, which the models want.
-POLL_S = 0.5
+POLL_S = 0.2  # the first answer waits on the poll that sees the app running
 STEADY_POLL_S = 2.0
 # Serve's own words when a replica cannot be placed for lack of CPUs/GPUs (after 30 s).
 UNSCHEDULABLE = "to be scheduled"  # not "to initialize": slow starts are not an error
@@ -160,7 +159,11 @@ class Supervisor:
     def _start_ray(self) -> None:
         import ray
 
-        from .ray_private import local_cluster_init_options, skip_unused_head_processes, version_mismatch
+        from .ray_private import (
+            local_cluster_init_options,
+            skip_unused_head_processes,
+            version_mismatch,
+        )
 
         cluster = self.config.cluster
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -195,7 +198,6 @@ class Supervisor:
                 address="local",
                 num_cpus=cluster.num_cpus, num_gpus=cluster.num_gpus, namespace=APP_NAME,
                 include_dashboard=cluster.include_dashboard, dashboard_host="127.0.0.1",
-                runtime_env={"worker_process_setup_hook": LOOPBACK_HOOK},
                 # Ray runs its workers (our model replicas, the ingress, Serve's proxy) at nice 15, so
                 # any other program, and Ray's own daemons, preempt the models. A model server the
                 # user started should get its fair share, as the plain Gradio app would.
@@ -226,11 +228,10 @@ class Supervisor:
         self._start_deploy(entries)
 
     def _start_deploy(self, entries) -> None:
-        """serve.run of the current config, aside, so status events flow meanwhile; it returns
-        once this version of the app is RUNNING (an update first shows the old one running)."""
-        from ray import serve
-
+        """serve.run of the current config, aside, so status events flow meanwhile; the watch loop
+        reads the app as running only after this version is submitted (until then the old one runs)."""
         from .apps import build_app, deployment_name, resolve_models, slot_groups
+        from .ray_private import submit_app
 
         entries = entries or ([] if self.config.app else resolve_models(self.config))
         app = build_app(self.config, entries)
@@ -242,11 +243,12 @@ class Supervisor:
 
         def deploy():
             try:
-                serve.run(app, name=APP_NAME, route_prefix="/")
+                submit_app(app, name=APP_NAME, route_prefix="/")
             except BaseException as exc:  # noqa: BLE001 - reported by the watch loop
                 self._deploy_error = exc
             finally:
                 self._deploy_done.set()
+                self._wake.set()
 
         threading.Thread(target=deploy, daemon=True).start()
 
@@ -260,6 +262,7 @@ class Supervisor:
             if self.apply_pending.is_set():
                 self.apply_pending.clear()
                 self._take_apply_request()
+            submitted = self._deploy_done.is_set()  # before the status: a RUNNING read earlier is the old version's
             status, targets = read_app_status()
             if status is None:
                 if self._deploy_error:
@@ -273,7 +276,7 @@ class Supervisor:
             if self._announced:
                 continue
             app_status = snapshot["app_status"]
-            if app_status == "DEPLOY_FAILED" or (self._deploy_error and self._deploy_done.is_set()):
+            if app_status == "DEPLOY_FAILED" or (self._deploy_error and submitted):
                 failed = [d for d in snapshot["deployments"] if d["message"]]
                 detail = failed[0]["message"] if failed else (status.message or str(self._deploy_error))
                 self._failed(f"the app failed to deploy: {first_line(detail)}",
@@ -284,7 +287,7 @@ class Supervisor:
                 self._failed(f"{stuck[0]['name']} cannot be placed: {first_line(stuck[0]['message'])}",
                              "lower the CPUs/GPUs/replicas asked for, or add machines to the cluster")
                 continue
-            if app_status == "RUNNING" and self._deploy_done.is_set() and page_answers(self.config.url):
+            if app_status == "RUNNING" and submitted and page_answers(self.config.url):
                 self._announced = True
                 self.phase(Phase.running, f"ready at {self.config.url}", url=self.config.url)
                 if self._apply:  # answers it in the status record too

@@ -45,8 +45,9 @@ def test_no_private_ray_api_outside_ray_private():
     # In code, not prose: private modules imported, Ray's private attributes read, private keywords passed.
     import ast
 
-    private_attributes = {"_deployment_id", "_get_status", "_get_global_client", "ENABLE_RAY_CLUSTER", "http_config"}
-    private_keywords = {"_internal", "_node_ip_address", "_system_config"}
+    private_attributes = {"_deployment_id", "_get_status", "_get_global_client", "ENABLE_RAY_CLUSTER", "http_config",
+                          "WORKER_PROCESS_SETUP_HOOK_ENV_VAR"}
+    private_keywords = {"_internal", "_node_ip_address", "_system_config", "_blocking"}
     offenders = []
     for path in sorted((ROOT / "serving").glob("*.py")):
         if path.name == "ray_private.py":
