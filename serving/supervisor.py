@@ -36,6 +36,7 @@ STEADY_POLL_S = 2.0
 # Serve's own words when a replica cannot be placed for lack of CPUs/GPUs (after 30 s).
 UNSCHEDULABLE = "to be scheduled"  # not "to initialize": slow starts are not an error
 CONTROL_LOOP_S = "0.25"
+PROXY_START_TIMEOUT_S = 60  # as serve.start waits
 # Importing the user's app (before deploying it): generous, an app may load a model at import.
 APP_IMPORT_TIMEOUT_S = 600
 
@@ -63,6 +64,7 @@ class Supervisor:
     _inspection: subprocess.Popen | None = None  # mode app: the user's app imported aside, checked before deploying
     _app_found: str = ""  # "demo · gr.Blocks"
     _slots_of: dict = field(default_factory=dict)  # model deployment name -> the slot indexes it answers
+    _proxy_ready: list = field(default_factory=list)  # Serve's proxy starting: its readiness, not waited on yet
 
     # -- checks before anything starts ----------------------------------------
     def preflight(self) -> list:
@@ -161,6 +163,7 @@ class Supervisor:
 
         from .ray_private import (
             local_cluster_init_options,
+            look_for_the_new_node_often,
             skip_unused_head_processes,
             version_mismatch,
         )
@@ -191,6 +194,7 @@ class Supervisor:
             self.owns_cluster = True
             keep_ray_on_loopback()  # every Ray port on 127.0.0.1 (see serving/loopback.py)
             skip_unused_head_processes(dashboard=cluster.include_dashboard)
+            look_for_the_new_node_often()
             tune_serve_env()
             ray.init(
                 # Our own cluster, always: without "local", ray.init joins RAY_ADDRESS or a cluster
@@ -216,6 +220,8 @@ class Supervisor:
     def _deploy(self, entries) -> None:
         from ray import serve
 
+        from .ray_private import start_serve_without_waiting
+
         self._app_checked()
         if self.stop_requested.is_set():
             return
@@ -223,13 +229,18 @@ class Supervisor:
         http = self.config.http
         if self.config.cluster.address:
             check_cluster_serve(self.config)
-        serve.start(http_options={"host": http.host, "port": http.port})
+        if self.owns_cluster:  # a fresh Serve: its proxy starts while the app is submitted
+            self._proxy_ready = start_serve_without_waiting({"host": http.host, "port": http.port})
+        else:
+            serve.start(http_options={"host": http.host, "port": http.port})
         self.deployed = True
         self._start_deploy(entries)
 
     def _start_deploy(self, entries) -> None:
         """serve.run of the current config, aside, so status events flow meanwhile; the watch loop
         reads the app as running only after this version is submitted (until then the old one runs)."""
+        import ray
+
         from .apps import build_app, deployment_name, resolve_models, slot_groups
         from .ray_private import submit_app
 
@@ -244,6 +255,9 @@ class Supervisor:
         def deploy():
             try:
                 submit_app(app, name=APP_NAME, route_prefix="/")
+                proxy_ready, self._proxy_ready = self._proxy_ready, []
+                if proxy_ready:
+                    ray.get(proxy_ready, timeout=PROXY_START_TIMEOUT_S)
             except BaseException as exc:  # noqa: BLE001 - reported by the watch loop
                 self._deploy_error = exc
             finally:
