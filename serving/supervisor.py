@@ -7,6 +7,7 @@ nothing behind: Serve shut down and, if it started the cluster, the cluster too.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import signal
@@ -68,7 +69,7 @@ class Supervisor:
 
     # -- checks before anything starts ----------------------------------------
     def preflight(self) -> list:
-        from .apps import resolve_models
+        from .catalog import resolve_models
 
         self.phase(Phase.validating, "checking the configuration")
         running = live_record()
@@ -159,6 +160,8 @@ class Supervisor:
             self._stop()
 
     def _start_ray(self) -> None:
+        # Serve's side of this driver (~0.5 s of imports) loads while ray.init waits on Ray's processes.
+        threading.Thread(target=importlib.import_module, args=("serving.apps",), daemon=True).start()
         import ray
 
         from .ray_private import (
@@ -241,7 +244,8 @@ class Supervisor:
         reads the app as running only after this version is submitted (until then the old one runs)."""
         import ray
 
-        from .apps import build_app, deployment_name, resolve_models, slot_groups
+        from .apps import build_app, deployment_name, slot_groups
+        from .catalog import resolve_models
         from .ray_private import submit_app
 
         entries = entries or ([] if self.config.app else resolve_models(self.config))
@@ -340,7 +344,7 @@ class Supervisor:
     def apply(self, wanted: dict, request_id: str) -> None:
         """Redeploy on the running cluster: Serve reconfigures replicas whose model alone changed."""
         from . import apply_request
-        from .apps import resolve_models
+        from .catalog import resolve_models
 
         def refuse(message: str, hint: str) -> None:
             self._finish_apply(request_id, ok=False, message=message, hint=hint)
