@@ -11,20 +11,25 @@ import importlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import webbrowser
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from . import machine, paths
+from . import paths
+from .cluster_checks import (
+    check_address_reachable,
+    check_cluster_resources,
+    check_cluster_serve,
+    check_local_resources,
+    other_cluster,
+)
 from .config import APP_DEPLOYMENT, APP_NAME, ConfigError, LaunchConfig
 from .events import EventWriter, Phase
 from .loopback import keep_ray_on_loopback
-from .preflight import StartError, check_fits, check_port_free, local_capacity
+from .preflight import StartError, check_port_free
 from .process_group import end_own_group_members
 from .protocol import ApplyAnswer, StatusRecord, SupervisorRecord
 from .readiness import page_answers
@@ -531,59 +536,3 @@ def read_app_status():
     from .ray_private import app_status_and_targets
 
     return app_status_and_targets(APP_NAME)
-
-
-def other_cluster() -> str | None:
-    """A cluster `ray.init()` would join: RAY_ADDRESS, or the one `ray start` recorded (maybe long dead)."""
-    if os.environ.get("RAY_ADDRESS"):
-        return f"RAY_ADDRESS={os.environ['RAY_ADDRESS']}"
-    try:
-        recorded = Path("/tmp/ray/ray_current_cluster").read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return f"recorded by `ray start` in /tmp/ray/ray_current_cluster: {recorded}" if recorded else None
-
-
-def check_address_reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail fast on a host:port nobody listens on (ray.init would retry for minutes)."""
-    hostport = address.removeprefix("ray://")
-    if address == "auto" or ":" not in hostport:
-        return
-    host, _, port = hostport.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            return
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise StartError(f"cannot reach the Ray cluster at {address}: {reason}",
-                         "check the address and that the cluster is up (`ray status --address ...`)") from None
-
-
-def check_cluster_serve(config: LaunchConfig) -> None:
-    """On an existing cluster: Serve's proxy port is the cluster's; never take over another app."""
-    from ray import serve
-
-    from .ray_private import serve_client, serve_http_port
-
-    address, http = config.cluster.address, config.http
-    client = serve_client()
-    if client is None:  # Serve is not running there yet: we start its proxy
-        check_port_free(http.host, http.port)
-        return
-    if APP_NAME in serve.status().applications:
-        raise StartError(f"an app named {APP_NAME!r} already runs on the Ray cluster at {address}",
-                         "stop it first (`gradio-serve down`, or `serve shutdown` / a new `serve deploy` on the cluster)")
-    port = serve_http_port(client)
-    if port != http.port:
-        raise StartError(f"Serve on the Ray cluster at {address} already listens on port {port}, not {http.port}",
-                         f"start again with --port {port}")
-
-
-def check_local_resources(config: LaunchConfig) -> None:
-    """The local cluster's size (configured, else this machine's, as serving/machine.py counts it) fits."""
-    cpus, gpus = local_capacity(config.cluster, machine.cpu_count(), machine.gpu_count())
-    check_fits(config, cpus, gpus, "this machine" if not config.cluster.num_cpus else "the local cluster")
-
-
-def check_cluster_resources(config: LaunchConfig, resources: dict) -> None:
-    check_fits(config, resources.get("CPU", 0), resources.get("GPU", 0), "the Ray cluster")

@@ -37,14 +37,14 @@ def test_gpus_follow_cuda_visible_devices(monkeypatch):
 
 
 def test_the_supervisor_counts_this_machine_as_the_window_does(monkeypatch):
-    from serving import supervisor
+    from serving import cluster_checks
 
     monkeypatch.setattr(machine, "cpu_count", lambda: 1)
     monkeypatch.setattr(machine, "gpu_count", lambda: 0)
     config = LaunchConfig.from_dict({"models": [{"num_cpus": 1, "replicas": 2}]})
     with pytest.raises(StartError, match="ask for 2 CPUs .* but this machine has 1"):
-        supervisor.check_local_resources(config)
+        cluster_checks.check_local_resources(config)
     sized = LaunchConfig.from_dict({"models": [{"num_cpus": 1, "replicas": 2}], "cluster": {"num_cpus": 2}})
-    supervisor.check_local_resources(sized)  # the local cluster's own size counts instead
+    cluster_checks.check_local_resources(sized)  # the local cluster's own size counts instead
     with pytest.raises(StartError, match="1 GPU"):
-        supervisor.check_local_resources(LaunchConfig.from_dict({"models": [{"num_gpus": 1}]}))
+        cluster_checks.check_local_resources(LaunchConfig.from_dict({"models": [{"num_gpus": 1}]}))
