@@ -70,7 +70,6 @@ class Supervisor:
     _inspection: subprocess.Popen | None = None  # mode app: the user's app imported aside, checked before deploying
     _app_found: str = ""  # "demo · gr.Blocks"
     _slots_of: dict = field(default_factory=dict)  # model deployment name -> the slot indexes it answers
-    _proxy_ready: list = field(default_factory=list)  # Serve's proxy starting: its readiness, not waited on yet
 
     # -- checks before anything starts ----------------------------------------
     def preflight(self) -> list:
@@ -237,16 +236,18 @@ class Supervisor:
         http = self.config.http
         if self.config.cluster.address:
             check_cluster_serve(self.config)
+        proxy_ready = []
         if self.owns_cluster:  # a fresh Serve: its proxy starts while the app is submitted
-            self._proxy_ready = start_serve_without_waiting({"host": http.host, "port": http.port})
+            proxy_ready = start_serve_without_waiting({"host": http.host, "port": http.port})
         else:
             serve.start(http_options={"host": http.host, "port": http.port})
         self.deployed = True
-        self._start_deploy(entries)
+        self._start_deploy(entries, proxy_ready)
 
-    def _start_deploy(self, entries) -> None:
+    def _start_deploy(self, entries, proxy_ready: list = ()) -> None:
         """serve.run of the current config, aside, so status events flow meanwhile; the watch loop
-        reads the app as running only after this version is submitted (until then the old one runs)."""
+        reads the app as running only after this version is submitted (until then the old one runs)
+        and Serve's proxy, if it is still starting (`proxy_ready`), answers."""
         import ray
 
         from .apps import build_app, deployment_name, slot_groups
@@ -264,7 +265,6 @@ class Supervisor:
         def deploy():
             try:
                 submit_app(app, name=APP_NAME, route_prefix="/")
-                proxy_ready, self._proxy_ready = self._proxy_ready, []
                 if proxy_ready:
                     ray.get(proxy_ready, timeout=PROXY_START_TIMEOUT_S)
             except BaseException as exc:  # noqa: BLE001 - reported by the watch loop
