@@ -71,8 +71,19 @@ def free_port_near(port: int, host: str = "127.0.0.1") -> int | None:
 def check_port_free(host: str, port: int) -> None:
     problem = port_problem(host, port)
     if problem:
-        raise StartError(f"port {port} on {host} is already in use ({problem})",
-                         f"stop what uses it, or pick another port with --port (e.g. --port {port + 1})")
+        raise port_taken(host, port, problem)
+
+
+def port_taken(host: str, port: int, problem: str) -> StartError:
+    return StartError(f"port {port} on {host} is already in use ({problem})",
+                      f"stop what uses it, or pick another port with --port (e.g. --port {port + 1})")
+
+
+def free_loopback_port() -> int:
+    """A port nothing listens on now, for a server of our own on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 # -- CPUs and GPUs ----------------------------------------------------------------------------------

@@ -98,6 +98,20 @@ def app_status_and_targets(app_name: str):
     return details._get_status().applications.get(app_name), targets
 
 
+def direct_ingress_ports(app_name: str) -> list[int]:
+    """The loopback HTTP ports of `app_name`'s running ingress replicas, each served by the replica
+    itself (Serve's direct ingress, RAY_SERVE_ENABLE_DIRECT_INGRESS=1 in the controller's
+    environment). Empty while none runs, or without direct ingress (then the targets are proxies)."""
+    client = serve_client()
+    if client is None:
+        return []
+    import ray
+
+    groups = ray.get(client._controller.get_target_groups.remote(app_name))
+    return [t.port for g in groups if g.protocol == "HTTP" for t in g.targets
+            if t.name.startswith("SERVE_REPLICA::")]
+
+
 def serve_http_port(client) -> int:
     """The port Serve's proxy listens on (the client's private HTTP options)."""
     return client.http_config.port

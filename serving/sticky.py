@@ -62,10 +62,19 @@ MAX_MOVED = 100_000
 
 
 def cookie_name(app_name: str, deployment_name: str, scope: dict) -> str:
-    """One cookie per app, deployment and port: cookies ignore ports, and two apps on one host must not collide."""
-    server = scope.get("server") or ("", 0)
-    key = f"{app_name}/{deployment_name}/{server[1] if len(server) > 1 else ''}"
+    """One cookie per app, deployment and address: cookies ignore ports, and two apps on one host must
+    not collide. The address is the one the client asked for (its Host header), the same whether the
+    request came through Serve's proxy or straight to a replica (serving/port_relay.py)."""
+    key = f"{app_name}/{deployment_name}/{_addressed(scope)}"
     return "gradio-serve-" + hashlib.sha1(key.encode()).hexdigest()[:10]
+
+
+def _addressed(scope: dict) -> str:
+    for key, value in scope.get("headers") or ():
+        if key.lower() == b"host":
+            return value.decode("latin-1")
+    server = scope.get("server") or ("", 0)  # HTTP/1.0 without a Host
+    return str(server[1]) if len(server) > 1 else ""
 
 
 def cookie_value(scope: dict, name: str) -> str | None:

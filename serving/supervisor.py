@@ -29,7 +29,8 @@ from .cluster_checks import (
 from .config import APP_DEPLOYMENT, APP_NAME, ConfigError, LaunchConfig
 from .events import EventWriter, Phase
 from .loopback import keep_ray_on_loopback
-from .preflight import StartError, check_port_free
+from .port_relay import PortRelay
+from .preflight import StartError, check_port_free, free_loopback_port, port_taken
 from .process_group import end_own_group_members
 from .protocol import ApplyAnswer, StatusRecord, SupervisorRecord
 from .readiness import page_answers
@@ -70,6 +71,7 @@ class Supervisor:
     _inspection: subprocess.Popen | None = None  # mode app: the user's app imported aside, checked before deploying
     _app_found: str = ""  # "demo · gr.Blocks"
     _slots_of: dict = field(default_factory=dict)  # model deployment name -> the slot indexes it answers
+    _relay: PortRelay | None = None  # the app's port, on a cluster we started (serving/port_relay.py)
 
     # -- checks before anything starts ----------------------------------------
     def preflight(self) -> list:
@@ -237,8 +239,18 @@ class Supervisor:
         if self.config.cluster.address:
             check_cluster_serve(self.config)
         proxy_ready = []
-        if self.owns_cluster:  # a fresh Serve: its proxy starts while the app is submitted
-            proxy_ready = start_serve_without_waiting({"host": http.host, "port": http.port})
+        if self.owns_cluster:
+            # The app's port is our relay's: to the replica itself when the app has one, else to
+            # Serve's proxy, on a loopback port of its own. A fresh Serve: its proxy starts while
+            # the app is submitted.
+            proxy_port = free_loopback_port()
+            self._relay = PortRelay(http.host, http.port, proxy_port)
+            try:
+                self._relay.start()
+            except OSError as exc:
+                self._relay = None
+                raise port_taken(http.host, http.port, exc.strerror or str(exc)) from None
+            proxy_ready = start_serve_without_waiting({"host": "127.0.0.1", "port": proxy_port})
         else:
             serve.start(http_options={"host": http.host, "port": http.port})
         self.deployed = True
@@ -287,6 +299,7 @@ class Supervisor:
                 self._take_apply_request()
             submitted = self._deploy_done.is_set()  # before the status: a RUNNING read earlier is the old version's
             status, targets = read_app_status()
+            self._point_relay(targets)
             if status is None:
                 if self._deploy_error:
                     self._failed(f"deploying failed: {self._deploy_error}", "")
@@ -320,6 +333,22 @@ class Supervisor:
                 if self.open_browser:
                     self.open_browser = False
                     webbrowser.open(self.config.url)
+
+    def _point_relay(self, targets: dict) -> None:
+        """New connections go straight to the app's Gradio replica when it has one, and is to have
+        one (it serves HTTP itself); with several, through Serve's proxy, whose router keeps
+        sessions sticky. (The ingress of a built-in app always has one replica.)"""
+        if self._relay is None:
+            return
+        from .ray_private import direct_ingress_ports
+
+        ports = direct_ingress_ports(APP_NAME)
+        wanted = targets.get(APP_DEPLOYMENT, 0) if self.config.app else 1
+        direct = ports[0] if len(ports) == 1 and wanted == 1 else None
+        if direct != self._relay.direct_port:
+            self._relay.point_at(direct)
+            how = f"the replica's own port {direct}" if direct else "Serve's proxy (sticky sessions)"
+            self.events.emit("log", level="info", message=f"port {self.config.http.port} now goes to {how}")
 
     def _write_status(self, snapshot: dict) -> None:
         self._snapshot = snapshot
@@ -430,6 +459,8 @@ class Supervisor:
         if not ray.is_initialized():
             return  # nothing was started
         self.phase(Phase.stopping, "stopping")
+        if self._relay is not None:
+            self._relay.stop()
         try:
             if ray.is_initialized():
                 from ray import serve
@@ -522,6 +553,11 @@ def tune_serve_env() -> None:
     # Serve's controller reconciles 10 times a second (3% of a core here, taken from the replicas
     # under load); four times a second is plenty for one machine.
     os.environ.setdefault("RAY_SERVE_CONTROL_LOOP_INTERVAL_S", CONTROL_LOOP_S)
+    # Every ingress replica also serves HTTP on a loopback port of its own, which the app's port
+    # relays to (serving/port_relay.py): Serve's proxy costs ~5 ms per request. No drain period
+    # on stop: it is for outside load balancers to notice, and ours switches at once.
+    os.environ.setdefault("RAY_SERVE_ENABLE_DIRECT_INGRESS", "1")
+    os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "0")
     # (Serve's handle routers and deployments on each replica's own event loop,
     # RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP=0 / RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=0, looked
     # ~1.5 ms faster in single runs but not in the median of 3: left at Serve's defaults.)

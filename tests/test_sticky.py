@@ -92,6 +92,11 @@ def test_cookie_names_differ_by_port_and_values_carry_a_nonce():
     s1 = {"server": ("127.0.0.1", 8000)}
     s2 = {"server": ("127.0.0.1", 8001)}
     assert cookie_name(APP, DEPLOYMENT, s1) != cookie_name(APP, DEPLOYMENT, s2)
+    # The address the client asked for names it, whichever port (Serve's proxy, a replica's own) took it.
+    host = [(b"host", b"127.0.0.1:8000")]
+    via_proxy, direct = {**s1, "headers": host}, {"server": ("127.0.0.1", 30000), "headers": host}
+    assert cookie_name(APP, DEPLOYMENT, via_proxy) == cookie_name(APP, DEPLOYMENT, direct)
+    assert cookie_name(APP, DEPLOYMENT, direct) != cookie_name(APP, DEPLOYMENT, {**s1, "headers": [(b"host", b"127.0.0.1:8001")]})
     assert replica_of("aaaa.0f0f") == "aaaa" and replica_of("aaaa") == "aaaa" and replica_of(None) is None
 
 
@@ -109,7 +114,7 @@ def test_the_middleware_names_its_replica_tags_events_and_strips_tags():
     async def run():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as c:
             side = await c.get("/favicon.ico")  # not where a session starts: no cookie
-            name = cookie_name(APP, DEPLOYMENT, {"server": ("127.0.0.1", 8000)})
+            name = cookie_name(APP, DEPLOYMENT, {"headers": [(b"host", b"127.0.0.1:8000")]})
             assert name not in side.cookies
             first = await c.get("/config")
             value = first.cookies[name]

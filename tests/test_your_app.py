@@ -326,6 +326,8 @@ def test_state_counter_via_client(served):
 def test_state_sessions_are_sticky_on_two_replicas(served):
     pids = served.pids()
     assert len(pids) == 2, pids
+    # Two replicas: the app's port goes to Serve's proxy, whose router keeps sessions sticky.
+    assert not any("now goes to the replica's own port" in e.get("message", "") for e in served.up.events)
     sessions = in_sessions(8, counting_session, served.url)
     for answers in sessions:
         counts, where = [n for n, _ in answers], {pid for _, pid in answers}
