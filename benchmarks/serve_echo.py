@@ -30,7 +30,7 @@ def main() -> None:
     from serving.apps import GradioIngress
     from serving.port_relay import PortRelay
     from serving.preflight import free_loopback_port
-    from serving.ray_private import direct_ingress_ports, skip_unused_head_processes
+    from serving.ray_private import direct_ingress_replicas, skip_unused_head_processes
     from serving.supervisor import tune_serve_env
 
     tune_serve_env()  # the cluster as the supervisor starts it
@@ -40,14 +40,13 @@ def main() -> None:
     ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
              namespace="gsl-bench", log_to_driver=False, _system_config={"worker_niceness": 0})
     # As the supervisor serves it: the port relayed to the replica itself, Serve's proxy aside.
-    relay = PortRelay("127.0.0.1", port, free_loopback_port())
+    relay = PortRelay("127.0.0.1", port, free_loopback_port(), "bench-echo")
     relay.start()
     serve.start(http_options={"host": "127.0.0.1", "port": relay.proxy_port})
     ingress = GradioIngress.options(ray_actor_options={"num_cpus": 0}, user_config={"labels": ["echo"]})
     app = ingress.bind("summarize", None, ["echo"], [0], Echo.bind())
     serve.run(app, name="bench-echo", route_prefix="/")
-    (direct,) = direct_ingress_ports("bench-echo")
-    relay.point_at(direct)
+    relay.point_at(*direct_ingress_replicas("bench-echo"))
     print("READY", flush=True)
     sys.stdin.read()  # until the benchmark closes it
     relay.stop()

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from ray import serve
 
 from .ray_private import asgi_app_wrapper
-from .sticky import (
+from .sessions import (
     CALL_RESULT,
     CALL_SUBMIT,
     EVENT_TAG,
@@ -41,9 +41,9 @@ from .sticky import (
     cookie_value,
     new_cookie_value,
     replica_of,
-    session_router_config,
     starts_session,
 )
+from .sticky import session_router_config
 
 log = logging.getLogger("ray.serve")
 

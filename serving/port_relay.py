@@ -1,38 +1,49 @@
-"""The app's own port (8000): each connection relayed, byte for byte, to the Gradio replica's own
-HTTP server when the app has one replica, else to Serve's proxy.
+"""The app's own port (8000): each request sent straight to the Gradio replica it belongs to, on
+the replica's own HTTP port; Serve's proxy takes what no replica's port can.
 
-Why: Serve's proxy costs ~5 ms of CPU-bound Python per HTTP request on this kind of machine (a
-gradio_client call is two requests, plus a call back to the proxy for each request's body).
-With Serve's direct ingress (RAY_SERVE_ENABLE_DIRECT_INGRESS=1, set for a cluster we start) every
-ingress replica also serves HTTP itself, on a loopback port of its own; a relayed connection costs
-a fraction of a millisecond. An app with several replicas needs sticky sessions, which the
-router in Serve's proxy gives (serving/sticky.py): its connections go there.
+Why: Serve's proxy costs ~12 ms of CPU and ~6 ms of latency per gradio_client call on this kind
+of machine (two HTTP requests, each a streaming actor call plus the replica's call back to the
+proxy for the body). With Serve's direct ingress (RAY_SERVE_ENABLE_DIRECT_INGRESS=1, set for a
+cluster we start) every Gradio replica also serves HTTP itself, on a loopback port of its own;
+relaying there costs a fraction of a millisecond.
 
-A connection is relayed whole, so a keep-alive connection, an SSE stream or a websocket stays
-with the server it started on. A replica that is gone (replaced, or stopped by an apply)
-refuses the connection, which then goes to Serve's proxy, which knows where the app is now.
+- One replica: each connection is relayed whole, byte for byte.
+- Several: sessions must stick to their replica (serving/sessions.py). Each request's head is
+  read (method, path, cookie, host) and the request goes to its replica, whatever connection
+  it came on: a browser reuses connections across requests. Responses are passed back as they
+  come. A request body of unknown length (chunked) or a protocol switch (websocket) keeps the
+  rest of that connection where it went.
+- A replica that is gone (killed, or replaced by an apply) refuses the connection, which then
+  goes to Serve's proxy: its router knows where the app is now, and sends the session's cookie
+  where our rules would (the same rendezvous hash).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from .sessions import SessionRoutes, pinned_replica, starts_session
 
 UPSTREAM_HOST = "127.0.0.1"
+MAX_HEAD = 64 * 1024  # a longer request head is relayed whole to Serve's proxy, which answers it
+PROXY = ""  # the key of Serve's proxy among a connection's upstreams
 
 
 class _Side(asyncio.Protocol):
-    """One end of a relayed connection (the client's, or the upstream server's)."""
+    """One end of a relayed connection: the client's, or an upstream server's."""
 
-    def __init__(self, conn: _Connection):
-        self.conn = conn
+    def __init__(self, conn, key: str | None = None):
+        self.conn, self.key = conn, key
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        self.conn.forward(self, data)
+        self.conn.received(self, data)
 
     def eof_received(self) -> bool:
         return self.conn.eof(self)
@@ -40,97 +51,172 @@ class _Side(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.conn.lost(self)
 
-    # Flow control: a slow reader on one side pauses reading on the other.
+    # Flow control: a side whose reader is slow pauses reading on the side(s) feeding it.
     def pause_writing(self) -> None:
-        peer = self.conn.other(self).transport
-        if peer is not None:
-            peer.pause_reading()
+        for feeder in self.conn.feeders(self):
+            feeder.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        peer = self.conn.other(self).transport
-        if peer is not None:
-            peer.resume_reading()
+        for feeder in self.conn.feeders(self):
+            feeder.transport.resume_reading()
 
 
 class _Connection:
-    def __init__(self, relay: PortRelay):
+    """A client's connection and its upstream connections (one per replica it reached)."""
+
+    def __init__(self, relay: PortRelay, routed: bool):
         self.relay = relay
+        self.routed = routed  # False: the first upstream takes the whole connection
         self.client = _Side(self)
-        self.upstream = _Side(self)
-        self.pending: list[bytes] = []  # what the client sent before the upstream connected
-        self.joined = False  # the upstream connected and `pending` written to it
+        self.upstreams: dict[str, _Side] = {}
+        self.buffer = bytearray()  # the client's bytes not yet passed on
+        self.current: _Side | None = None  # where the current request (and its body) went
+        self.body_left = 0
+        self.whole = False  # the rest of the connection goes to `current` unread
+        self.connecting = None  # the task connecting an upstream; the client's bytes wait meanwhile
         self.client_eof = False
-        self.eofs = 0
 
-    def other(self, side: _Side) -> _Side:
-        return self.upstream if side is self.client else self.client
+    # -- the client's bytes ---------------------------------------------------------------
+    def received(self, side: _Side, data: bytes) -> None:
+        if side is not self.client:
+            self.client.transport.write(data)
+            return
+        self.buffer += data
+        self.pass_on()
 
-    def forward(self, side: _Side, data: bytes) -> None:
-        if not self.joined:  # only the client speaks before the upstream is connected
-            self.pending.append(data)
-        else:
-            self.other(side).transport.write(data)
+    def pass_on(self) -> None:
+        while self.buffer and self.connecting is None:
+            if self.current is not None and (self.whole or self.body_left):
+                n = len(self.buffer) if self.whole else min(self.body_left, len(self.buffer))
+                self.current.transport.write(bytes(self.buffer[:n]))
+                del self.buffer[:n]
+                if not self.whole:
+                    self.body_left -= n
+                continue
+            head = None
+            if self.routed:  # at the start of a request
+                end = self.buffer.find(b"\r\n\r\n")
+                if end < 0 and len(self.buffer) <= MAX_HEAD:
+                    return  # the head is not all here yet
+                head = _Head.parse(bytes(self.buffer[:end + 4])) if end >= 0 else None
+            key = self.relay.route(head) if head else self.relay.first_choice()
+            upstream = self.upstreams.get(key)
+            if upstream is None or upstream.transport.is_closing():
+                self.connecting = asyncio.get_running_loop().create_task(self.connect(key))
+                return
+            self.current = upstream
+            if head is None:  # one replica, or a head we do not read: the rest goes there unread
+                self.whole = True
+                continue
+            upstream.transport.write(head.raw)
+            del self.buffer[:len(head.raw)]
+            self.body_left, self.whole = head.content_length, head.unbounded
+        done = self.client_eof and not self.buffer and self.connecting is None and self.current is not None
+        if done and self.current.transport.can_write_eof():
+            self.current.transport.write_eof()  # the client's half-close, after all it sent
 
-    def eof(self, side: _Side) -> bool:
-        """A half-close is passed on; the connection ends when both sides have closed."""
-        self.eofs += 1
-        if not self.joined:
-            self.client_eof = True  # passed on once the upstream is connected
-            return True
-        peer = self.other(side).transport
-        if self.eofs >= 2 or not peer.can_write_eof():
-            self.close()
-            return False
-        peer.write_eof()
-        return True
-
-    def lost(self, side: _Side) -> None:
-        peer = self.other(side).transport
-        if peer is not None:
-            peer.close()  # after what is buffered for it is written
-        self.relay.connections.discard(self)
-
-    def close(self) -> None:
-        for side in (self.client, self.upstream):
-            if side.transport is not None:
-                side.transport.close()
-
-    async def connect_upstream(self) -> None:
+    async def connect(self, key: str) -> None:
         loop = asyncio.get_running_loop()
-        for port in self.relay.upstream_ports():
+        port = self.relay.replicas.get(key) if key != PROXY else None
+        side = None
+        for p in (port, self.relay.proxy_port):
+            if p is None:
+                continue
+            side = _Side(self, key)
             try:
-                await loop.create_connection(lambda: self.upstream, UPSTREAM_HOST, port)
+                await loop.create_connection(lambda s=side: s, UPSTREAM_HOST, p)
                 break
             except OSError:
-                continue  # a replica that just went away: the next port is Serve's proxy
-        else:
+                side = None  # a replica that just went away: Serve's proxy knows where the app is
+        self.connecting = None
+        if side is None or self.client.transport.is_closing():
+            if side is not None:
+                side.transport.close()
             self.client.transport.close()
             return
-        upstream = self.upstream.transport
-        upstream.writelines(self.pending)
-        self.pending.clear()
-        self.joined = True
-        if self.client.transport.is_closing():
-            upstream.close()
-        elif self.client_eof:
-            upstream.write_eof()
+        # A request meant for a replica that is gone goes to the proxy, here under the replica's key
+        # until the relay hears of it, so the connection does not try the dead port again and again.
+        self.upstreams[key] = side
+        self.pass_on()
+
+    # -- ends ---------------------------------------------------------------------------------
+    def feeders(self, side: _Side) -> list[_Side]:
+        if side is self.client:
+            return [u for u in self.upstreams.values() if u.transport is not None]
+        return [self.client]
+
+    def eof(self, side: _Side) -> bool:
+        if side is self.client:
+            self.client_eof = True  # passed on once what it sent before is
+            self.pass_on()
+            return True
+        return False  # an upstream's end: lost() follows
+
+    def lost(self, side: _Side) -> None:
+        if side is self.client:
+            for upstream in self.upstreams.values():
+                upstream.transport.close()
+            if self.connecting is not None:
+                self.connecting.cancel()
+            self.relay.connections.discard(self)
+            return
+        if self.upstreams.get(side.key) is side:
+            del self.upstreams[side.key]
+        if side is self.current:
+            # Mid-answer or idle, the client's connection ends with it (as with one server).
+            self.client.transport.close()
+
+    def close(self) -> None:
+        self.client.transport.close()
+        for upstream in self.upstreams.values():
+            upstream.transport.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """What routing needs of a request head, read the way an ASGI server reads it."""
+
+    raw: bytes
+    scope: dict  # method, path (unquoted, no query), headers (names in lower case): what sessions.py reads
+    content_length: int
+    unbounded: bool  # chunked, or a protocol switch: the connection's rest goes where this went
+
+    @classmethod
+    def parse(cls, raw: bytes) -> _Head | None:
+        lines = raw.split(b"\r\n")
+        try:
+            method, target, _version = lines[0].decode("latin-1").split(" ")
+            headers = []
+            for line in lines[1:]:
+                if line:
+                    name, _, value = line.partition(b":")
+                    headers.append((name.strip().lower(), value.strip()))
+        except ValueError:
+            return None
+        fields = dict(headers)
+        try:
+            length = int(fields.get(b"content-length", b"0"))
+        except ValueError:
+            return None
+        unbounded = b"chunked" in fields.get(b"transfer-encoding", b"").lower() or b"upgrade" in fields
+        path = unquote(urlsplit(target).path or "/")
+        return cls(raw, {"method": method, "path": path, "headers": headers}, length, unbounded)
 
 
 class PortRelay:
-    """Listens on (host, port) in a thread of its own; `direct_port` is the single replica's port,
-    None while the app has none or several; `proxy_port` is Serve's proxy."""
+    """Listens on (host, port) in a thread of its own. `replicas`: the app's live Gradio replicas
+    that serve HTTP themselves (replica id -> port), empty until the supervisor hears of them;
+    `proxy_port`: Serve's proxy."""
 
-    def __init__(self, host: str, port: int, proxy_port: int):
-        self.host, self.port, self.proxy_port = host, port, proxy_port
-        self.direct_port: int | None = None
+    def __init__(self, host: str, port: int, proxy_port: int, app_name: str):
+        self.host, self.port, self.proxy_port, self.app_name = host, port, proxy_port, app_name
+        self.deployment = ""  # the Gradio deployment's name (its session cookie's)
+        self.replicas: dict[str, int] = {}
+        self.routes = SessionRoutes()
         self.connections: set[_Connection] = set()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
-
-    def upstream_ports(self) -> list[int]:
-        direct = self.direct_port
-        return [direct, self.proxy_port] if direct else [self.proxy_port]
 
     def start(self) -> None:
         """Binds the port now: OSError (a port in use) is raised here."""
@@ -139,14 +225,25 @@ class PortRelay:
         self._thread = threading.Thread(target=self._loop.run_forever, name="port-relay", daemon=True)
         self._thread.start()
 
-    def point_at(self, direct_port: int | None) -> None:
-        self.direct_port = direct_port  # read by the relay's thread for each new connection
+    def point_at(self, deployment: str, replicas: dict[str, int]) -> None:
+        """New requests go to these replicas (read by the relay's thread as they come)."""
+        self.deployment, self.replicas = deployment, dict(replicas)
+
+    def first_choice(self) -> str:
+        """Where a connection relayed whole goes: the one replica, else Serve's proxy."""
+        replicas = self.replicas
+        return next(iter(replicas)) if len(replicas) == 1 else PROXY
+
+    def route(self, head: _Head) -> str:
+        candidates = list(self.replicas)
+        if not candidates:
+            return PROXY
+        pinned = pinned_replica(head.scope, self.app_name, self.deployment)
+        return self.routes.choose(pinned, starts_session(head.scope), candidates)[0][0]
 
     def _accept(self) -> _Side:
-        conn = _Connection(self)
+        conn = _Connection(self, routed=len(self.replicas) > 1)
         self.connections.add(conn)
-        # While the upstream connects, the client's bytes wait in `pending`.
-        conn.connecting = self._loop.create_task(conn.connect_upstream())  # held: the loop keeps tasks weakly
         return conn.client
 
     def stop(self) -> None:

@@ -98,18 +98,21 @@ def app_status_and_targets(app_name: str):
     return details._get_status().applications.get(app_name), targets
 
 
-def direct_ingress_ports(app_name: str) -> list[int]:
-    """The loopback HTTP ports of `app_name`'s running ingress replicas, each served by the replica
-    itself (Serve's direct ingress, RAY_SERVE_ENABLE_DIRECT_INGRESS=1 in the controller's
-    environment). Empty while none runs, or without direct ingress (then the targets are proxies)."""
+def direct_ingress_replicas(app_name: str) -> tuple[str, dict[str, int]]:
+    """(`app_name`'s ingress deployment, its running replicas' own HTTP ports by replica id). The
+    replicas serve HTTP themselves with Serve's direct ingress (RAY_SERVE_ENABLE_DIRECT_INGRESS=1
+    in the controller's environment); without it, or while none runs, the ports are empty."""
     client = serve_client()
     if client is None:
-        return []
+        return "", {}
     import ray
 
     groups = ray.get(client._controller.get_target_groups.remote(app_name))
-    return [t.port for g in groups if g.protocol == "HTTP" for t in g.targets
-            if t.name.startswith("SERVE_REPLICA::")]
+    for group in groups:
+        replicas = {t.name.rpartition("#")[2]: t.port for t in group.targets if t.name.startswith("SERVE_REPLICA::")}
+        if group.protocol == "HTTP" and replicas:
+            return group.ingress_deployment_name, replicas
+    return "", {}
 
 
 def serve_http_port(client) -> int:

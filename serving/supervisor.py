@@ -240,11 +240,11 @@ class Supervisor:
             check_cluster_serve(self.config)
         proxy_ready = []
         if self.owns_cluster:
-            # The app's port is our relay's: to the replica itself when the app has one, else to
-            # Serve's proxy, on a loopback port of its own. A fresh Serve: its proxy starts while
-            # the app is submitted.
+            # The app's port is our relay's: to the Gradio replicas' own ports, else to Serve's
+            # proxy, on a loopback port of its own. A fresh Serve: its proxy starts while the app
+            # is submitted.
             proxy_port = free_loopback_port()
-            self._relay = PortRelay(http.host, http.port, proxy_port)
+            self._relay = PortRelay(http.host, http.port, proxy_port, APP_NAME)
             try:
                 self._relay.start()
             except OSError as exc:
@@ -299,7 +299,7 @@ class Supervisor:
                 self._take_apply_request()
             submitted = self._deploy_done.is_set()  # before the status: a RUNNING read earlier is the old version's
             status, targets = read_app_status()
-            self._point_relay(targets)
+            self._point_relay()
             if status is None:
                 if self._deploy_error:
                     self._failed(f"deploying failed: {self._deploy_error}", "")
@@ -334,21 +334,20 @@ class Supervisor:
                     self.open_browser = False
                     webbrowser.open(self.config.url)
 
-    def _point_relay(self, targets: dict) -> None:
-        """New connections go straight to the app's Gradio replica when it has one, and is to have
-        one (it serves HTTP itself); with several, through Serve's proxy, whose router keeps
-        sessions sticky. (The ingress of a built-in app always has one replica.)"""
+    def _point_relay(self) -> None:
+        """Requests go straight to the app's Gradio replicas once they serve HTTP themselves
+        (serving/port_relay.py); until then, and for what they cannot take, to Serve's proxy."""
         if self._relay is None:
             return
-        from .ray_private import direct_ingress_ports
+        from .ray_private import direct_ingress_replicas
 
-        ports = direct_ingress_ports(APP_NAME)
-        wanted = targets.get(APP_DEPLOYMENT, 0) if self.config.app else 1
-        direct = ports[0] if len(ports) == 1 and wanted == 1 else None
-        if direct != self._relay.direct_port:
-            self._relay.point_at(direct)
-            how = f"the replica's own port {direct}" if direct else "Serve's proxy (sticky sessions)"
-            self.events.emit("log", level="info", message=f"port {self.config.http.port} now goes to {how}")
+        deployment, replicas = direct_ingress_replicas(APP_NAME)
+        before = len(self._relay.replicas)
+        self._relay.point_at(deployment, replicas)
+        if len(replicas) != before:
+            n = len(replicas)
+            where = f"straight to the app's {n} Gradio replica{'s' * (n > 1)}" if n else "to Serve's proxy"
+            self.events.emit("log", level="info", message=f"port {self.config.http.port} now goes {where}")
 
     def _write_status(self, snapshot: dict) -> None:
         self._snapshot = snapshot

@@ -1,5 +1,6 @@
-"""serving/port_relay.py: the app's port relays each connection whole, to the replica's own port
-or to Serve's proxy, with real sockets and real HTTP servers (uvicorn, as Serve runs them)."""
+"""serving/port_relay.py with real sockets and real HTTP servers (uvicorn, as Serve's direct ingress
+runs them): a "replica" is uvicorn serving an app behind the replicas' own session middleware
+(serving/gradio_server.py's SessionAffinity); "Serve's proxy" is one more uvicorn."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ import httpx
 import pytest
 import uvicorn
 
+from serving.gradio_server import SessionAffinity
 from serving.port_relay import PortRelay
 from serving.preflight import free_loopback_port
+from serving.sessions import cookie_name
+
+APP, DEPLOYMENT = "gradio-serve", "app"
 
 
 async def _app(scope, receive, send):
-    """Answers its own port and path; /echo returns the body; /stream sends 3 chunks."""
+    """Answers who it is and the path; /echo returns the body; /stream sends 3 chunks."""
     if scope["type"] != "http":
         return
     body = b""
@@ -40,9 +45,11 @@ async def _app(scope, receive, send):
 
 
 class _Server:
-    def __init__(self):
+    def __init__(self, replica: str | None = None):
+        self.replica = replica
+        app = SessionAffinity(_app, replica=replica, app_name=APP, deployment=DEPLOYMENT) if replica else _app
         self.port = free_loopback_port()
-        self.server = uvicorn.Server(uvicorn.Config(_app, host="127.0.0.1", port=self.port, log_level="error"))
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 10
@@ -57,7 +64,8 @@ class _Server:
 
 @pytest.fixture
 def servers():
-    started = [_Server(), _Server()]
+    """Replicas aaaa and bbbb, and Serve's proxy."""
+    started = [_Server("aaaa"), _Server("bbbb"), _Server()]
     yield started
     for s in started:
         s.stop()
@@ -65,8 +73,8 @@ def servers():
 
 @pytest.fixture
 def relay(servers):
-    _, proxy = servers
-    r = PortRelay("127.0.0.1", free_loopback_port(), proxy.port)
+    proxy = servers[-1]
+    r = PortRelay("127.0.0.1", free_loopback_port(), proxy.port, APP)
     r.start()
     yield r
     r.stop()
@@ -76,58 +84,99 @@ def _client() -> httpx.Client:
     return httpx.Client(trust_env=False, timeout=10)  # no HTTP proxy from the environment
 
 
-def test_connections_go_to_the_proxy_until_pointed_at_the_replica(servers, relay):
-    replica, proxy = servers
+def _cookie(relay) -> str:
+    return cookie_name(APP, DEPLOYMENT, {"headers": [(b"host", f"127.0.0.1:{relay.port}".encode())]})
+
+
+def test_one_replica_takes_whole_connections_once_the_relay_hears_of_it(servers, relay):
+    a, _, proxy = servers
     url = f"http://127.0.0.1:{relay.port}"
     with _client() as first:
-        assert first.get(url + "/a").text == f"{proxy.port} /a"
-        relay.point_at(replica.port)
+        assert first.get(url + "/a").text == f"{proxy.port} /a"  # no replica known yet: Serve's proxy
+        relay.point_at(DEPLOYMENT, {"aaaa": a.port})
         # A keep-alive connection stays where it started; a new one goes to the replica.
         assert first.get(url + "/b").headers["x-server"] == str(proxy.port)
         with _client() as second:
-            assert second.get(url + "/c").text == f"{replica.port} /c"
-        relay.point_at(None)
+            assert second.get(url + "/c").text == f"{a.port} /c"
+        relay.point_at(DEPLOYMENT, {})
         with _client() as third:
             assert third.get(url + "/d").headers["x-server"] == str(proxy.port)
 
 
-def test_a_replica_that_is_gone_sends_new_connections_to_the_proxy(servers, relay):
-    _, proxy = servers
-    relay.point_at(free_loopback_port())  # nothing listens there
-    with _client() as client:
-        assert client.get(f"http://127.0.0.1:{relay.port}/x").headers["x-server"] == str(proxy.port)
+def test_sessions_stick_to_their_replica_whatever_connection_carries_them(servers, relay):
+    a, b, _ = servers
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": b.port})
+    url, name = f"http://127.0.0.1:{relay.port}", _cookie(relay)
+    homes = {}
+    for _ in range(4):  # new sessions take turns
+        with _client() as c:
+            page = c.get(url + "/config")
+            homes[page.cookies[name]] = page.headers["x-server"]
+            assert all(c.get(url + f"/gradio_api/queue/data?n={i}").headers["x-server"] == homes[page.cookies[name]]
+                       for i in range(3))
+    assert sorted(homes.values()) == sorted([str(a.port), str(b.port)] * 2)
+    # One keep-alive connection carrying both sessions (a browser's pool): each request finds its own.
+    with _client() as shared:
+        for cookie, home in list(homes.items()) * 3:
+            answer = shared.get(url + "/gradio_api/queue/join", headers={"cookie": f"{name}={cookie}"})
+            assert answer.headers["x-server"] == home
+        # A POST body does not confuse the next request's routing on the same connection.
+        cookie_a = next(c for c, h in homes.items() if h == str(a.port))
+        cookie_b = next(c for c, h in homes.items() if h == str(b.port))
+        payload = b"x" * 3_000_000
+        posted = shared.post(url + "/echo", content=payload, headers={"cookie": f"{name}={cookie_b}"})
+        assert posted.content == payload and posted.headers["x-server"] == str(b.port)
+        assert shared.get(url + "/after", headers={"cookie": f"{name}={cookie_a}"}).text == f"{a.port} /after"
+        # Gradio's REST result is found by its tagged event id, without a cookie.
+        assert shared.get(url + "/gradio_api/call/predict/e1~bbbb").text == f"{b.port} /gradio_api/call/predict/e1"
+
+
+def test_a_session_whose_replica_is_gone_goes_to_serves_proxy(servers, relay):
+    a, b, proxy = servers
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": free_loopback_port()})  # bbbb died; not heard yet
+    name = _cookie(relay)
+    with _client() as c:
+        answer = c.get(f"http://127.0.0.1:{relay.port}/x", headers={"cookie": f"{name}=bbbb.n1"})
+        assert answer.headers["x-server"] == str(proxy.port)
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "cccc": b.port})  # heard: a replacement joined
+    with _client() as c:  # the session moved to a live replica, found by the rules of serving/sessions.py
+        answer = c.get(f"http://127.0.0.1:{relay.port}/y", headers={"cookie": f"{name}=bbbb.n1"})
+        assert answer.headers["x-server"] in (str(a.port), str(b.port))
 
 
 def test_large_bodies_both_ways_and_a_stream_arrive_whole(servers, relay):
-    replica, _ = servers
-    relay.point_at(replica.port)
+    a, b, _ = servers
     url = f"http://127.0.0.1:{relay.port}"
     payload = bytes(range(256)) * 40_000  # 10 MB: the relay's flow control pauses and resumes
-    with _client() as client:
-        answer = client.post(url + "/echo", content=payload)
-        assert answer.content == payload and answer.headers["x-server"] == str(replica.port)
-        with client.stream("GET", url + "/stream") as stream:
-            lines = [line for line in stream.iter_lines()]
-        assert lines == ["chunk0", "chunk1", "chunk2"]
+    for replicas in ({"aaaa": a.port}, {"aaaa": a.port, "bbbb": b.port}):  # whole, then routed
+        relay.point_at(DEPLOYMENT, replicas)
+        with _client() as client:
+            answer = client.post(url + "/echo", content=payload)
+            assert answer.content == payload
+            chunked = client.post(url + "/echo", content=iter([payload[:5], payload[5:100_000]]))  # no length
+            assert chunked.content == payload[:100_000]
+            with client.stream("GET", url + "/stream") as stream:
+                assert list(stream.iter_lines()) == ["chunk0", "chunk1", "chunk2"]
 
 
-def test_a_half_closed_request_still_gets_its_answer(servers, relay):
-    replica, _ = servers
-    relay.point_at(replica.port)
+@pytest.mark.parametrize("routed", [False, True])
+def test_a_half_closed_request_still_gets_its_answer(servers, relay, routed):
+    a, b, _ = servers
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": b.port} if routed else {"aaaa": a.port})
     with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as sock:
         sock.sendall(b"GET /half HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         sock.shutdown(socket.SHUT_WR)  # as `nc -N` does
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
-    assert answer.startswith(b"HTTP/1.1 200") and f"{replica.port} /half".encode() in answer
+    assert answer.startswith(b"HTTP/1.1 200") and b" /half" in answer
 
 
 def test_a_port_in_use_is_refused_and_stop_frees_the_port(servers):
-    _, proxy = servers
+    proxy = servers[-1]
     with pytest.raises(OSError):
-        PortRelay("127.0.0.1", proxy.port, proxy.port).start()
-    r = PortRelay("127.0.0.1", free_loopback_port(), proxy.port)
+        PortRelay("127.0.0.1", proxy.port, proxy.port, APP).start()
+    r = PortRelay("127.0.0.1", free_loopback_port(), proxy.port, APP)
     r.start()
     with _client() as client:
         assert client.get(f"http://127.0.0.1:{r.port}/").status_code == 200

@@ -57,8 +57,9 @@ def test_summarize_tiny_t5_answers_then_sigterm_leaves_nothing(tiny_models, serv
     try:
         running = up.wait_running()
         assert running["url"] == f"http://127.0.0.1:{port}/"
-        # One Gradio replica: the app's port relays straight to the replica's own port (not Serve's proxy).
-        assert any(f"port {port} now goes to the replica's own port" in e.get("message", "") for e in up.events)
+        # The app's port relays straight to the Gradio replica's own port (not through Serve's proxy).
+        assert any(f"port {port} now goes straight to the app's 1 Gradio replica" in e.get("message", "")
+                   for e in up.events)
 
         page = httpx.get(running["url"], timeout=30)
         assert page.status_code == 200 and "gradio" in page.text.lower()

@@ -1,5 +1,5 @@
-"""The session router and the replica's affinity middleware, as units (serving/sticky.py,
-serving/gradio_server.py). The whole path, with real replicas, is in tests/test_your_app.py."""
+"""The session rules, Serve's session router and the replica's affinity middleware, as units
+(serving/sessions.py, serving/sticky.py, serving/gradio_server.py). The whole path, with real replicas, is in tests/test_your_app.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import httpx
 
 from serving.gradio_server import SessionAffinity
-from serving.sticky import GradioSessionRouter, _rendezvous, cookie_name, event_replica, replica_of
+from serving.sessions import cookie_name, event_replica, rendezvous, replica_of
+from serving.sticky import GradioSessionRouter
 
 APP, DEPLOYMENT = "gradio-serve", "app"
 
@@ -52,7 +53,7 @@ def test_a_moved_session_does_not_move_again_when_the_replacement_joins():
     cookie = "dead.n1"
     # A replacement that rendezvous hashing would prefer for this cookie.
     replacement = next(x for x in (replica(f"new{i}") for i in range(1000))
-                       if _rendezvous(cookie, x) > _rendezvous(cookie, survivor))
+                       if rendezvous(cookie, x.replica_id.unique_id) > rendezvous(cookie, "survivor"))
     assert route(r, [survivor], request(cookie=cookie)) == [[survivor]]
     assert route(r, [survivor, replacement], request(cookie=cookie)) == [[survivor]]
 

@@ -32,7 +32,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from supervisor_run import ROOT
 
-from serving.sticky import replica_of
+from serving.sessions import replica_of
 
 pytestmark = pytest.mark.slow
 
@@ -326,8 +326,8 @@ def test_state_counter_via_client(served):
 def test_state_sessions_are_sticky_on_two_replicas(served):
     pids = served.pids()
     assert len(pids) == 2, pids
-    # Two replicas: the app's port goes to Serve's proxy, whose router keeps sessions sticky.
-    assert not any("now goes to the replica's own port" in e.get("message", "") for e in served.up.events)
+    # The app's port sends each request straight to its session's replica (not through Serve's proxy).
+    assert any("now goes straight to the app's 2 Gradio replicas" in e.get("message", "") for e in served.up.events)
     sessions = in_sessions(8, counting_session, served.url)
     for answers in sessions:
         counts, where = [n for n, _ in answers], {pid for _, pid in answers}
