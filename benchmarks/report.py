@@ -140,19 +140,21 @@ READING = [
     "--app` with 2 replicas and by its own `demo.launch()`, both up at once. Scaling: 8 gradio_client sessions, "
     "3 calls each of a pure-Python function (~0.7 s, holds the GIL, so one process does one at a time); the "
     "sessions stick to their replica and spread 4/4. Overhead: a function that returns at once, 40 interleaved "
-    "calls each, p50 difference. Measured per process under that load, each replica uses ~0.87 of a core; "
-    "the load generator (~0.11 core), Serve's proxy (~0.05) and controller and Ray's daemons take the rest, "
-    "so about 1.75x is the ceiling on 2 cores."),
+    "calls each, p50 difference. Measured per process under that load (through Serve's proxy, before), each "
+    "replica used ~0.84 of a core and spent it all on the function; the load generator (~0.16 core), Serve's "
+    "proxy (~0.04) and controller and Ray's daemons took the rest. The requests now go straight to the "
+    "replicas (see Proxy overhead), so the proxy's share goes to the replicas."),
     ("- **Proxy overhead.** An echo model, so only the path is measured: the app's port, ingress (Gradio's "
     "queue), handle call to the echo deployment, then back, on a cluster started as the supervisor starts it "
     "(`benchmarks/serve_echo.py`). Each gradio_client call is two HTTP requests (queue/join, then the SSE "
     "stream). Serve's HTTP proxy spent ~12 ms of CPU and added ~6-7 ms to each call here (7.3 ms, median of "
     "3, before): each request is a streaming actor call plus the replica's call back to the proxy for the "
-    "body. Now the supervisor holds the app's port and relays each connection whole "
-    "(`serving/port_relay.py`) to the Gradio replica's own HTTP server, which Serve's direct ingress starts "
-    "on a loopback port of its own; an app with several Gradio replicas still goes through Serve's proxy, "
-    "whose router keeps sessions sticky. Tried before and not kept: Serve's handle routers and deployments on "
-    "each replica's own event loop, gRPC between proxy and replicas, buffered access logs; Ray's HAProxy mode "
+    "body. Now the supervisor holds the app's port (`serving/port_relay.py`) and sends each request straight "
+    "to its session's Gradio replica, on the port where Serve's direct ingress has the replica serve HTTP "
+    "itself; with several replicas it reads each request's head to keep sessions sticky "
+    "(`serving/sessions.py`, the rules Serve's router applies in the proxy). Serve's proxy stays, for what "
+    "no replica's port can take. Tried before and not kept: Serve's handle routers and deployments on each "
+    "replica's own event loop, gRPC between proxy and replicas, buffered access logs; Ray's HAProxy mode "
     "(0.5 ms in one run) binds two ports on all interfaces, adds a ~190 MB actor and balances replicas "
     "without sticky sessions."),
     ("- **Warm redeploy** is what a user does: `gradio-serve apply --model ...` (the launcher's Apply changes) "
@@ -215,7 +217,8 @@ def _notes(r: dict, d: dict) -> dict:
                                                  f"ratio {t['ratio_vs_plain_1thread']}")
     if "proxy" in d:
         p = d["proxy"]
-        n["proxy_overhead_ms_p50"] = f"echo model: p50 {p['serve_p50_ms']} ms via Serve vs {p['plain_p50_ms']} ms plain"
+        n["proxy_overhead_ms_p50"] = (f"echo model: p50 {p['serve_p50_ms']} ms served by us (the app's port straight to "
+                                      f"the replica) vs {p['plain_p50_ms']} ms plain")
     if "redeploy" in d:
         w = d["redeploy"]
         n["warm_redeploy_vs_cold_ratio"] = (f"{w['warm_redeploy_first_answer_s']} s (`gradio-serve apply` of a new model "
@@ -242,9 +245,8 @@ def _notes(r: dict, d: dict) -> dict:
         last = d["byo"]["runs"][-1]
         n["byo_scaling_ratio"] = (f"your own app (benchmarks/byo_app.py, unchanged), 8 sessions of a pure-Python "
                                   f"function: --app --replicas 2 {last['serve']['rps']} rps vs demo.launch() "
-                                  f"{last['plain']['rps']} rps (last repetition). Under this load the two replicas use "
-                                  "~0.87 of a core each: the client, Serve's proxy and controller and Ray's daemons "
-                                  "take the rest of the 2 cores, so ~1.75 is this machine's ceiling")
+                                  f"{last['plain']['rps']} rps (last repetition). The requests go straight to the "
+                                  "replicas; the client (~0.16 core) and Ray's daemons take the rest of the 2 cores")
         n["byo_overhead_ms_p50"] = (f"a function that returns at once, gradio_client: p50 {last['serve_echo_p50_ms']} ms "
                                     f"served by us vs {last['plain_echo_p50_ms']} ms by demo.launch() (last repetition)")
     if "gui_shown" in d:
