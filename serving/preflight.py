@@ -75,6 +75,7 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def port_taken(host: str, port: int, problem: str) -> StartError:
+    """The error for a port something else holds: what holds it, and what to do."""
     return StartError(f"port {port} on {host} is already in use ({problem})",
                       f"stop what uses it, or pick another port with --port (e.g. --port {port + 1})")
 

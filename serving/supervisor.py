@@ -553,8 +553,9 @@ def tune_serve_env() -> None:
     # under load); four times a second is plenty for one machine.
     os.environ.setdefault("RAY_SERVE_CONTROL_LOOP_INTERVAL_S", CONTROL_LOOP_S)
     # Every ingress replica also serves HTTP on a loopback port of its own, which the app's port
-    # relays to (serving/port_relay.py): Serve's proxy costs ~5 ms per request. No drain period
-    # on stop: it is for outside load balancers to notice, and ours switches at once.
+    # relays to (serving/port_relay.py): Serve's proxy costs ~5 ms per request. No 30 s drain on
+    # stop: it gives outside load balancers time to notice; our relay sends what a stopped
+    # replica refuses to Serve's proxy, and hears of the change within a status poll.
     os.environ.setdefault("RAY_SERVE_ENABLE_DIRECT_INGRESS", "1")
     os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "0")
     # (Serve's handle routers and deployments on each replica's own event loop,
