@@ -116,7 +116,6 @@ def rendezvous(key: str, replica: str) -> bytes:
     return hashlib.sha1(f"{key}/{replica}".encode()).digest()
 
 
-
 class SessionRoutes:
     """Where each request goes, among replicas named by their ids (the rules above)."""
 
