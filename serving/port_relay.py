@@ -220,8 +220,10 @@ class PortRelay:
 
     def start(self) -> None:
         """Binds the port now: OSError (a port in use) is raised here."""
+        # "::" means every address, IPv4's too, as uvicorn binds it (asyncio's own "::" is IPv6 only).
+        host = None if self.host == "::" else self.host
         self._server = self._loop.run_until_complete(
-            self._loop.create_server(self._accept, self.host, self.port, reuse_address=True))
+            self._loop.create_server(self._accept, host, self.port, reuse_address=True))
         self._thread = threading.Thread(target=self._loop.run_forever, name="port-relay", daemon=True)
         self._thread.start()
 

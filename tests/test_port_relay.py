@@ -187,3 +187,16 @@ def test_a_port_in_use_is_refused_and_stop_frees_the_port(servers):
     with socket.socket() as sock:  # the port is free again at once
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", r.port))
+
+
+def test_every_address_means_ipv4_and_ipv6_alike(servers):
+    proxy = servers[-1]
+    r = PortRelay("::", free_loopback_port(), proxy.port, APP)  # as `--host ::` asks
+    r.start()
+    try:
+        with _client() as client:
+            assert client.get(f"http://127.0.0.1:{r.port}/v4").text == f"{proxy.port} /v4"
+            if socket.has_ipv6:
+                assert client.get(f"http://[::1]:{r.port}/v6").text == f"{proxy.port} /v6"
+    finally:
+        r.stop()
