@@ -30,6 +30,7 @@ from .sessions import SessionRoutes, pinned_replica, starts_session
 UPSTREAM_HOST = "127.0.0.1"
 MAX_HEAD = 64 * 1024  # a longer request head is relayed whole to Serve's proxy, which answers it
 PROXY = ""  # the key of Serve's proxy among a connection's upstreams
+BACKLOG = 2048  # connections waiting to be accepted, as uvicorn (Serve's proxy) allows
 
 
 class _Side(asyncio.Protocol):
@@ -223,7 +224,7 @@ class PortRelay:
         # "::" means every address, IPv4's too, as uvicorn binds it (asyncio's own "::" is IPv6 only).
         host = None if self.host == "::" else self.host
         self._server = self._loop.run_until_complete(
-            self._loop.create_server(self._accept, host, self.port, reuse_address=True))
+            self._loop.create_server(self._accept, host, self.port, reuse_address=True, backlog=BACKLOG))
         self._thread = threading.Thread(target=self._loop.run_forever, name="port-relay", daemon=True)
         self._thread.start()
 
