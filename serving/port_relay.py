@@ -13,9 +13,10 @@ relaying there costs a fraction of a millisecond.
   it came on: a browser reuses connections across requests. Responses are passed back as they
   come. A request body of unknown length (chunked) or a protocol switch (websocket) keeps the
   rest of that connection where it went.
-- A replica that is gone (killed, or replaced by an apply) refuses the connection, which then
-  goes to Serve's proxy: its router knows where the app is now, and sends the session's cookie
-  where our rules would (the same rendezvous hash).
+- A replica that is gone (killed, or replaced by an apply) refuses the connection: the relay
+  forgets it and routes the request anew among the others, so a dead replica's session moves
+  once and stays where it moved (serving/sessions.py). Serve's proxy takes the requests while
+  the relay knows no replica.
 """
 
 from __future__ import annotations
@@ -117,26 +118,26 @@ class _Connection:
             self.current.transport.write_eof()  # the client's half-close, after all it sent
 
     async def connect(self, key: str) -> None:
-        loop = asyncio.get_running_loop()
-        port = self.relay.replicas.get(key) if key != PROXY else None
-        side = None
-        for p in (port, self.relay.proxy_port):
-            if p is None:
-                continue
-            side = _Side(self, key)
-            try:
-                await loop.create_connection(lambda s=side: s, UPSTREAM_HOST, p)
-                break
-            except OSError:
-                side = None  # a replica that just went away: Serve's proxy knows where the app is
-        self.connecting = None
-        if side is None or self.client.transport.is_closing():
-            if side is not None:
-                side.transport.close()
-            self.client.transport.close()
+        port = self.relay.proxy_port if key == PROXY else self.relay.replicas.get(key)
+        side = _Side(self, key)
+        try:
+            if port is None:
+                raise ConnectionRefusedError(f"replica {key} is gone")
+            await asyncio.get_running_loop().create_connection(lambda: side, UPSTREAM_HOST, port)
+        except OSError:
+            self.connecting = None
+            if key == PROXY or self.client.transport.is_closing():
+                self.client.transport.close()
+                return
+            # A replica that went away: the relay forgets it until the supervisor hears of it
+            # again, and the request is routed anew, by the same rules (its session moves once).
+            self.relay.gone(key)
+            self.pass_on()
             return
-        # A request meant for a replica that is gone goes to the proxy, here under the replica's key
-        # until the relay hears of it, so the connection does not try the dead port again and again.
+        self.connecting = None
+        if self.client.transport.is_closing():
+            side.transport.close()
+            return
         self.upstreams[key] = side
         self.pass_on()
 
@@ -231,6 +232,10 @@ class PortRelay:
     def point_at(self, deployment: str, replicas: dict[str, int]) -> None:
         """New requests go to these replicas (read by the relay's thread as they come)."""
         self.deployment, self.replicas = deployment, dict(replicas)
+
+    def gone(self, replica: str) -> None:
+        """A replica that refused a connection: no more requests go to it until point_at names it again."""
+        self.replicas = {k: v for k, v in self.replicas.items() if k != replica}
 
     def first_choice(self) -> str:
         """Where a connection relayed whole goes: the one replica, else Serve's proxy."""

@@ -16,7 +16,7 @@ import uvicorn
 from serving.gradio_server import SessionAffinity
 from serving.port_relay import PortRelay
 from serving.preflight import free_loopback_port
-from serving.sessions import cookie_name
+from serving.sessions import cookie_name, rendezvous
 
 APP, DEPLOYMENT = "gradio-serve", "app"
 
@@ -131,17 +131,22 @@ def test_sessions_stick_to_their_replica_whatever_connection_carries_them(server
         assert shared.get(url + "/gradio_api/call/predict/e1~bbbb").text == f"{b.port} /gradio_api/call/predict/e1"
 
 
-def test_a_session_whose_replica_is_gone_goes_to_serves_proxy(servers, relay):
+def test_a_dead_replicas_session_moves_once_and_stays(servers, relay):
     a, b, proxy = servers
-    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": free_loopback_port()})  # bbbb died; not heard yet
     name = _cookie(relay)
+    # A cookie that rendezvous hashing would send to the replacement (cccc) rather than to aaaa.
+    cookie = next(f"bbbb.{i:04x}" for i in range(1000) if rendezvous(f"bbbb.{i:04x}", "cccc") > rendezvous(f"bbbb.{i:04x}", "aaaa"))
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": free_loopback_port()})  # bbbb died; not heard yet
+    url = f"http://127.0.0.1:{relay.port}"
     with _client() as c:
-        answer = c.get(f"http://127.0.0.1:{relay.port}/x", headers={"cookie": f"{name}=bbbb.n1"})
-        assert answer.headers["x-server"] == str(proxy.port)
-    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "cccc": b.port})  # heard: a replacement joined
-    with _client() as c:  # the session moved to a live replica, found by the rules of serving/sessions.py
-        answer = c.get(f"http://127.0.0.1:{relay.port}/y", headers={"cookie": f"{name}=bbbb.n1"})
-        assert answer.headers["x-server"] in (str(a.port), str(b.port))
+        assert c.get(url + "/x", headers={"cookie": f"{name}={cookie}"}).headers["x-server"] == str(a.port)
+    assert "bbbb" not in relay.replicas  # forgotten at its first refusal
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "cccc": b.port})  # a replacement joined
+    with _client() as c:  # the moved session stays where it landed (its state is there now)
+        assert c.get(url + "/y", headers={"cookie": f"{name}={cookie}"}).headers["x-server"] == str(a.port)
+    relay.point_at(DEPLOYMENT, {"aaaa": free_loopback_port()})  # no replica answers: Serve's proxy does
+    with _client() as c:
+        assert c.get(url + "/z").headers["x-server"] == str(proxy.port)
 
 
 def test_large_bodies_both_ways_and_a_stream_arrive_whole(servers, relay):
