@@ -120,11 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     from launcher.attached import find_running
     from launcher.errors import show_error
     from launcher.logs import launcher_logger, setup_file_logging
+    from launcher.main_thread_gc import MainThreadGC
     from launcher.single_instance import SingleInstance, send_to_running
     from launcher.window import MainWindow
     from serving.config import ConfigError, LaunchConfig
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    app._gc = MainThreadGC(app)  # before any worker thread can collect a Qt object
     app.setApplicationName("Gradio Serve Launcher")
     app.setOrganizationName("gradio-serve-launcher")
     app.setDesktopFileName("gradio-serve-launcher")

@@ -29,6 +29,28 @@ def tiny_models(request, tmp_path_factory):
         yield {**kinds, "hub_cache": str(hub_cache)}
 
 
+@pytest.fixture(autouse=True)
+def qt_garbage_on_main_thread(request):
+    """Qt tests collect garbage as the launcher does: on the main thread only (launcher.main_thread_gc).
+
+    Otherwise a worker thread of one test may collect a window left over from an earlier one.
+    """
+    if not {"qapp", "qtbot"} & set(request.fixturenames):
+        yield
+        return
+    from PySide6.QtCore import QThreadPool
+
+    from launcher.main_thread_gc import MainThreadGC
+
+    collector = MainThreadGC(request.getfixturevalue("qapp"))
+    try:
+        yield
+    finally:
+        QThreadPool.globalInstance().waitForDone(30_000)  # no worker left to collect once it is back on
+        collector.stop()
+        collector.deleteLater()
+
+
 @pytest.fixture
 def serving_env(request, tmp_path):
     """Environment for a supervisor subprocess: its own state/log dirs, a shared model cache."""
