@@ -467,6 +467,8 @@ def test_checking_an_app_imports_nothing_of_the_serving_stack_into_the_launcher(
         import json, sys, time
         from PySide6.QtWidgets import QApplication
         app = QApplication(sys.argv[:1])
+        from launcher.main_thread_gc import MainThreadGC
+        collector = MainThreadGC(app)  # as launcher.app.main does
         from launcher.settings import Settings
         from launcher.window import MainWindow
         w = MainWindow(Settings(), open_browser=False)

@@ -19,6 +19,8 @@ PROBE = r"""
 import json, sys, time
 from PySide6.QtWidgets import QApplication
 app = QApplication(sys.argv[:1])
+from launcher.main_thread_gc import MainThreadGC
+collector = MainThreadGC(app)  # as launcher.app.main does
 from launcher.window import MainWindow
 from launcher.settings import Settings
 from launcher.worker import pending_count
