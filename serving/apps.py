@@ -23,6 +23,7 @@ from .catalog import CatalogEntry, resolve_models
 from .config import APP_DEPLOYMENT, AppSpec, LaunchConfig, Mode, _Replicas, default_config
 from .deployments import ModelDeployment, model_user_config
 from .gradio_server import GradioIngress as UserGradioIngress
+from .startup_gc import collector_paused
 from .sticky import session_router_config
 
 # Gradio's queue keeps per-process state (SSE sessions), so the ingress is one replica;
@@ -85,15 +86,16 @@ class GradioIngress:
     def __serve_build_asgi_app__(self):
         # Built here, inside the replica: Gradio 6 needs mount_gradio_app's set-up
         # (Ray's GradioServer skips it), and a pre-built app does not pickle.
-        import gradio as gr
-        from fastapi import FastAPI
+        with collector_paused():  # importing Gradio: ~0.4 s less (serving/startup_gc.py)
+            import gradio as gr
+            from fastapi import FastAPI
 
-        from .ui import build_blocks
+            from .ui import build_blocks
 
-        blocks = build_blocks(self.mode, self.labels, self.ask, self.ask_stream)
-        blocks.queue(default_concurrency_limit=INGRESS_MAX_ONGOING)
-        return gr.mount_gradio_app(FastAPI(), blocks, path="/", auth=self.auth, show_error=True,
-                                   root_path=self.root_path)
+            blocks = build_blocks(self.mode, self.labels, self.ask, self.ask_stream)
+            blocks.queue(default_concurrency_limit=INGRESS_MAX_ONGOING)
+            return gr.mount_gradio_app(FastAPI(), blocks, path="/", auth=self.auth, show_error=True,
+                                       root_path=self.root_path)
 
 
 class ServedApp(UserGradioIngress):

@@ -80,6 +80,7 @@ class DecodeLoop:
         self._cond = threading.Condition()
         self._waiting: list[_Row] = []
         self._thread: threading.Thread | None = None
+        self._closed = False
         # transformers 5.2x renamed `past_key_values` to `cache` (the old name warns, then goes away).
         params = inspect.signature(model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
@@ -92,12 +93,21 @@ class DecodeLoop:
         """Several rows at once: they are prefilled together (one forward) rather than one by one."""
         rows = [_Row(prompt, sampling, on_tokens) for prompt, sampling, on_tokens in requests]
         with self._cond:
+            if self._closed:
+                raise RuntimeError("this model was replaced; send the prompt to the new one")
             self._waiting.extend(rows)
             self._cond.notify()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="decode-loop", daemon=True)
                 self._thread.start()
         return [row.future for row in rows]
+
+    def close(self) -> threading.Thread | None:
+        """The rows in flight finish, then the thread (returned, to join) ends, and its hold on the model."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+            return self._thread
 
     # -- the loop ------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -106,6 +116,8 @@ class DecodeLoop:
         while True:
             with self._cond:
                 while not self._waiting and not rows:
+                    if self._closed:
+                        return
                     self._cond.wait()
                 room = self.max_batch - len(rows)
                 new, self._waiting = self._waiting[:room], self._waiting[room:]

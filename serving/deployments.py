@@ -20,6 +20,7 @@ from ray import serve
 from .batcher import Batcher
 from .catalog import CatalogEntry
 from .config import Generation, Mode, ModelSlot
+from .startup_gc import collector_paused, thaw_and_collect
 
 log = logging.getLogger("ray.serve")
 
@@ -69,17 +70,25 @@ class ModelDeployment:
             # took 41-52 ms a step on 2 threads, ~32 ms on 1, the threads waiting on each other while
             # Serve's other processes took a core).
             threads = max(s.num_cpus for s in slots.values())
-            self.runner = await asyncio.to_thread(self._load, first, entry, mode, threads, self._max_batch)
+            old = self.runner
+            self.runner = await asyncio.to_thread(self._load, first, entry, mode, threads, self._max_batch,
+                                                  old is None)
+            if old is not None:
+                # The old weights go once their last answers are out (serving/startup_gc.py).
+                asyncio.get_running_loop().run_in_executor(None, thaw_and_collect, old.close())
+                del old
             self._weights_key = weights_key
         self._settings = {i: s.generation for i, s in slots.items()}
 
     @staticmethod
-    def _load(slot: ModelSlot, entry: CatalogEntry, mode: Mode, num_cpus: float, max_batch: int):
-        # Imported here, in the replica: the supervisor builds the app without torch (~1 s, ~200 MB less).
-        from .models import Runner
+    def _load(slot: ModelSlot, entry: CatalogEntry, mode: Mode, num_cpus: float, max_batch: int, first: bool):
+        # Without the cyclic collector's passes over a growing heap (serving/startup_gc.py): ~1 s less.
+        with collector_paused(freeze=first):
+            # Imported here, in the replica: the supervisor builds the app without torch (~1 s, ~200 MB less).
+            from .models import Runner
 
-        runner = Runner(entry, mode, slot.generation, num_cpus=num_cpus, num_gpus=slot.num_gpus,
-                        trust_remote_code=slot.trust_remote_code, dtype=slot.dtype, max_batch=max_batch)
+            runner = Runner(entry, mode, slot.generation, num_cpus=num_cpus, num_gpus=slot.num_gpus,
+                            trust_remote_code=slot.trust_remote_code, dtype=slot.dtype, max_batch=max_batch)
         log.info("loaded %s (%s) on %s", entry.name, entry.kind, runner.device)
         return runner
 

@@ -246,6 +246,11 @@ class Runner:
             ids.add(self.tokenizer.eos_token_id)
         return ids
 
+    def close(self) -> threading.Thread | None:
+        """Replaced by another model: answers in flight finish, then the model can be freed once the
+        thread returned (the decode loop's, if any) has ended."""
+        return self.loop.close() if self.loop is not None else None
+
     def continuous_for(self, generation: Generation | None = None) -> bool:
         """Whether prompts go through the continuous decode loop (not beam search, not seq2seq)."""
         return self.loop is not None and (self.settings(generation).num_beams or 1) == 1

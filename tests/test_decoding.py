@@ -116,3 +116,14 @@ def test_streaming_goes_through_the_batch_and_ends_with_the_answer(tiny_models):
     items = list(runner.stream("Hello there"))
     assert items[-1]["done"] and items[-1]["text"] == runner.generate(["Hello there"])[0].text
     assert len([i for i in items if not i["done"]]) > 3  # it streamed, token by token
+
+
+def test_a_closed_loop_finishes_its_rows_refuses_new_ones_and_ends(tiny_models):
+    runner = runner_for(tiny_models, "causal", max_new_tokens=20, min_new_tokens=20)
+    in_flight = runner.submit("Once upon a time")
+    thread = runner.close()
+    assert in_flight.result(60).text  # answered, not dropped
+    thread.join(10)
+    assert not thread.is_alive()
+    with pytest.raises(RuntimeError, match="replaced"):
+        runner.submit("The")
