@@ -126,7 +126,9 @@ class GradioIngress(ASGIAppReplicaWrapper):
 
     def __serve_build_asgi_app__(self):
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-        with collector_paused():  # importing Gradio and the app: ~0.4 s less (serving/startup_gc.py)
+        # Importing Gradio and the app: ~0.4 s less (serving/startup_gc.py). The app is code we do not know:
+        # what it left unreachable is collected before the freeze.
+        with collector_paused(collect_first=True):
             import gradio as gr
             from fastapi import FastAPI
 

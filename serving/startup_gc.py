@@ -25,20 +25,23 @@ _lock = threading.Lock()
 _depth = 0  # loads in progress: the last one to end restores the collector
 _was_enabled = False
 _freeze = False
+_collect = False
 
 
 @contextlib.contextmanager
-def collector_paused(freeze: bool = True) -> Iterator[None]:
+def collector_paused(freeze: bool = True, collect_first: bool = False) -> Iterator[None]:
     """No automatic collection inside (any thread: the collector is per process), then `gc.freeze()`
     unless `freeze` is False. Freeze a process's start only: a model swapped out later must stay
-    collectable, and frozen objects never are."""
-    global _depth, _was_enabled, _freeze
+    collectable, and frozen objects never are. `collect_first`: one full collection before the
+    freeze, as Serve does, for code we do not know (a user's app may leave much garbage behind)."""
+    global _depth, _was_enabled, _freeze, _collect
     with _lock:
         if _depth == 0:
-            _was_enabled, _freeze = gc.isenabled(), False
+            _was_enabled, _freeze, _collect = gc.isenabled(), False, False
             gc.disable()
         _depth += 1
         _freeze = _freeze or freeze
+        _collect = _collect or collect_first
     try:
         yield
     finally:
@@ -46,6 +49,8 @@ def collector_paused(freeze: bool = True) -> Iterator[None]:
             _depth -= 1
             if _depth == 0:
                 if _freeze:
+                    if _collect:
+                        gc.collect()
                     gc.freeze()
                 if _was_enabled:
                     gc.enable()

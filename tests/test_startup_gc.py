@@ -88,3 +88,25 @@ def test_nested_and_concurrent_loads_restore_once_at_the_end():
     t.join(5)
     assert gc.isenabled()
     assert gc.get_freeze_count() > 0, "one of the loads asked for a freeze"
+
+
+def test_collect_first_frees_what_the_load_left_unreachable():
+    import weakref
+
+    class Node:
+        pass
+
+    gc.enable()
+    gc.unfreeze()
+    with collector_paused(collect_first=True):
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle the load leaves behind
+        left = weakref.ref(a)
+        del a, b
+    assert left() is None, "collected before the freeze, not frozen for good"
+    with collector_paused():
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        left = weakref.ref(a)
+        del a, b
+    assert left() is not None  # the default: frozen with the rest (our own loads leave next to nothing)
