@@ -32,6 +32,8 @@ log = logging.getLogger("ray.serve")
 # model waits up to BATCH_WAIT_S for company before a generate() batch; a lone prompt pays 50 ms.
 MAX_BATCH_SIZE = 8
 BATCH_WAIT_S = 0.05
+# After a model swap, the full collection that frees the old model waits this long (serving/startup_gc.py).
+THAW_AFTER_S = 5.0
 
 
 def model_user_config(slots: dict[int, ModelSlot], entry: CatalogEntry, mode: Mode) -> dict:
@@ -75,7 +77,7 @@ class ModelDeployment:
                                                   old is None)
             if old is not None:
                 # The old weights go once their last answers are out (serving/startup_gc.py).
-                asyncio.get_running_loop().run_in_executor(None, thaw_and_collect, old.close())
+                asyncio.get_running_loop().run_in_executor(None, thaw_and_collect, old.close(), THAW_AFTER_S)
                 del old
             self._weights_key = weights_key
         self._settings = {i: s.generation for i, s in slots.items()}

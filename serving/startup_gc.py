@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import threading
+import time
 from collections.abc import Iterator
 
 _lock = threading.Lock()
@@ -56,11 +57,14 @@ def collector_paused(freeze: bool = True, collect_first: bool = False) -> Iterat
                     gc.enable()
 
 
-def thaw_and_collect(after: threading.Thread | None = None) -> None:
-    """Once `after` (the old model's last user) has ended: unfreeze everything and collect it once
-    (a full pass, ~0.2 s with torch loaded), which frees what only reference cycles still held."""
+def thaw_and_collect(after: threading.Thread | None = None, delay_s: float = 0.0) -> None:
+    """Once `after` (the old model's last user) has ended and `delay_s` more have passed: unfreeze
+    everything and collect it once, which frees what only reference cycles still held. The pass
+    holds the GIL (~0.3 s with torch and two models loaded), so the caller lets the swap's own reply
+    and the new model's first answers go first (right after a swap it added ~0.5 s to both here)."""
     if after is not None:
         after.join()
+    time.sleep(delay_s)
     with _lock:
         gc.unfreeze()
         gc.collect()
