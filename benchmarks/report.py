@@ -162,7 +162,10 @@ READING = [
     "and the model is their `user_config`, so Serve calls `reconfigure()` on the running replica: no new "
     "process, torch and Gradio stay imported, and the ingress only relabels its page. The change itself takes "
     "~1.6 s (the CLI's own start included); the rest is the first answer (~1.5 s). Before this, `serve.run` "
-    "started new replicas and a new ingress: 6-13 s (ratio 0.28-0.69)."),
+    "started new replicas and a new ingress: 6-13 s (ratio 0.28-0.69). The old model's memory is given back "
+    "5 s after the swap (it was kept for good before: its decode thread and Serve's start-up freeze held "
+    "it); the full collection that frees it, run at once, added ~0.5 s to the swap and its first answer "
+    "(3.33 s instead of 2.78 s). The ratio rose with the faster cold start it divides by (0.27 -> ~0.33)."),
     ("- **Time to first token** is measured as the page sees it: gradio_client on the page's streaming "
     "endpoint (the first non-empty partial answer) vs the whole-answer endpoint, embedded model."),
     ("- **Precision.** `auto` is bfloat16 on a CPU with native bfloat16 (this AMD EPYC has AVX-512 BF16) and "
@@ -190,8 +193,8 @@ READING = [
     "passes over the growing heap during those imports (2.9 s instead of 1.9 s standalone) and four while "
     "the ingress imported Gradio (1.35 s instead of 0.95 s), then Serve's own `gc.collect()` took 0.22 s "
     "before the replica counted as started. Replicas now import and load with the collector paused and "
-    "freeze what they built (`serving/startup_gc.py`): model loaded ~1.5 s sooner, first answer 9.6-11.8 s "
-    "-> 7.9-8.4 s in single runs here. The answer itself is ~1.5 s (60 tokens on one core; two torch threads "
+    "freeze what they built (`serving/startup_gc.py`): model loaded ~1.5 s sooner; `make bench` medians "
+    "10.58 s -> 8.6 s at 065f7dc, 9.34 s in this run (a busier machine: load average 2.3 at the start). The answer itself is ~1.5 s (60 tokens on one core; two torch threads "
     "were slower: 1.53-1.68 s). Tried and not kept: more prestarted workers, a 0.1 s Serve control loop, a "
     "lower priority for the ingress while it starts (no gain in repeated runs); the dashboard agent's ports "
     "chosen before the start, so the raylet registers without waiting for the agent (~0.6 s sooner, but "
