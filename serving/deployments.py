@@ -78,7 +78,6 @@ class ModelDeployment:
             if old is not None:
                 # The old weights go once their last answers are out (serving/startup_gc.py).
                 asyncio.get_running_loop().run_in_executor(None, thaw_and_collect, old.close(), THAW_AFTER_S)
-                del old
             self._weights_key = weights_key
         self._settings = {i: s.generation for i, s in slots.items()}
 

@@ -21,12 +21,21 @@ import gc
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
-_lock = threading.Lock()
-_depth = 0  # loads in progress: the last one to end restores the collector
-_was_enabled = False
-_freeze = False
-_collect = False
+
+@dataclass
+class _Loads:
+    """The loads in progress in this process: the last one to end restores the collector."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    depth: int = 0
+    was_enabled: bool = False
+    freeze: bool = False  # asked by any of them
+    collect_first: bool = False
+
+
+_loads = _Loads()
 
 
 @contextlib.contextmanager
@@ -35,25 +44,24 @@ def collector_paused(freeze: bool = True, collect_first: bool = False) -> Iterat
     unless `freeze` is False. Freeze a process's start only: a model swapped out later must stay
     collectable, and frozen objects never are. `collect_first`: one full collection before the
     freeze, as Serve does, for code we do not know (a user's app may leave much garbage behind)."""
-    global _depth, _was_enabled, _freeze, _collect
-    with _lock:
-        if _depth == 0:
-            _was_enabled, _freeze, _collect = gc.isenabled(), False, False
+    with _loads.lock:
+        if _loads.depth == 0:
+            _loads.was_enabled, _loads.freeze, _loads.collect_first = gc.isenabled(), False, False
             gc.disable()
-        _depth += 1
-        _freeze = _freeze or freeze
-        _collect = _collect or collect_first
+        _loads.depth += 1
+        _loads.freeze |= freeze
+        _loads.collect_first |= collect_first
     try:
         yield
     finally:
-        with _lock:
-            _depth -= 1
-            if _depth == 0:
-                if _freeze:
-                    if _collect:
+        with _loads.lock:
+            _loads.depth -= 1
+            if _loads.depth == 0:
+                if _loads.freeze:
+                    if _loads.collect_first:
                         gc.collect()
                     gc.freeze()
-                if _was_enabled:
+                if _loads.was_enabled:
                     gc.enable()
 
 
@@ -65,6 +73,6 @@ def thaw_and_collect(after: threading.Thread | None = None, delay_s: float = 0.0
     if after is not None:
         after.join()
     time.sleep(delay_s)
-    with _lock:
+    with _loads.lock:
         gc.unfreeze()
         gc.collect()

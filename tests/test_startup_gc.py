@@ -2,6 +2,7 @@
 
 import gc
 import threading
+import weakref
 
 import pytest
 
@@ -91,8 +92,6 @@ def test_nested_and_concurrent_loads_restore_once_at_the_end():
 
 
 def test_collect_first_frees_what_the_load_left_unreachable():
-    import weakref
-
     class Node:
         pass
 
