@@ -334,7 +334,8 @@ def process_role(p: psutil.Process) -> str:
     for needle, role in (("gcs_server", "GCS server"), ("raylet", "raylet"), ("dashboard/agent.py", "dashboard agent"),
                          ("runtime_env/agent", "runtime-env agent"), ("dashboard/dashboard.py", "dashboard"),
                          ("log_monitor.py", "log monitor"), ("monitor.py", "autoscaler monitor"),
-                         ("serving.cli", "supervisor (gradio-serve up)"), ("default_worker.py", "idle Ray worker")):
+                         ("serving.cli", "supervisor (gradio-serve up)"), ("serving.reaper", "watchdog (serving.reaper)"),
+                         ("default_worker.py", "idle Ray worker")):
         if needle in title:
             return role
     return name
