@@ -62,8 +62,9 @@ def result(request_id: str) -> ApplyAnswer | None:
     return applied if applied is not None and applied.id == request_id else None
 
 
-def wait(request_id: str, pid_alive, timeout_s: float = 900, poll_s: float = 0.5) -> ApplyAnswer | None:
-    """Poll for the result; None on timeout or when the supervisor went away (pid_alive() false)."""
+def wait(request_id: str, pid_alive, timeout_s: float = 900, poll_s: float = 0.05) -> ApplyAnswer | None:
+    """Poll for the result; None on timeout or when the supervisor went away (pid_alive() false).
+    Often: a model swap is done in ~1 s, and reading one small file costs ~0.1 ms."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         answer = result(request_id)

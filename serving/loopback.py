@@ -9,7 +9,7 @@ Two things opened ports to the network on Ray 2.60 even with `_node_ip_address="
    node IP stays 127.0.0.1 and each process binds there.
 2. Each Serve replica starts an inter-deployment gRPC server on "[::]:0" (hard-coded in
    ray/serve/_private/replica.py). `worker_setup` runs in every worker of our cluster
-   (Ray's worker setup hook, set in the environment) and binds such servers to 127.0.0.1 instead,
+   (serving/worker_setup.py, Ray's worker setup hook) and binds such servers to 127.0.0.1 instead,
    only while the node's own IP is loopback (then nothing else could reach them anyway).
 
 The Ray internals both touch are in serving/ray_private.py.
@@ -21,16 +21,14 @@ import ipaddress
 import os
 
 _WILDCARDS = ("[::]:", "0.0.0.0:")
-SETUP_HOOK = "serving.loopback.worker_setup"
 
 
 def keep_ray_on_loopback() -> None:
     """In the driver, before ray.init starts a local cluster (ray is already imported)."""
-    from .ray_private import disable_cluster_mode, run_in_every_worker
+    from .ray_private import disable_cluster_mode
 
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # for the processes Ray starts
     disable_cluster_mode()  # this driver read the variable at import already
-    run_in_every_worker(SETUP_HOOK)
 
 
 def _node_is_loopback() -> bool:

@@ -191,6 +191,29 @@ def run_in_every_worker(hook: str) -> None:
     os.environ[ray_constants.WORKER_PROCESS_SETUP_HOOK_ENV_VAR] = hook
 
 
+def import_serve_without_pandas() -> None:
+    """Import Serve's utils (ray.serve._private.utils) with pandas hidden. It imports pandas, when
+    installed, only to JSON-encode a DataFrame that a deployment returns over HTTP (`pd` may be None
+    there); Gradio brings pandas into the environment, and it costs ~33 MB in every process that
+    imports Serve: the supervisor, Serve's controller and proxy, each model replica. Nothing we deploy
+    returns a DataFrame. pandas stays importable afterwards (Gradio imports it in the ingress)."""
+    import sys
+
+    if "pandas" in sys.modules or "ray.serve._private.utils" in sys.modules:
+        return  # imported already: nothing left to save
+    _checked()
+    sys.modules["pandas"] = None  # `import pandas` raises ImportError, which Serve's utils expects
+    try:
+        import ray.serve._private.utils
+    except ImportError:
+        # A Ray that needs pandas after all: import Serve as it wants.
+        del sys.modules["pandas"]
+        import ray.serve._private.utils  # noqa: F401
+    finally:
+        if "pandas" in sys.modules and sys.modules["pandas"] is None:
+            del sys.modules["pandas"]
+
+
 def wrap_grpc_port_binding(wrap) -> bool:
     """Replace ray._common.tls_utils.add_port_to_grpc_server with `wrap(original)`, also in Serve's
     replica module (ray.serve._private.replica), which imported its own copy. False when Ray has no

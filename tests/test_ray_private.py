@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -66,3 +68,29 @@ def test_no_private_ray_api_outside_ray_private():
             if found:
                 offenders.append(f"{path.name}:{getattr(node, 'lineno', '?')}: {found}")
     assert offenders == []
+
+
+def test_serve_imports_without_pandas_and_pandas_still_imports_after():
+    # A fresh interpreter: Serve's utils takes pd=None, nothing else of Serve pulls pandas in, and code
+    # that wants pandas (Gradio, a user's app) still gets it.
+    code = (
+        "import sys; from serving.ray_private import import_serve_without_pandas\n"
+        "import_serve_without_pandas()\n"
+        "import ray.serve._private.utils as u, ray.serve._private.controller, ray.serve._private.proxy, "
+        "ray.serve._private.replica\n"
+        "assert u.pd is None, u.pd\n"
+        "assert 'pandas' not in sys.modules\n"
+        "import pandas; print('pandas', pandas.__version__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("pandas ")
+
+
+def test_without_the_helper_serve_imports_pandas():
+    # The control: the saving is real only if Serve imports pandas by itself.
+    code = "import sys, ray.serve._private.utils as u; print(u.pd is not None and 'pandas' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.stdout.strip() == "True", done.stderr[-2000:]
