@@ -179,7 +179,12 @@ READING = [
     "replica for the two slots of one model instead of two (-1030 MB: transformers copies the weights, so "
     "two processes held them twice), bfloat16 weights (-~300 MB), and no autoscaler monitor (-83 MB) or "
     "dashboard server (-116 MB), which Serve on one machine does not use and `ray.init` cannot leave out "
-    "(`serving/ray_private.py`; `--include-dashboard` still starts it)."),
+    "(`serving/ray_private.py`; `--include-dashboard` still starts it). Then pandas (-~135 MB): Serve imports it, "
+    "when installed, only to JSON-encode DataFrames a deployment returns, and Gradio installs it; every worker "
+    "of our cluster imports Serve with it hidden (`serving/worker_setup.py`), so the supervisor, controller, "
+    "proxy and model replicas are ~33 MB each smaller and only the Gradio ingress, which needs it, loads it. "
+    "The figure moves with the machine's state by ~±50 MB: the same code measured 1966-1977 MB alone and "
+    "2030-2054 MB inside a whole `make bench` run (before this cut)."),
     ("- **First answer.** The table above shows where a cold start goes on 2 cores. Four of Ray's and "
     "Serve's waits were cut (`serving/ray_private.py`, `serving/supervisor.py`): the raylet's first look for "
     "its own object store failed and looked again 1 s later (now every 50 ms); `ray.init` looks for its "
