@@ -8,7 +8,6 @@ import os
 import platform
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import psutil
 
+from serving.preflight import free_loopback_port
 from serving.process_group import signal_group, stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,12 +73,7 @@ def prepare_models(env: dict) -> None:
 
 
 def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port != 8000:
-            return port
+    return free_loopback_port()  # never 8000, nor one an outgoing connection may take meanwhile
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:

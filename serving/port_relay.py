@@ -16,7 +16,9 @@ relaying there costs a fraction of a millisecond.
 - A replica that is gone (killed, or replaced by an apply) refuses the connection: the relay
   forgets it and routes the request anew among the others, so a dead replica's session moves
   once and stays where it moved (serving/sessions.py). Serve's proxy takes the requests while
-  the relay knows no replica.
+  the relay knows no replica. A replica killed just as a request reached it over a kept-alive
+  connection ends that connection unanswered: the request (kept until its answer starts) goes
+  again, as a new one, and finds the replica's port refusing.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ UPSTREAM_HOST = "127.0.0.1"
 MAX_HEAD = 64 * 1024  # a longer request head is relayed whole to Serve's proxy, which answers it
 PROXY = ""  # the key of Serve's proxy among a connection's upstreams
 BACKLOG = 2048  # connections waiting to be accepted, as uvicorn (Serve's proxy) allows
+MAX_RESEND = 1024 * 1024  # a longer request (an upload) is not kept to be sent again
+RESENDS = 3  # times one request is sent again after its upstream ended without answering
 
 
 class _Side(asyncio.Protocol):
@@ -75,12 +79,16 @@ class _Connection:
         self.current: _Side | None = None  # where the current request (and its body) went
         self.body_left = 0
         self.whole = False  # the rest of the connection goes to `current` unread
+        self.unanswered: bytearray | None = None  # the request sent to `current`, until its answer starts
+        self.resends = 0
         self.connecting = None  # the task connecting an upstream; the client's bytes wait meanwhile
         self.client_eof = False
 
     # -- the client's bytes ---------------------------------------------------------------
     def received(self, side: _Side, data: bytes) -> None:
         if side is not self.client:
+            if side is self.current:
+                self.unanswered, self.resends = None, 0  # answered: it will not go again
             self.client.transport.write(data)
             return
         self.buffer += data
@@ -90,7 +98,9 @@ class _Connection:
         while self.buffer and self.connecting is None:
             if self.current is not None and (self.whole or self.body_left):
                 n = len(self.buffer) if self.whole else min(self.body_left, len(self.buffer))
-                self.current.transport.write(bytes(self.buffer[:n]))
+                chunk = bytes(self.buffer[:n])
+                self.current.transport.write(chunk)
+                self._keep(chunk)
                 del self.buffer[:n]
                 if not self.whole:
                     self.body_left -= n
@@ -108,14 +118,23 @@ class _Connection:
                 return
             self.current = upstream
             if head is None:  # one replica, or a head we do not read: the rest goes there unread
-                self.whole = True
+                self.whole, self.unanswered = True, None
                 continue
             upstream.transport.write(head.raw)
+            self.unanswered = None if head.unbounded else bytearray(head.raw)
             del self.buffer[:len(head.raw)]
             self.body_left, self.whole = head.content_length, head.unbounded
         done = self.client_eof and not self.buffer and self.connecting is None and self.current is not None
         if done and self.current.transport.can_write_eof():
             self.current.transport.write_eof()  # the client's half-close, after all it sent
+
+    def _keep(self, chunk: bytes) -> None:
+        if self.unanswered is None:
+            return
+        if len(self.unanswered) + len(chunk) > MAX_RESEND:
+            self.unanswered = None
+        else:
+            self.unanswered += chunk
 
     async def connect(self, key: str) -> None:
         port = self.relay.proxy_port if key == PROXY else self.relay.replicas.get(key)
@@ -164,9 +183,18 @@ class _Connection:
             return
         if self.upstreams.get(side.key) is side:
             del self.upstreams[side.key]
-        if side is self.current:
-            # Mid-answer or idle, the client's connection ends with it (as with one server).
-            self.client.transport.close()
+        if side is not self.current:
+            return
+        if self.unanswered and self.resends < RESENDS and not self.client.transport.is_closing():
+            # It ended before answering (killed as the request arrived): the request goes again, as a
+            # new one. A dead replica's port refuses: it is forgotten and the request routed anew.
+            self.resends += 1
+            self.buffer[:0] = self.unanswered
+            self.current, self.unanswered, self.body_left = None, None, 0
+            self.pass_on()
+            return
+        # Mid-answer or idle, the client's connection ends with it (as with one server).
+        self.client.transport.close()
 
     def close(self) -> None:
         self.client.transport.close()

@@ -9,6 +9,7 @@ launcher imports it.
 from __future__ import annotations
 
 import errno
+import random
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,9 +81,25 @@ def port_taken(host: str, port: int, problem: str) -> StartError:
                       f"stop what uses it, or pick another port with --port (e.g. --port {port + 1})")
 
 
+# Ports handed out by no one else: below the kernel's range for outgoing connections (Linux: 32768-60999;
+# bind(0) picks from it too), above Ray's worker ports (10002-19999), below the ports Serve gives its
+# replicas' own HTTP servers (30000-31000). A port picked here is still free seconds later, when our
+# server binds it: one from bind(0) was taken by one of Ray's outgoing connections in the meantime
+# (Serve's proxy failed to start, once in ~40 test starts).
+QUIET_PORTS = range(20000, 30000)
+
+
 def free_loopback_port() -> int:
-    """A port nothing listens on now, for a server of our own on 127.0.0.1."""
-    with socket.socket() as sock:
+    """A port nothing listens on now, for a server of our own on 127.0.0.1, that no outgoing
+    connection will take before the server binds it."""
+    for port in random.sample(QUIET_PORTS, 64):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # all taken: any free port
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 

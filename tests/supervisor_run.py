@@ -9,6 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
+from serving.preflight import free_loopback_port
 from serving.reaper import group_alive  # noqa: F401 - re-exported for the tests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,9 +19,7 @@ from benchmarks.common import Up  # noqa: F401 - re-exported for the tests
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_loopback_port()  # not one an outgoing connection may take before the app binds it
 
 
 def port_listening(port: int) -> bool:

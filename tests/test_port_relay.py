@@ -205,3 +205,48 @@ def test_every_address_means_ipv4_and_ipv6_alike(servers):
                 assert client.get(f"http://[::1]:{r.port}/v6").text == f"{proxy.port} /v6"
     finally:
         r.stop()
+
+
+class _DyingReplica:
+    """Answers one request on a kept-alive connection, then dies as the next one arrives: that
+    connection ends unanswered and its port refuses (a replica killed between two requests)."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _read_head(conn: socket.socket) -> bytes:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        self._read_head(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nx-server: dying\r\n\r\nlive")
+        self._read_head(conn)  # the next request has arrived: die
+        self.listener.close()
+        conn.close()
+
+
+def test_a_request_that_reached_a_replica_as_it_died_goes_again(servers, relay):
+    _, b, _ = servers
+    dying = _DyingReplica()
+    relay.point_at(DEPLOYMENT, {"aaaa": dying.port, "bbbb": b.port})
+    url, name = f"http://127.0.0.1:{relay.port}", _cookie(relay)
+    cookie = {"cookie": f"{name}=aaaa.0001"}  # a session of aaaa's
+    with _client() as c:
+        assert c.get(url + "/first", headers=cookie).text == "live"
+        # The same kept-alive connection: aaaa takes the request and ends without answering.
+        answer = c.post(url + "/echo", content=b"the body goes again too", headers=cookie)
+        assert answer.headers["x-server"] == str(b.port)
+        assert answer.content == b"the body goes again too"
+    assert "aaaa" not in relay.replicas  # its port refused the second try: forgotten
+    dying.thread.join(5)

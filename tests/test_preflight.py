@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +24,7 @@ from serving.config import (
     ModelSlot,
     bounds,
 )
-from serving.preflight import StartError
+from serving.preflight import QUIET_PORTS, StartError, free_loopback_port
 from serving.process_group import group_alive, pid_alive, stop_group
 
 
@@ -114,3 +115,12 @@ def test_stop_group_terms_then_kills_after_the_grace_period():
     finally:
         left.kill()
         left.wait()
+
+
+def test_a_free_loopback_port_is_one_no_outgoing_connection_takes():
+    low, _high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = {free_loopback_port() for _ in range(20)}
+    assert all(p in QUIET_PORTS and p < low for p in ports), ports  # below the kernel's range for bind(0)
+    assert len(ports) > 1  # picked at random: two servers started together rarely collide
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", ports.pop()))  # and free
