@@ -28,10 +28,10 @@ class Echo:
 def main() -> None:
     port = int(sys.argv[1])
     from serving.apps import GradioIngress
+    from serving.local_cluster import tune_serve_env
     from serving.port_relay import PortRelay
     from serving.preflight import free_loopback_port
     from serving.ray_private import direct_ingress_replicas, skip_unused_head_processes
-    from serving.supervisor import tune_serve_env
 
     tune_serve_env()  # the cluster as the supervisor starts it
     skip_unused_head_processes(dashboard=False)

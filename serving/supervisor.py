@@ -18,7 +18,7 @@ import time
 import webbrowser
 from dataclasses import dataclass, field
 
-from . import paths, worker_setup
+from . import local_cluster, paths
 from .cluster_checks import (
     check_address_reachable,
     check_cluster_resources,
@@ -28,7 +28,6 @@ from .cluster_checks import (
 )
 from .config import APP_DEPLOYMENT, APP_NAME, ConfigError, LaunchConfig
 from .events import EventWriter, Phase
-from .loopback import keep_ray_on_loopback
 from .port_relay import PortRelay
 from .preflight import StartError, check_port_free, free_loopback_port, port_taken
 from .process_group import end_own_group_members
@@ -42,7 +41,6 @@ POLL_S = 0.2  # the first answer waits on the poll that sees the app running
 STEADY_POLL_S = 2.0
 # Serve's own words when a replica cannot be placed for lack of CPUs/GPUs (after 30 s).
 UNSCHEDULABLE = "to be scheduled"  # not "to initialize": slow starts are not an error
-CONTROL_LOOP_S = "0.25"
 PROXY_START_TIMEOUT_S = 60  # as serve.start waits
 # Importing the user's app (before deploying it): generous, an app may load a model at import.
 APP_IMPORT_TIMEOUT_S = 600
@@ -170,13 +168,7 @@ class Supervisor:
         threading.Thread(target=_import_serve_side, daemon=True).start()
         import ray
 
-        from .ray_private import (
-            local_cluster_init_options,
-            look_for_the_new_node_often,
-            run_in_every_worker,
-            skip_unused_head_processes,
-            version_mismatch,
-        )
+        from .ray_private import local_cluster_init_options, version_mismatch
 
         cluster = self.config.cluster
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -202,11 +194,7 @@ class Supervisor:
                                  "this app starts its own. To deploy to that one instead: --address auto")
             self._start_reaper()
             self.owns_cluster = True
-            keep_ray_on_loopback()  # every Ray port on 127.0.0.1 (see serving/loopback.py)
-            run_in_every_worker(worker_setup.HOOK)
-            skip_unused_head_processes(dashboard=cluster.include_dashboard)
-            look_for_the_new_node_often()
-            tune_serve_env()
+            local_cluster.prepare(include_dashboard=cluster.include_dashboard)
             ray.init(
                 # Our own cluster, always: without "local", ray.init joins RAY_ADDRESS or a cluster
                 # started by `ray start` (even a dead one's leftover file) and refuses our options.
@@ -553,23 +541,6 @@ def _import_serve_side() -> None:
 
     import_serve_without_pandas()  # ~33 MB less here
     importlib.import_module("serving.apps")
-
-
-def tune_serve_env() -> None:
-    """Serve's settings for a cluster we start, inherited by its controller, proxy and replicas through
-    the environment; a user's own setting wins."""
-    # Serve's controller reconciles 10 times a second (3% of a core here, taken from the replicas
-    # under load); four times a second is plenty for one machine.
-    os.environ.setdefault("RAY_SERVE_CONTROL_LOOP_INTERVAL_S", CONTROL_LOOP_S)
-    # Every ingress replica also serves HTTP on a loopback port of its own, which the app's port
-    # relays to (serving/port_relay.py): Serve's proxy costs ~5 ms per request. No 30 s drain on
-    # stop: it gives outside load balancers time to notice; our relay sends what a stopped
-    # replica refuses to Serve's proxy, and hears of the change within a status poll.
-    os.environ.setdefault("RAY_SERVE_ENABLE_DIRECT_INGRESS", "1")
-    os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "0")
-    # (Serve's handle routers and deployments on each replica's own event loop,
-    # RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP=0 / RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=0, looked
-    # ~1.5 ms faster in single runs but not in the median of 3: left at Serve's defaults.)
 
 
 def first_line(text: str) -> str:

@@ -9,17 +9,12 @@ import socket
 import sys
 from pathlib import Path
 
-from serving.preflight import free_loopback_port
 from serving.reaper import group_alive  # noqa: F401 - re-exported for the tests
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # benchmarks/ is not installed: it is imported from the checkout
-from benchmarks.common import Up  # noqa: F401 - re-exported for the tests
-
-
-def free_port() -> int:
-    return free_loopback_port()  # not one an outgoing connection may take before the app binds it
+from benchmarks.common import Up, free_port  # noqa: F401 - re-exported for the tests
 
 
 def port_listening(port: int) -> bool:

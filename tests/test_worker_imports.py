@@ -8,14 +8,18 @@ import httpx
 import psutil
 import pytest
 from supervisor_run import Up, free_port
-from test_security import app_processes
+
+from benchmarks.common import app_processes, process_role
 
 pytestmark = pytest.mark.slow
 
 
-def maps_pandas(p: psutil.Process) -> bool:
-    # pandas' compiled extensions are mapped once it is imported.
-    return any("/pandas/_libs/" in m.path for m in p.memory_maps(grouped=True))
+def maps_pandas(p: psutil.Process) -> bool | None:
+    """Whether pandas' compiled extensions are mapped (they are once it is imported); None: gone."""
+    try:
+        return any("/pandas/_libs/" in m.path for m in p.memory_maps(grouped=True))
+    except psutil.Error:
+        return None
 
 
 def test_only_the_gradio_ingress_loads_pandas(tiny_models, serving_env, tmp_path):
@@ -26,18 +30,12 @@ def test_only_the_gradio_ingress_loads_pandas(tiny_models, serving_env, tmp_path
         post = httpx.post(f"{base}gradio_api/call/summarize", json={"data": ["Warm every replica up."]}, timeout=30)
         assert post.status_code == 200
         httpx.get(f"{base}gradio_api/call/summarize/{post.json()['event_id']}", timeout=120)
-        loaded = {}
-        for p in app_processes(up).values():
-            try:
-                title = " ".join(p.cmdline())
-                if title.startswith("ray::") or "serving.cli" in title:
-                    loaded[title.split()[0] if title.startswith("ray::") else "supervisor"] = maps_pandas(p)
-            except psutil.Error:
-                continue
+        loaded = {process_role(p): maps_pandas(p) for p in app_processes(up.proc.pid)}
+        loaded = {role: maps for role, maps in loaded.items() if maps is not None}
         ingress = [k for k in loaded if k.endswith(":GradioIngress")]
         assert ingress and all(loaded[k] for k in ingress), loaded  # Gradio imports pandas: the check sees it
-        for name in ("supervisor", "ray::ServeController", "ray::ProxyActor", "ray::ServeReplica:gradio-serve:model0"):
-            found = [k for k in loaded if k.startswith(name)]  # a title may go on: ray::ServeController.run...
+        for name in ("supervisor", "ServeController", "ProxyActor", "ServeReplica:gradio-serve:model0"):
+            found = [k for k in loaded if k.startswith(name)]  # a title may go on: ServeController.run...
             assert found, loaded
             assert not any(loaded[k] for k in found), f"{name} loads pandas: {loaded}"
     finally:
