@@ -18,7 +18,7 @@ import inspect
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 
 import torch
@@ -49,7 +49,7 @@ class _Row:
         self.on_tokens = on_tokens  # called in the loop thread with the tokens so far, after each step
         self.out: list[int] = []
         self.future: Future[list[int]] = Future()
-        self.gen = torch.Generator().manual_seed(sampling.seed) if sampling.seed is not None else None
+        self.gen: torch.Generator | None = None  # made at the first sample, on the logits' device
 
 
 def supports(model) -> bool:
@@ -84,6 +84,10 @@ class DecodeLoop:
         # transformers 5.2x renamed `past_key_values` to `cache` (the old name warns, then goes away).
         params = inspect.signature(model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        # Only the last position's logits are used: a prefill otherwise keeps one row of vocabulary-sized
+        # logits per prompt token (an 8k-token prompt on SmolLM2: ~1.6 GB in float32).
+        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        self.max_positions = _max_positions(model.config)
 
     def submit(self, prompt: list[int], sampling: Sampling,
                on_tokens: Callable[[list[int]], None] | None = None) -> Future[list[int]]:
@@ -92,12 +96,22 @@ class DecodeLoop:
     def submit_many(self, requests: list[tuple[list[int], Sampling, Callable | None]]) -> list[Future[list[int]]]:
         """Several rows at once: they are prefilled together (one forward) rather than one by one."""
         rows = [_Row(prompt, sampling, on_tokens) for prompt, sampling, on_tokens in requests]
+        fitting = []
+        for row in rows:
+            # Past the model's positions a forward fails (GPT-2: IndexError) and with it the whole batch.
+            if self.max_positions and len(row.prompt) + row.s.max_new_tokens > self.max_positions:
+                row.future.set_exception(ValueError(
+                    f"the prompt ({len(row.prompt)} tokens) plus max_new_tokens ({row.s.max_new_tokens}) is more "
+                    f"than this model's {self.max_positions} positions: shorten the prompt or lower max_new_tokens"))
+            else:
+                fitting.append(row)
         with self._cond:
             if self._closed:
                 raise RuntimeError("this model was replaced; send the prompt to the new one")
-            self._waiting.extend(rows)
+            self._waiting.extend(fitting)
             self._cond.notify()
-            if self._thread is None:
+            # A thread that ended anyway (it should not) is replaced, so later prompts never wait forever.
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="decode-loop", daemon=True)
                 self._thread.start()
         return [row.future for row in rows]
@@ -133,8 +147,7 @@ class DecodeLoop:
             except BaseException as exc:  # every row in flight gets the error; the loop goes on
                 log.exception("decoding failed")
                 for row in rows + new:
-                    if not row.future.done():
-                        row.future.set_exception(exc)
+                    _settle(row.future, error=exc)
                 rows, cache, mask = [], None, None
 
     def _admit(self, new: list[_Row], rows: list[_Row], cache, mask):
@@ -148,7 +161,8 @@ class DecodeLoop:
             new_mask[i, width - len(r.prompt):] = 1
         ids, new_mask = ids.to(device), new_mask.to(device)
         positions = (new_mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=new_mask, position_ids=positions, use_cache=True)
+        out = self.model(input_ids=ids, attention_mask=new_mask, position_ids=positions, use_cache=True,
+                         **self._last_only)
         self._choose(new, out.logits[:, -1, :])
         if rows:
             # Rows already decoding take their next step first, so no row waits a prefill long.
@@ -162,7 +176,7 @@ class DecodeLoop:
         mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
         positions = mask.sum(-1, keepdim=True) - 1
         out = self.model(input_ids=last, attention_mask=mask, position_ids=positions, use_cache=True,
-                         **{self._cache_arg: cache})
+                         **{self._cache_arg: cache}, **self._last_only)
         self._choose(rows, out.logits[:, -1, :])
         return _cache_of(out), mask
 
@@ -180,6 +194,9 @@ class DecodeLoop:
                 r.out.append(greedy[i])
                 continue
             if s.do_sample:
+                if s.seed is not None and r.gen is None:
+                    # multinomial wants its generator where the logits are (a CPU one fails on a GPU).
+                    r.gen = torch.Generator(device=row.device).manual_seed(s.seed)
                 r.out.append(_sample(row, s, r.gen))
             else:
                 r.out.append(int(row.argmax()))
@@ -194,8 +211,8 @@ class DecodeLoop:
             ended = r.out[-1] in self.eos or len(r.out) >= r.s.max_new_tokens or r.future.cancelled()
             if not ended:
                 keep.append(i)
-            elif not r.future.done():
-                r.future.set_result(r.out[:-1] if r.out[-1] in self.eos else list(r.out))
+            else:
+                _settle(r.future, r.out[:-1] if r.out[-1] in self.eos else list(r.out))
         if len(keep) == len(rows):
             return rows, cache, mask
         if not keep:
@@ -210,6 +227,25 @@ class DecodeLoop:
                 layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
             mask = mask[:, first:]
         return [rows[i] for i in keep], cache, mask
+
+
+def _settle(future: Future, result=None, error: BaseException | None = None) -> None:
+    """Answer a row, unless its caller cancelled it, even in another thread since any check we make."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass  # cancelled (or already answered): nobody waits for this answer
+
+
+def _max_positions(config) -> int | None:
+    """The most positions (prompt + answer) the model takes, if its config says; None: no known limit."""
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    known = [n for n in (getattr(config, a, None) for a in ("max_position_embeddings", "n_positions"))
+             if isinstance(n, int) and n > 0]
+    return min(known) if known else None
 
 
 def _sample(logits: torch.Tensor, s: Sampling, gen: torch.Generator | None) -> int:

@@ -5,8 +5,10 @@ each row keeps its own settings; a failure reaches every caller and the loop goe
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
 
 import pytest
+import torch
 
 from serving import decoding
 from serving.catalog import resolve
@@ -91,12 +93,12 @@ def test_a_failing_step_fails_its_rows_and_the_loop_goes_on(tiny_models, monkeyp
 
 
 def test_a_cancelled_answer_leaves_the_batch(tiny_models):
-    runner = runner_for(tiny_models, "causal", max_new_tokens=400, min_new_tokens=400)
+    runner = runner_for(tiny_models, "causal", max_new_tokens=200, min_new_tokens=200)  # < 256 positions
     first_tokens = threading.Event()
     answer = runner.submit("Once upon a time", lambda text: first_tokens.set())
     assert first_tokens.wait(30)
     answer.cancel()
-    # The loop is free again: a short answer comes back long before 400 tokens could have.
+    # The loop is free again: a short answer comes back long before 200 tokens could have.
     quick = runner_for(tiny_models, "causal", max_new_tokens=4)
     quick.loop = runner.loop
     assert quick.generate(["The"])[0].text
@@ -127,3 +129,90 @@ def test_a_closed_loop_finishes_its_rows_refuses_new_ones_and_ends(tiny_models):
     assert not thread.is_alive()
     with pytest.raises(RuntimeError, match="replaced"):
         runner.submit("The")
+
+
+def test_a_prefill_keeps_only_the_last_positions_logits(tiny_models, monkeypatch):
+    runner = runner_for(tiny_models, "causal", max_new_tokens=4, min_new_tokens=4)
+    model, real_forward = runner.model, runner.model.forward
+    seen: list[tuple[int, tuple]] = []  # (input length, logits shape) of each forward
+
+    def recording(*args, **kwargs):
+        out = real_forward(*args, **kwargs)
+        seen.append((kwargs["input_ids"].shape[1], tuple(out.logits.shape)))
+        return out
+
+    monkeypatch.setattr(model, "forward", recording)
+    assert runner.generate(["A long long prompt with many words in it"])[0].text
+    assert seen[0][0] > 1  # the prefill
+    assert all(shape[1] == 1 for _, shape in seen)  # not one vocabulary-sized row per prompt token
+
+
+def test_a_row_past_the_models_positions_fails_alone(tiny_models):
+    runner = runner_for(tiny_models, "causal", max_new_tokens=16)
+    limit = runner.model.config.n_positions
+    assert runner.loop.max_positions == limit
+    prompt = runner._prompt_ids(["Once upon a time"], runner.generation)[0][0]
+    long_prompt = (prompt * limit)[:limit - 10]
+    normal = decoding.Sampling(max_new_tokens=16, min_new_tokens=16)
+    alone = runner.loop.submit(prompt, normal).result(60)
+    # The long row would pass the last position a few steps in, while the other rows still decode.
+    futures = runner.loop.submit_many([(prompt, normal, None), (long_prompt, decoding.Sampling(max_new_tokens=20),
+                                                                None), (prompt, normal, None)])
+    with pytest.raises(ValueError, match=rf"\({limit - 10} tokens\).*\(20\).*{limit} positions.*shorten the prompt"):
+        futures[1].result(60)
+    assert futures[0].result(60) == futures[2].result(60) == alone
+    # Through the Runner: a clear error for that answer, not an IndexError.
+    with pytest.raises(ValueError, match="lower max_new_tokens"):
+        runner.generate(["Once upon a time"], Generation(max_new_tokens=limit + 10))
+    assert runner.generate(["Once upon a time"])[0].text
+
+
+def test_a_seeded_rows_generator_is_on_the_logits_device(tiny_models, monkeypatch):
+    # A CPU generator fails torch.multinomial on CUDA logits; no GPU here, so check where it is made.
+    runner = runner_for(tiny_models, "causal")
+    real_generator, devices = torch.Generator, []
+
+    def recording(*args, **kwargs):
+        devices.append(kwargs.get("device", args[0] if args else None))
+        return real_generator(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "Generator", recording)
+    prompt = runner._prompt_ids(["Once upon a time"], runner.generation)[0][0]
+    seeded = decoding.Sampling(max_new_tokens=4, do_sample=True, seed=3)
+    assert len(runner.loop.submit(prompt, seeded).result(60)) <= 4
+    assert devices and all(d is not None and torch.device(d) == runner.model.device for d in devices)
+
+
+def test_a_cancel_racing_the_answer_fails_no_other_row_and_the_loop_goes_on(tiny_models, monkeypatch):
+    runner = runner_for(tiny_models, "causal")
+
+    class CancelledJustBefore(Future):
+        """The caller cancels in another thread right after the loop checked, before it answers."""
+
+        def set_result(self, result):
+            self.cancel()
+            super().set_result(result)
+
+        def set_exception(self, exception):
+            self.cancel()
+            super().set_exception(exception)
+
+    def racy(tokens):  # marks the rows whose caller cancels at the worst moment
+        pass
+
+    class Row(decoding._Row):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if self.on_tokens is racy:
+                self.future = CancelledJustBefore()
+
+    monkeypatch.setattr(decoding, "_Row", Row)
+    prompt = runner._prompt_ids(["Once upon a time"], runner.generation)[0][0]
+    short, long_ = decoding.Sampling(max_new_tokens=4, min_new_tokens=4), decoding.Sampling(max_new_tokens=12,
+                                                                                          min_new_tokens=12)
+    alone = runner.loop.submit(prompt, long_).result(60)
+    first, second, other = runner.loop.submit_many([(prompt, short, racy), (prompt, short, racy),
+                                                     (prompt, long_, None)])
+    assert other.result(30) == alone  # the rest of the batch answers
+    assert first.cancelled() and second.cancelled()
+    assert runner.loop.submit(prompt, long_).result(30) == alone  # and so does a later prompt
