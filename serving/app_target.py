@@ -32,6 +32,7 @@ from pathlib import Path
 
 # What a TARGET names, parsed and checked without importing it (light: the launcher uses it too);
 # re-exported, as callers have always found it here.
+from .launch_settings import Call, SettingError, Settings, parameters, read_unrun_calls, recorded_call, settle
 from .target import (  # noqa: F401 - absolute_target and portable_target: re-exported
     AppLoadError,
     Target,
@@ -42,11 +43,6 @@ from .target import (  # noqa: F401 - absolute_target and portable_target: re-ex
     portable_target,
 )
 
-# Keyword arguments of `launch()` that `gr.mount_gradio_app` also takes: a top-level
-# `demo.launch(theme=..., css=...)` keeps its look when served.
-MOUNT_KWARGS = ("theme", "css", "css_paths", "js", "head", "head_paths", "favicon_path", "allowed_paths",
-                "blocked_paths", "max_file_size", "auth", "auth_message", "footer_links", "i18n", "pwa")
-
 
 @dataclass
 class LoadedApp:
@@ -54,11 +50,12 @@ class LoadedApp:
     name: str  # how it was found: "demo", or "build_demo()"
     kind: str  # "gr.Blocks", "gr.ChatInterface", ...
     file: str  # the file it came from
-    launch_kwargs: dict = field(default_factory=dict)  # from a top-level demo.launch(...)
+    settings: Settings = field(default_factory=Settings)  # what its launch() and queue() calls ask
 
 
-def load_app(target: Target | str, app_dir: str | None = None) -> LoadedApp:
-    """Import the app in this process (a replica, or the inspector) and find its Blocks."""
+def load_app(target: Target | str, app_dir: str | None = None, login_given: bool = False) -> LoadedApp:
+    """Import the app in this process (a replica, or the inspector) and find its Blocks and its settings.
+    `login_given`: our --username/--password replace the app's own login (else one we cannot read refuses)."""
     target = parse_target(target) if isinstance(target, str) else target
     folder = app_folder(target, app_dir)
     if target.file is not None:
@@ -69,39 +66,27 @@ def load_app(target: Target | str, app_dir: str | None = None) -> LoadedApp:
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    launches: list[dict] = []
+    launches: list[tuple[object, Call]] = []
     module = _import(target, launches)
     blocks, name = _find_blocks(module, target)
-    launched = launches[-1] if launches else _main_block_launch(module, name)
-    kwargs = {k: v for k, v in launched.items() if k in MOUNT_KWARGS}
-    return LoadedApp(blocks, name, kind_of(blocks), getattr(module, "__file__", None) or target.where, kwargs)
-
-
-def _main_block_launch(module, name: str) -> dict:
-    """The look that `if __name__ == "__main__": demo.launch(theme=..., css=...)` asks for (Gradio 6
-    takes theme, css, js and head in launch()): its keyword arguments, evaluated in the module."""
-    import ast
-
-    path = getattr(module, "__file__", None)
+    file = getattr(module, "__file__", None) or target.where
     try:
-        tree = ast.parse(Path(path).read_text(encoding="utf-8")) if path else None
-    except (OSError, SyntaxError, ValueError):
-        return {}
-    found: dict = {}
-    for node in ast.walk(tree) if tree else ():
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "launch"):
-            continue
-        owner = node.func.value  # demo.launch(...) or demo.queue(...).launch(...)
-        while isinstance(owner, ast.Call) and isinstance(owner.func, ast.Attribute):
-            owner = owner.func.value
-        if not (isinstance(owner, ast.Name) and owner.id == name.removesuffix("()")):
-            continue
-        for kw in node.keywords:
-            # The user's own expression, in their module; one that needs the main block's locals is left out.
-            with contextlib.suppress(Exception):
-                if kw.arg in MOUNT_KWARGS:
-                    found[kw.arg] = eval(compile(ast.Expression(kw.value), path, "eval"), vars(module))
-    return found
+        settings = settle(_launch_calls(module, blocks, name, launches), file, login_given)
+    except SettingError as exc:
+        raise AppLoadError(str(exc), exc.hint) from None
+    return LoadedApp(blocks, name, kind_of(blocks), file, settings)
+
+
+def _launch_calls(module, served, name: str, launches: list[tuple[object, Call]]) -> list[Call]:
+    """The file's launch() and queue() calls that concern the served app, in the order they would run:
+    those that ran at import, then those of the main block and functions. A call on another of the
+    file's apps is left out; with a builder every call counts (its app is built anew here)."""
+    builder = name.endswith("()")
+    others = {n for n, b in top_level_blocks(module) if b is not served} if not builder else set()
+    ran = [call for owner, call in launches if builder or not any(owner is vars(module).get(n) for n in others)]
+    path = getattr(module, "__file__", None)
+    unrun = read_unrun_calls(path, vars(module), others, {c.line for _, c in launches if c.line}) if path else []
+    return ran + unrun
 
 
 def kind_of(blocks: object) -> str:
@@ -110,14 +95,21 @@ def kind_of(blocks: object) -> str:
 
 
 @contextlib.contextmanager
-def _launch_skipped(launches: list[dict]):
+def _launch_skipped(launches: list[tuple[object, Call]], file: Path | None):
     """A top-level `demo.launch()` would start a second server and block: record it instead."""
     import gradio as gr
 
     original = gr.Blocks.launch
+    parameters("launch")  # its names, read before the patch hides them
 
     def launch(self, *args, **kwargs):
-        launches.append(kwargs)
+        frame, line = sys._getframe(1), None
+        while frame is not None and file is not None:
+            if Path(frame.f_code.co_filename) == file:
+                line = frame.f_lineno
+                break
+            frame = frame.f_back
+        launches.append((self, recorded_call("launch", args, kwargs, line)))
         return None, None, None  # what launch() returns when it does not block: (app, local, share url)
 
     gr.Blocks.launch = launch
@@ -127,9 +119,9 @@ def _launch_skipped(launches: list[dict]):
         gr.Blocks.launch = original
 
 
-def _import(target: Target, launches: list[dict]):
+def _import(target: Target, launches: list[tuple[object, Call]]):
     try:
-        with _launch_skipped(launches):
+        with _launch_skipped(launches, target.file):
             if target.file is None:
                 return importlib.import_module(target.module)
             name = _module_name(target.file)
@@ -249,16 +241,18 @@ class Inspection:
     kind: str | None = None
     error: str | None = None
     hint: str | None = None
+    warnings: list[str] = field(default_factory=list)  # launch()/queue() settings that are not applied
 
 
-def inspect_target(text: str, app_dir: str | None = None) -> Inspection:
+def inspect_target(text: str, app_dir: str | None = None, login_given: bool = False) -> Inspection:
     try:
         target = parse_target(text)
         folder = str(app_folder(target, app_dir))
-        app = load_app(target, app_dir)
+        app = load_app(target, app_dir, login_given)
     except AppLoadError as exc:
         return Inspection(False, text, error=str(exc), hint=exc.hint)
-    return Inspection(True, text, folder=folder, file=app.file, name=app.name, kind=app.kind)
+    return Inspection(True, text, folder=folder, file=app.file, name=app.name, kind=app.kind,
+                      warnings=app.settings.warnings)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,15 +261,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("target", help="path/to/demo.py, path/to/demo.py:NAME or package.module:NAME")
     p.add_argument("--app-dir", help="folder the app runs in (default: the file's folder)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--login-given", action="store_true",
+                   help="a login is given with --username/--password (it replaces the app's own)")
     args = p.parse_args(argv)
     out = sys.stdout
     # The user's code may print; keep stdout for the answer.
     sys.stdout = sys.stderr
-    result = inspect_target(args.target, args.app_dir)
+    result = inspect_target(args.target, args.app_dir, args.login_given)
     if args.json:
         out.write(json.dumps(asdict(result)) + "\n")
     elif result.ok:
         out.write(f"{result.name} · {result.kind} in {result.file}\n")
+        out.writelines(f"warning: {w}\n" for w in result.warnings)
     else:
         out.write(f"error: {result.error}\n" + (f"  hint: {result.hint}\n" if result.hint else ""))
     out.flush()

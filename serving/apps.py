@@ -102,17 +102,17 @@ class ServedApp(UserGradioIngress):
     """`gradio-serve up --app`: the user's Gradio app, imported in this replica, served unchanged."""
 
     def __init__(self, target: str, app_dir: str | None, auth: list[str] | None, root_path: str | None = None):
-        self._target, self._app_dir, self._auth = target, app_dir, auth
-        super().__init__(self._build, mount_kwargs={"root_path": root_path} if root_path else None)
+        self._target, self._app_dir, self._auth, self._root_path = target, app_dir, auth, root_path
+        super().__init__(self._build)
 
     def _build(self):
         from .app_target import load_app
+        from .launch_settings import apply
 
-        app = load_app(self._target, self._app_dir)
-        # A top-level demo.launch(theme=..., css=...) keeps its look; our login wins over its auth.
-        self._gradio_mount_kwargs.update(app.launch_kwargs)
-        if self._auth:
-            self._gradio_mount_kwargs["auth"] = tuple(self._auth)
+        app = load_app(self._target, self._app_dir, login_given=bool(self._auth))
+        # Every launch()/queue() setting of the app is kept (serving/launch_settings.py); our flags win.
+        overrides = {"auth": tuple(self._auth) if self._auth else None, "root_path": self._root_path}
+        self._gradio_mount_kwargs = apply(app.blocks, app.settings, overrides)
         return app.blocks
 
 

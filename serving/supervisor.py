@@ -105,7 +105,8 @@ class Supervisor:
             raise StartError(str(exc), exc.hint) from None
         self._inspection = subprocess.Popen(
             [sys.executable, "-m", "serving.app_target", spec.target, "--json"]
-            + (["--app-dir", spec.app_dir] if spec.app_dir else []),
+            + (["--app-dir", spec.app_dir] if spec.app_dir else [])
+            + (["--login-given"] if self.config.http.username else []),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=sys.stderr, text=True,
         )
 
@@ -138,6 +139,8 @@ class Supervisor:
         if not found["ok"]:
             raise StartError(found["error"], found.get("hint") or "fix the app and start again")
         self._app_found = f"{found['name']} · {found['kind']}"
+        for warning in found.get("warnings") or ():
+            self.events.emit("log", level="warning", message=warning)
         self.events.emit("log", level="info", message=f"found {self._app_found} in {found['file']}")
 
     # -- the life cycle ----------------------------------------------------------

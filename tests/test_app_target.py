@@ -117,7 +117,7 @@ def test_the_look_asked_of_launch_is_kept(tmp_path):
         ui.launch(css="body {color: red}", share=True)
     """)
     code = ("import sys, json; from serving.app_target import load_app; a = load_app(sys.argv[1]); "
-            "print(json.dumps({k: type(v).__name__ if k == 'theme' else v for k, v in a.launch_kwargs.items()}))")
+            "print(json.dumps({k: type(v).__name__ if k == 'theme' else v for k, v in a.settings.launch.items()}))")
     def kwargs_of(path):
         run = subprocess.run([sys.executable, "-c", code, str(path)], cwd=tmp_path, capture_output=True, text=True,
                              timeout=120, check=False, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
