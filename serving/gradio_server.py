@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from urllib.parse import quote, urlsplit
 
 from ray import serve
 
@@ -37,6 +38,7 @@ from .sessions import (
     CALL_RESULT,
     CALL_SUBMIT,
     EVENT_TAG,
+    RESULT_METHODS,
     cookie_name,
     cookie_value,
     new_cookie_value,
@@ -54,11 +56,21 @@ MAX_ONGOING_REQUESTS = 1000
 
 
 class SessionAffinity:
-    """ASGI middleware in each replica: the cookie that pins a session here, and tagged event ids."""
+    """ASGI middleware in each replica: the cookie that pins a session here, and tagged event ids.
 
-    def __init__(self, app, replica: str, app_name: str, deployment: str):
+    The cookie is scoped where the app is served: its Path is the app's root path (Gradio's
+    `root_path`, where a reverse proxy serves it, else the ASGI root path), so two apps under one
+    host at different paths keep a cookie each. Its name does not hold the root path: the app's
+    port (serving/port_relay.py) reads the name from a request head, which does not carry it.
+    Under https it is `SameSite=None; Secure`, as Gradio's own login cookie, so the app also
+    keeps its sessions inside another site's iframe; plain http keeps `SameSite=Lax`."""
+
+    def __init__(self, app, replica: str, app_name: str, deployment: str, root_path: str | None = None):
         self.app, self.replica = app, replica
         self.app_name, self.deployment = app_name, deployment
+        # Gradio's root_path is a path or a whole URL (https://host/path): its path, and its scheme.
+        parts = urlsplit(root_path or "")
+        self.root_path, self.https = parts.path.rstrip("/"), parts.scheme == "https"
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -68,7 +80,7 @@ class SessionAffinity:
         # A session starts at its entry (page, config, login); a cookie naming another replica moved here.
         needs_cookie = held != self.replica and (held is not None or starts_session(scope))
         path = scope.get("path", "")
-        result = CALL_RESULT.search(path)
+        result = CALL_RESULT.search(path) if scope.get("method") in RESULT_METHODS else None
         if result and EVENT_TAG in result[1]:  # a tagged event id: Gradio knows the plain one
             plain = result[1].rpartition(EVENT_TAG)[0]
             path = path[:result.start(1)] + plain + path[result.end(1):]
@@ -76,7 +88,7 @@ class SessionAffinity:
         tag_event = scope.get("method") == "POST" and CALL_SUBMIT.search(path) is not None
         if not needs_cookie and not tag_event:
             return await self.app(scope, receive, send)
-        cookie = f"{name}={new_cookie_value(self.replica)}; Path=/; HttpOnly; SameSite=Lax".encode()
+        cookie = f"{name}={new_cookie_value(self.replica)}; {self._attributes(scope)}".encode()
         start: dict | None = None
         body = bytearray()
 
@@ -101,6 +113,12 @@ class SessionAffinity:
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+    def _attributes(self, scope) -> str:
+        path = quote(self.root_path or scope.get("root_path", "").rstrip("/") or "/", safe="/:@!$&'()*+,=-._~%")
+        forwarded = next((v for k, v in scope.get("headers") or () if k.lower() == b"x-forwarded-proto"), b"")
+        https = self.https or scope.get("scheme") == "https" or forwarded.split(b",")[0].strip().lower() == b"https"
+        return f"Path={path}; HttpOnly; " + ("SameSite=None; Secure" if https else "SameSite=Lax")
 
     def _tagged(self, body: bytes) -> bytes:
         import json

@@ -30,9 +30,13 @@ The rules, for a deployment with more than one replica:
   the app (the page, /config, /login, /gradio_api/info): only those answers set the
   cookie and count as new sessions, so a page's own cookie-less side requests (a
   favicon, a prefetch) neither move it nor upset the round robin.
-- `POST /gradio_api/call/<api>` answers an event id that carries the replica's name
-  (`<id>~<replica>`), so the `GET .../call/<api>/<event id>` that fetches the result finds
-  it even from curl without cookies. The replica strips the tag before Gradio sees it.
+- `POST /gradio_api/call/<api>` (and `.../call/v2/<api>`, the "Use via API" page's) answers an
+  event id that carries the replica's name (`<id>~<replica>`), so the `GET .../call/<api>/<event
+  id>` that fetches the result finds it even from curl without cookies. The replica strips the
+  tag before Gradio sees it.
+- Cookies are read as Starlette (so Gradio) reads them: one odd cookie that another app on the
+  host sets (JSON, a space, a flag without `=`) hides none of the others. A value that is not of
+  our form (`<replica>.<hex nonce>`) is ignored.
 """
 
 from __future__ import annotations
@@ -42,18 +46,25 @@ import random
 import re
 import time
 from collections import OrderedDict, defaultdict, deque
-from http.cookies import CookieError, SimpleCookie
 
 EVENT_TAG = "~"
-# GET /gradio_api/call/<api>/<event id> (and /call/v2/...): the last segment is the event id.
+# GET /gradio_api/call/<api>/<event id> (and /call/v2/...): the last segment is the event id. Only a
+# GET (or HEAD) is a result's: `POST .../call/v2/<api>` has the same shape and is a submission.
 CALL_RESULT = re.compile(r"/gradio_api/call/(?:v2/)?[^/]+/([^/]+)/?$")
-CALL_SUBMIT = re.compile(r"/gradio_api/call/[^/]+/?$")
+RESULT_METHODS = ("GET", "HEAD")
+# POST /gradio_api/call/<api> and /call/v2/<api>: answered with an event id.
+CALL_SUBMIT = re.compile(r"/gradio_api/call/(?:v2/)?[^/]+/?$")
+# A replica's id as Serve writes it, and new_cookie_value's form: what is not ours is ignored.
+REPLICA = re.compile(r"[A-Za-z0-9_-]{1,64}")
+OUR_VALUE = re.compile(REPLICA.pattern + r"\.[0-9a-f]{1,32}")
 # Where a browser or a client starts a session: the page, or Gradio's config/login/API info.
 SESSION_ENTRY = re.compile(r"(^/?$|/$|/config/?$|/login/?$|/gradio_api/info/?$)")
 # New sessions counted for spreading: those routed within this window.
 RECENT_S = 30.0
-# Sessions of dead replicas remembered where they moved (the oldest are forgotten first).
-MAX_MOVED = 100_000
+# Sessions of dead replicas remembered where they moved, in bytes (the oldest are forgotten first);
+# an entry is counted as its two strings plus what the dict spends on it.
+MAX_MOVED_BYTES = 16 * 1024 * 1024
+ENTRY_BYTES = 200
 
 
 def cookie_name(app_name: str, deployment_name: str, scope: dict) -> str:
@@ -73,14 +84,16 @@ def _addressed(scope: dict) -> str:
 
 
 def cookie_value(scope: dict, name: str) -> str | None:
+    """Our cookie's value, if the request carries one of our form (the first: a browser sends the
+    cookie of the longest path first)."""
     for key, value in scope.get("headers") or ():
         if key.lower() == b"cookie":
-            try:
-                jar = SimpleCookie(value.decode("latin-1"))
-            except CookieError:
-                continue
-            if name in jar:
-                return jar[name].value
+            # Starlette's cookie_parser, less the unquoting our values never need: split on `;`,
+            # then on the first `=`; whatever a pair holds, it spoils no other.
+            for pair in value.decode("latin-1").split(";"):
+                key_part, eq, val = pair.partition("=")
+                if eq and key_part.strip() == name and OUR_VALUE.fullmatch(val := val.strip()):
+                    return val
     return None
 
 
@@ -95,11 +108,11 @@ def replica_of(value: str | None) -> str | None:
     return value.partition(".")[0] or None if value else None
 
 
-def event_replica(path: str) -> str | None:
+def event_replica(path: str, method: str = "GET") -> str | None:
     """The replica named by a tagged event id in a call-result path."""
-    match = CALL_RESULT.search(path)
-    if match and EVENT_TAG in match[1]:
-        return match[1].rpartition(EVENT_TAG)[2] or None
+    match = CALL_RESULT.search(path) if method in RESULT_METHODS else None
+    if match and EVENT_TAG in match[1] and REPLICA.fullmatch(replica := match[1].rpartition(EVENT_TAG)[2]):
+        return replica
     return None
 
 
@@ -109,7 +122,8 @@ def starts_session(scope: dict) -> bool:
 
 def pinned_replica(scope: dict, app_name: str, deployment_name: str) -> str | None:
     """The replica this request belongs to (its session cookie, or its event id), if any."""
-    return event_replica(scope.get("path", "")) or cookie_value(scope, cookie_name(app_name, deployment_name, scope))
+    event = event_replica(scope.get("path", ""), scope.get("method", "GET"))
+    return event or cookie_value(scope, cookie_name(app_name, deployment_name, scope))
 
 
 def rendezvous(key: str, replica: str) -> bytes:
@@ -123,6 +137,7 @@ class SessionRoutes:
         self._new_sessions: dict[str, deque] = defaultdict(deque)  # replica -> when it took new sessions
         self._stateless: dict[str, deque] = defaultdict(deque)  # replica -> when it took other cookie-less calls
         self._moved: OrderedDict[str, str] = OrderedDict()  # a dead replica's session (cookie) -> its new replica
+        self._moved_bytes = 0
 
     def choose(self, pinned: str | None, starts: bool, candidates: list[str]) -> list[list[str]]:
         """Ranks of replicas to try: a pinned request's own (or where its session moved), else
@@ -146,11 +161,18 @@ class SessionRoutes:
         moved = self._moved.get(pinned)
         if moved not in candidates:
             moved = max(candidates, key=lambda r: rendezvous(pinned, r))
+            self._forget(pinned)
             self._moved[pinned] = moved
-            while len(self._moved) > MAX_MOVED:
-                self._moved.popitem(last=False)
+            self._moved_bytes += len(pinned) + len(moved) + ENTRY_BYTES
+            while self._moved_bytes > MAX_MOVED_BYTES and len(self._moved) > 1:
+                self._forget(next(iter(self._moved)))
         self._moved.move_to_end(pinned)
         return moved
+
+    def _forget(self, pinned: str) -> None:
+        moved = self._moved.pop(pinned, None)
+        if moved is not None:
+            self._moved_bytes -= len(pinned) + len(moved) + ENTRY_BYTES
 
     @staticmethod
     def _recent(turns: dict[str, deque], replica: str, now: float) -> tuple[int, float]:
