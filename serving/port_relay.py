@@ -7,35 +7,39 @@ proxy for the body). With Serve's direct ingress (RAY_SERVE_ENABLE_DIRECT_INGRES
 cluster we start) every Gradio replica also serves HTTP itself, on a loopback port of its own;
 relaying there costs a fraction of a millisecond.
 
-- One replica: each connection is relayed whole, byte for byte.
-- Several: sessions must stick to their replica (serving/sessions.py). Each request's head is
-  read (method, path, cookie, host) and the request goes to its replica, whatever connection
-  it came on: a browser reuses connections across requests. Responses are passed back as they
-  come. A request body of unknown length (chunked) or a protocol switch (websocket) keeps the
-  rest of that connection where it went.
+- Each request is read with httptools (serving/http_framing.py), as every replica reads it, and
+  passed on written anew; what a replica would refuse is refused here, with uvicorn's answer.
+- One replica: each connection's requests all go to it.
+- Several: sessions must stick to their replica (serving/sessions.py). Each request goes to its
+  replica (method, path, cookie, host), whatever connection it came on: a browser reuses
+  connections across requests. Responses are passed back as they come. A protocol switch
+  (a websocket) keeps the rest of that connection where it went.
 - A replica that is gone (killed, or replaced by an apply) refuses the connection: the relay
   forgets it and routes the request anew among the others, so a dead replica's session moves
   once and stays where it moved (serving/sessions.py). Serve's proxy takes the requests while
-  the relay knows no replica. A replica killed just as a request reached it over a kept-alive
-  connection ends that connection unanswered: the request (kept until its answer starts) goes
-  again, as a new one, and finds the replica's port refusing.
+  the relay knows no replica. A replica that ends a connection before answering may have run
+  the request (or died of it): only a GET or HEAD goes again; for any other the client's
+  connection ends, as it would have with that replica alone, and never reaches a second one.
+- Slow or idle clients cannot starve the others: a head must be whole within HEAD_TIMEOUT_S,
+  at most MAX_CONNECTIONS clients are served at once, and a client is not read while what it
+  sent cannot go on (memory stays bounded).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from collections import deque
 
+from .http_framing import UNAVAILABLE, Head, Refused, RequestFramer
 from .sessions import SessionRoutes, pinned_replica, starts_session
 
 UPSTREAM_HOST = "127.0.0.1"
-MAX_HEAD = 64 * 1024  # a longer request head is relayed whole to Serve's proxy, which answers it
 PROXY = ""  # the key of Serve's proxy among a connection's upstreams
 BACKLOG = 2048  # connections waiting to be accepted, as uvicorn (Serve's proxy) allows
-MAX_RESEND = 1024 * 1024  # a longer request (an upload) is not kept to be sent again
-RESENDS = 3  # times one request is sent again after its upstream ended without answering
+MAX_CONNECTIONS = 4096  # clients served at once; past it one is answered 503 (uvicorn's limit_concurrency)
+HEAD_TIMEOUT_S = 20.0  # a client whose request head is not whole by then is dropped (a slow or idle one)
+RESENDS = 3  # times one GET or HEAD is sent again after its upstream ended without answering
 
 
 class _Side(asyncio.Protocol):
@@ -47,6 +51,8 @@ class _Side(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        if self.key is None:
+            self.conn.started()
 
     def data_received(self, data: bytes) -> None:
         self.conn.received(self, data)
@@ -59,12 +65,18 @@ class _Side(asyncio.Protocol):
 
     # Flow control: a side whose reader is slow pauses reading on the side(s) feeding it.
     def pause_writing(self) -> None:
-        for feeder in self.conn.feeders(self):
-            feeder.transport.pause_reading()
+        self.conn.writing(self, paused=True)
 
     def resume_writing(self) -> None:
-        for feeder in self.conn.feeders(self):
-            feeder.transport.resume_reading()
+        self.conn.writing(self, paused=False)
+
+
+class _Busy(asyncio.Protocol):
+    """A client past MAX_CONNECTIONS: answered at once, as uvicorn answers past its limit_concurrency."""
+
+    def connection_made(self, transport) -> None:
+        transport.write(UNAVAILABLE)
+        transport.close()
 
 
 class _Connection:
@@ -72,69 +84,91 @@ class _Connection:
 
     def __init__(self, relay: PortRelay, routed: bool):
         self.relay = relay
-        self.routed = routed  # False: the first upstream takes the whole connection
+        self.routed = routed  # False: every request goes where the first went
         self.client = _Side(self)
         self.upstreams: dict[str, _Side] = {}
-        self.buffer = bytearray()  # the client's bytes not yet passed on
-        self.current: _Side | None = None  # where the current request (and its body) went
-        self.body_left = 0
-        self.whole = False  # the rest of the connection goes to `current` unread
-        self.unanswered: bytearray | None = None  # the request sent to `current`, until its answer starts
+        self.framer = RequestFramer()
+        self.pending: deque[Head | bytes] = deque()  # framed, waiting for an upstream's connection
+        self.current: _Side | None = None  # where the latest request (and its body) went
+        self.awaiting = False  # the latest request's answer has not started
+        self.resend: Head | None = None  # the latest request while awaiting, where it may go again
         self.resends = 0
-        self.connecting = None  # the task connecting an upstream; the client's bytes wait meanwhile
+        self.connecting: asyncio.Task | None = None
+        self.chosen: str | None = None  # where the head first in `pending` goes: routed once, not per try
+        self.full: set[_Side] = set()  # upstreams whose write buffer is full
         self.client_eof = False
+        self.head_timer: asyncio.TimerHandle | None = None
+
+    def started(self) -> None:
+        self._time_head()
 
     # -- the client's bytes ---------------------------------------------------------------
     def received(self, side: _Side, data: bytes) -> None:
         if side is not self.client:
             if side is self.current:
-                self.unanswered, self.resends = None, 0  # answered: it will not go again
+                self.awaiting, self.resend, self.resends = False, None, 0  # answered: it will not go again
             self.client.transport.write(data)
             return
-        self.buffer += data
+        try:
+            self.pending.extend(self.framer.feed(data))
+        except Refused as refused:
+            self.refuse(refused.answer)
+            return
+        self._time_head()
         self.pass_on()
 
     def pass_on(self) -> None:
-        while self.buffer and self.connecting is None:
-            if self.current is not None and (self.whole or self.body_left):
-                n = len(self.buffer) if self.whole else min(self.body_left, len(self.buffer))
-                chunk = bytes(self.buffer[:n])
-                self.current.transport.write(chunk)
-                self._keep(chunk)
-                del self.buffer[:n]
-                if not self.whole:
-                    self.body_left -= n
-                continue
-            head = None
-            if self.routed:  # at the start of a request
-                end = self.buffer.find(b"\r\n\r\n")
-                if end < 0 and len(self.buffer) <= MAX_HEAD:
-                    return  # the head is not all here yet
-                head = _Head.parse(bytes(self.buffer[:end + 4])) if end >= 0 else None
-            key = self.relay.route(head) if head else self.relay.first_choice()
-            upstream = self.upstreams.get(key)
-            if upstream is None or upstream.transport.is_closing():
-                self.connecting = asyncio.get_running_loop().create_task(self.connect(key))
-                return
-            self.current = upstream
-            if head is None:  # one replica, or a head we do not read: the rest goes there unread
-                self.whole, self.unanswered = True, None
-                continue
-            upstream.transport.write(head.raw)
-            self.unanswered = None if head.unbounded else bytearray(head.raw)
-            del self.buffer[:len(head.raw)]
-            self.body_left, self.whole = head.content_length, head.unbounded
-        done = self.client_eof and not self.buffer and self.connecting is None and self.current is not None
-        if done and self.current.transport.can_write_eof():
-            self.current.transport.write_eof()  # the client's half-close, after all it sent
+        while self.pending and self.connecting is None:
+            item = self.pending[0]
+            if isinstance(item, Head):
+                key = self.chosen = self._where(item) if self.chosen is None else self.chosen
+                upstream = self.upstreams.get(key)
+                if upstream is None or upstream.transport.is_closing():
+                    self.connecting = asyncio.get_running_loop().create_task(self.connect(key))
+                    break
+                self.chosen = None
+                upstream.transport.write(item.raw)
+                self.current, self.awaiting = upstream, True
+                self.resend = item if item.resendable else None
+            else:
+                self.current.transport.write(item)
+                self.resend = None  # a body, or a switched protocol's bytes: it does not go again
+            self.pending.popleft()
+        self._flow()
+        if self.client_eof and not self.pending and self.connecting is None:
+            if self.current is None or not self.current.transport.can_write_eof():
+                self.client.transport.close()  # it asked nothing that is still to be answered
+            else:
+                self.current.transport.write_eof()  # the client's half-close, after all it sent
 
-    def _keep(self, chunk: bytes) -> None:
-        if self.unanswered is None:
-            return
-        if len(self.unanswered) + len(chunk) > MAX_RESEND:
-            self.unanswered = None
-        else:
-            self.unanswered += chunk
+    def _where(self, head: Head) -> str:
+        if self.routed:
+            return self.relay.route(head)
+        if self.current is not None and not self.current.transport.is_closing():
+            return self.current.key  # one replica: the connection stays where it started
+        return self.relay.first_choice()
+
+    def _flow(self) -> None:
+        """Reads no more of the client while its bytes cannot go on: memory stays bounded."""
+        transport = self.client.transport
+        if self.pending or self.full:
+            transport.pause_reading()
+        elif not self.client_eof:
+            transport.resume_reading()
+
+    def _time_head(self) -> None:
+        """A head must arrive whole within HEAD_TIMEOUT_S of its first byte (or of the connection)."""
+        if not self.framer.in_head:
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+                self.head_timer = None
+        elif self.head_timer is None:
+            self.head_timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT_S, self.close)
+
+    def refuse(self, answer: bytes) -> None:
+        self.pending.clear()
+        self.client.transport.write(answer)
+        self.close()
 
     async def connect(self, key: str) -> None:
         port = self.relay.proxy_port if key == PROXY else self.relay.replicas.get(key)
@@ -144,12 +178,12 @@ class _Connection:
                 raise ConnectionRefusedError(f"replica {key} is gone")
             await asyncio.get_running_loop().create_connection(lambda: side, UPSTREAM_HOST, port)
         except OSError:
-            self.connecting = None
+            self.connecting = self.chosen = None
             if key == PROXY or self.client.transport.is_closing():
-                self.client.transport.close()
+                self.close()
                 return
-            # A replica that went away: the relay forgets it until the supervisor hears of it
-            # again, and the request is routed anew, by the same rules (its session moves once).
+            # A replica that went away: the relay forgets it until the supervisor hears of it again,
+            # and the request (it never reached a replica) is routed anew (its session moves once).
             self.relay.gone(key)
             self.pass_on()
             return
@@ -161,10 +195,19 @@ class _Connection:
         self.pass_on()
 
     # -- ends ---------------------------------------------------------------------------------
-    def feeders(self, side: _Side) -> list[_Side]:
-        if side is self.client:
-            return [u for u in self.upstreams.values() if u.transport is not None]
-        return [self.client]
+    def writing(self, side: _Side, paused: bool) -> None:
+        if side is self.client:  # the client reads slowly: so are the upstreams read
+            for upstream in self.upstreams.values():
+                if paused:
+                    upstream.transport.pause_reading()
+                else:
+                    upstream.transport.resume_reading()
+            return
+        if paused:
+            self.full.add(side)
+        else:
+            self.full.discard(side)
+        self._flow()
 
     def eof(self, side: _Side) -> bool:
         if side is self.client:
@@ -179,58 +222,37 @@ class _Connection:
                 upstream.transport.close()
             if self.connecting is not None:
                 self.connecting.cancel()
+            if self.head_timer is not None:
+                self.head_timer.cancel()
             self.relay.connections.discard(self)
             return
+        self.full.discard(side)
         if self.upstreams.get(side.key) is side:
             del self.upstreams[side.key]
-        if side is not self.current:
+        if self.client.transport.is_closing():
             return
-        if self.unanswered and self.resends < RESENDS and not self.client.transport.is_closing():
-            # It ended before answering (killed as the request arrived): the request goes again, as a
-            # new one. A dead replica's port refuses: it is forgotten and the request routed anew.
+        if side is not self.current:
+            self._flow()
+            return
+        self.current = None
+        if self.awaiting and self.resend is not None and self.resends < RESENDS:
+            # It ended before answering a request that changes nothing (killed as the request arrived):
+            # the request goes again. A dead replica's port refuses: it is forgotten, the request routed anew.
             self.resends += 1
-            self.buffer[:0] = self.unanswered
-            self.current, self.unanswered, self.body_left = None, None, 0
+            self.pending.appendleft(self.resend)
+            self.awaiting, self.resend, self.chosen = False, None, None
             self.pass_on()
             return
-        # Mid-answer or idle, the client's connection ends with it (as with one server).
-        self.client.transport.close()
+        if not self.awaiting and (self.pending or self.connecting is not None):
+            return  # idle there, and the next request is on its way elsewhere
+        # Mid-answer, idle, or a request that may have run (a POST: never sent twice): the client's
+        # connection ends with it, as with one server; its client decides whether to ask again.
+        self.close()
 
     def close(self) -> None:
         self.client.transport.close()
         for upstream in self.upstreams.values():
             upstream.transport.close()
-
-
-@dataclass(frozen=True, slots=True)
-class _Head:
-    """What routing needs of a request head, read the way an ASGI server reads it."""
-
-    raw: bytes
-    scope: dict  # method, path (unquoted, no query), headers (names in lower case): what sessions.py reads
-    content_length: int
-    unbounded: bool  # chunked, or a protocol switch: the connection's rest goes where this went
-
-    @classmethod
-    def parse(cls, raw: bytes) -> _Head | None:
-        lines = raw.split(b"\r\n")
-        try:
-            method, target, _version = lines[0].decode("latin-1").split(" ")
-            headers = []
-            for line in lines[1:]:
-                if line:
-                    name, _, value = line.partition(b":")
-                    headers.append((name.strip().lower(), value.strip()))
-        except ValueError:
-            return None
-        fields = dict(headers)
-        try:
-            length = int(fields.get(b"content-length", b"0"))
-        except ValueError:
-            return None
-        unbounded = b"chunked" in fields.get(b"transfer-encoding", b"").lower() or b"upgrade" in fields
-        path = unquote(urlsplit(target).path or "/")
-        return cls(raw, {"method": method, "path": path, "headers": headers}, length, unbounded)
 
 
 class PortRelay:
@@ -270,14 +292,16 @@ class PortRelay:
         replicas = self.replicas
         return next(iter(replicas)) if len(replicas) == 1 else PROXY
 
-    def route(self, head: _Head) -> str:
+    def route(self, head: Head) -> str:
         candidates = list(self.replicas)
         if not candidates:
             return PROXY
         pinned = pinned_replica(head.scope, self.app_name, self.deployment)
         return self.routes.choose(pinned, starts_session(head.scope), candidates)[0][0]
 
-    def _accept(self) -> _Side:
+    def _accept(self) -> asyncio.Protocol:
+        if len(self.connections) >= MAX_CONNECTIONS:
+            return _Busy()
         conn = _Connection(self, routed=len(self.replicas) > 1)
         self.connections.add(conn)
         return conn.client

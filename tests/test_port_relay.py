@@ -5,6 +5,7 @@ runs them): a "replica" is uvicorn serving an app behind the replicas' own sessi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -13,6 +14,7 @@ import httpx
 import pytest
 import uvicorn
 
+from serving import port_relay
 from serving.gradio_server import SessionAffinity
 from serving.port_relay import PortRelay
 from serving.preflight import free_loopback_port
@@ -21,10 +23,23 @@ from serving.sessions import cookie_name, rendezvous
 APP, DEPLOYMENT = "gradio-serve", "app"
 
 
+SEEN: dict[int, list[str]] = {}  # server port -> the paths of the requests that reached its app
+
+
 async def _app(scope, receive, send):
-    """Answers who it is and the path; /echo returns the body; /stream sends 3 chunks."""
+    """Answers who it is and the path; /echo returns the body; /stream sends 3 chunks; /slow waits
+    a second; /ws echoes a websocket's messages."""
+    if scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "text": f"{scope['server'][1]} {message['text']}"})
+        return
     if scope["type"] != "http":
         return
+    SEEN.setdefault(scope["server"][1], []).append(scope["path"])
+    if scope["path"] == "/slow":
+        await asyncio.sleep(1)
     body = b""
     while True:
         message = await receive()
@@ -62,9 +77,9 @@ class _Server:
         self.thread.join(timeout=10)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def servers():
-    """Replicas aaaa and bbbb, and Serve's proxy."""
+    """Replicas aaaa and bbbb, and Serve's proxy (they keep no state between tests)."""
     started = [_Server("aaaa"), _Server("bbbb"), _Server()]
     yield started
     for s in started:
@@ -129,6 +144,16 @@ def test_sessions_stick_to_their_replica_whatever_connection_carries_them(server
         assert shared.get(url + "/after", headers={"cookie": f"{name}={cookie_a}"}).text == f"{a.port} /after"
         # Gradio's REST result is found by its tagged event id, without a cookie.
         assert shared.get(url + "/gradio_api/call/predict/e1~bbbb").text == f"{b.port} /gradio_api/call/predict/e1"
+
+
+def test_each_request_is_routed_once(servers, relay):
+    # Routed again after its connection opened, a new session would count twice and could go elsewhere.
+    a, b, _ = servers
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": b.port})
+    for _ in range(4):
+        with _client() as c:
+            c.get(f"http://127.0.0.1:{relay.port}/config")
+    assert sorted(len(times) for times in relay.routes._new_sessions.values()) == [2, 2]
 
 
 def test_a_dead_replicas_session_moves_once_and_stays(servers, relay):
@@ -236,7 +261,7 @@ class _DyingReplica:
         conn.close()
 
 
-def test_a_request_that_reached_a_replica_as_it_died_goes_again(servers, relay):
+def test_a_get_that_reached_a_replica_as_it_died_goes_again(servers, relay):
     _, b, _ = servers
     dying = _DyingReplica()
     relay.point_at(DEPLOYMENT, {"aaaa": dying.port, "bbbb": b.port})
@@ -245,8 +270,180 @@ def test_a_request_that_reached_a_replica_as_it_died_goes_again(servers, relay):
     with _client() as c:
         assert c.get(url + "/first", headers=cookie).text == "live"
         # The same kept-alive connection: aaaa takes the request and ends without answering.
-        answer = c.post(url + "/echo", content=b"the body goes again too", headers=cookie)
-        assert answer.headers["x-server"] == str(b.port)
-        assert answer.content == b"the body goes again too"
+        answer = c.get(url + "/again", headers=cookie)
+        assert answer.text == f"{b.port} /again"
     assert "aaaa" not in relay.replicas  # its port refused the second try: forgotten
     dying.thread.join(5)
+
+
+def test_a_request_that_may_have_run_never_runs_twice(servers, relay):
+    # A POST that a replica took and died of (or died while running) would kill or run again on the next.
+    _, b, _ = servers
+    dying = _DyingReplica()
+    relay.point_at(DEPLOYMENT, {"aaaa": dying.port, "bbbb": b.port})
+    url, name = f"http://127.0.0.1:{relay.port}", _cookie(relay)
+    cookie = {"cookie": f"{name}=aaaa.0001"}
+    SEEN.clear()
+    with _client() as c:
+        assert c.get(url + "/first", headers=cookie).text == "live"
+        with pytest.raises(httpx.RemoteProtocolError):  # its connection ends, as aaaa's own would have
+            c.post(url + "/echo", content=b"once", headers=cookie)
+    assert "/echo" not in SEEN.get(b.port, [])
+    dying.thread.join(5)
+
+
+def _exchange(port: int, data: bytes, timeout: float = 5) -> bytes:
+    """Sends raw bytes, returns all that comes back until the server closes (or goes quiet)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return answer
+
+
+def _status(answer: bytes) -> bytes:
+    return answer.split(b"\r\n", 1)[0]
+
+
+REFUSED = {
+    "content-length with transfer-encoding":
+        b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /y HTTP/1.1\r\n\r\n",
+    "two content-lengths": b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 8\r\n\r\nabcGET /y",
+    "a bad chunk size": b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+    "a space before the colon": b"GET /x HTTP/1.1\r\nHost : h\r\n\r\n",
+    "a folded header": b"GET /x HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n 2\r\n\r\n",
+    "bare line feeds": b"GET /x HTTP/1.1\nHost: h\n\n",
+    "an unknown method": b"BREW /x HTTP/1.1\r\nHost: h\r\n\r\n",
+    "a transfer-encoding not ending in chunked": b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\nab",
+}
+
+
+@pytest.mark.parametrize("routed", [False, True])
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_what_a_replica_refuses_the_relay_refuses_alike_and_never_passes_on(servers, relay, case, routed):
+    a, b, proxy = servers
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": b.port} if routed else {"aaaa": a.port})
+    SEEN.clear()
+    direct, relayed = _exchange(proxy.port, REFUSED[case]), _exchange(relay.port, REFUSED[case])
+    assert _status(direct).startswith(b"HTTP/1.1 4"), direct
+    assert relayed.split(b"\r\n\r\n")[1] == direct.split(b"\r\n\r\n")[1] == b"Invalid HTTP request received."
+    assert _status(relayed) == _status(direct)
+    assert SEEN.get(a.port) is None and SEEN.get(b.port) is None  # no replica saw any of it
+
+
+class _Spy:
+    """A replica that records every byte it is sent and answers nothing."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.received = bytearray()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.listener.accept()
+                threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            while chunk := conn.recv(65536):
+                self.received += chunk
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_a_refused_request_is_answered_by_the_relay_and_its_bad_bytes_reach_no_replica(relay, case):
+    spy = _Spy()
+    relay.point_at(DEPLOYMENT, {"aaaa": spy.port})
+    answer = _exchange(relay.port, REFUSED[case], timeout=2)
+    assert _status(answer) == b"HTTP/1.1 400 Bad Request"
+    # At most a head that was whole and sound went on (a chunked body breaks after it), never what follows.
+    assert spy.received.partition(b"\r\n\r\n")[2] == b""
+    spy.listener.close()
+
+
+def test_a_head_over_the_limit_is_refused(servers, relay):
+    a, _, _ = servers
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port})
+    SEEN.clear()
+    big = b"GET /big HTTP/1.1\r\nHost: h\r\n" + b"X-A: %s\r\n" % (b"a" * 1000) * 70 + b"\r\n"
+    assert _status(_exchange(relay.port, big)) == b"HTTP/1.1 431 Request Header Fields Too Large"
+    # One header line that never ends: refused too, not held without end.
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as sock:
+        sock.sendall(b"GET /endless HTTP/1.1\r\nX-A: ")
+        with pytest.raises(OSError):  # the relay answers 431 and closes: a later send fails
+            for _ in range(1000):
+                sock.sendall(b"a" * 1024)
+    assert SEEN.get(a.port) is None
+
+
+def test_a_head_that_does_not_come_in_time_is_dropped(servers, relay, monkeypatch):
+    monkeypatch.setattr(port_relay, "HEAD_TIMEOUT_S", 0.3)
+    a, b, _ = servers
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": b.port})
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as idle, \
+            socket.create_connection(("127.0.0.1", relay.port), timeout=5) as slow:
+        slow.sendall(b"GET /slowloris HTTP/1.1\r\n")
+        started = time.monotonic()
+        with _client() as c:  # the others are served meanwhile; an answer may take longer than a head
+            assert c.get(f"http://127.0.0.1:{relay.port}/slow").status_code == 200
+        for sock in (idle, slow):
+            assert sock.recv(1024) == b""  # closed
+        assert time.monotonic() - started < 3
+
+
+def test_clients_past_the_cap_are_answered_503(servers, relay, monkeypatch):
+    monkeypatch.setattr(port_relay, "MAX_CONNECTIONS", 2)
+    url = f"http://127.0.0.1:{relay.port}/"
+    held = [socket.create_connection(("127.0.0.1", relay.port), timeout=5) for _ in range(2)]
+    deadline = time.monotonic() + 5
+    while len(relay.connections) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with _client() as c:
+        busy = c.get(url)
+        assert (busy.status_code, busy.text) == (503, "Service Unavailable")
+    held.pop().close()
+    while len(relay.connections) > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with _client() as c:
+        assert c.get(url).status_code == 200
+    held.pop().close()
+
+
+def test_a_client_is_not_read_while_its_replica_takes_nothing(servers, relay):
+    stalled = socket.create_server(("127.0.0.1", 0))  # accepts, never reads
+    relay.point_at(DEPLOYMENT, {"aaaa": stalled.getsockname()[1]})
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as sock:
+        sock.sendall(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % (256 << 20))
+        sock.settimeout(0.5)
+        sent, block = 0, b"x" * 65536
+        with contextlib.suppress(TimeoutError):
+            while sent < 128 << 20:
+                sent += sock.send(block)
+
+        async def held() -> int:  # what the relay holds of this client, read on the relay's own thread
+            conn = next(iter(relay.connections))
+            return sum(u.transport.get_write_buffer_size() for u in conn.upstreams.values()) + sum(
+                len(item) for item in conn.pending if isinstance(item, bytes))
+
+        assert asyncio.run_coroutine_threadsafe(held(), relay._loop).result(5) < 2 << 20
+        assert sent < 64 << 20  # the kernel's buffers, not the whole upload
+    stalled.close()
+
+
+def test_a_websocket_reaches_its_sessions_replica(servers, relay):
+    from websockets.sync.client import connect
+
+    a, b, _ = servers
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": b.port})
+    name = _cookie(relay)
+    for replica, server in (("aaaa", a), ("bbbb", b)):
+        with connect(f"ws://127.0.0.1:{relay.port}/ws", additional_headers={"cookie": f"{name}={replica}.01"}) as ws:
+            for text in ("one", "two"):
+                ws.send(text)
+                assert ws.recv(timeout=5) == f"{server.port} {text}"
