@@ -60,9 +60,11 @@ async def _app(scope, receive, send):
 
 
 class _Server:
-    def __init__(self, replica: str | None = None):
+    """uvicorn serving `app` on a loopback port of its own, behind the session middleware if `replica`."""
+
+    def __init__(self, replica: str | None = None, app=_app):
         self.replica = replica
-        app = SessionAffinity(_app, replica=replica, app_name=APP, deployment=DEPLOYMENT) if replica else _app
+        app = SessionAffinity(app, replica=replica, app_name=APP, deployment=DEPLOYMENT) if replica else app
         self.port = free_loopback_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)

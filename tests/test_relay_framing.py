@@ -39,27 +39,10 @@ async def _mirror(scope, receive, send):
     await send({"type": "http.response.body", "body": seen.encode()})
 
 
-class _MirrorServer(_Server):
-    def __init__(self):
-        import threading
-        import time
-
-        import uvicorn
-
-        self.port = free_loopback_port()
-        self.server = uvicorn.Server(uvicorn.Config(_mirror, host="127.0.0.1", port=self.port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-
-
 @pytest.fixture(scope="module")
 def ports():
     """A replica's own port, and the relay's in front of it alone (whole connections) or of two (routed)."""
-    replicas = [_MirrorServer(), _MirrorServer()]
+    replicas = [_Server(app=_mirror), _Server(app=_mirror)]
     relays = [PortRelay("127.0.0.1", free_loopback_port(), replicas[0].port, APP) for _ in range(2)]
     relays[0].point_at(DEPLOYMENT, {"aaaa": replicas[0].port})
     relays[1].point_at(DEPLOYMENT, {"aaaa": replicas[0].port, "bbbb": replicas[1].port})
