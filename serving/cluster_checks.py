@@ -39,6 +39,22 @@ def check_address_reachable(address: str, timeout: float = 5.0) -> None:
                          "check the address and that the cluster is up (`ray status --address ...`)") from None
 
 
+def check_token(address: str, token: str | None) -> None:
+    """On an existing cluster: a token it needs and we lack, or one it refuses, said as such at once."""
+    from .ray_private import gcs_refuses_token
+
+    hostport = address.removeprefix("ray://")
+    if address == "auto" or address.startswith("ray://") or ":" not in hostport or not gcs_refuses_token(hostport):
+        return
+    if token is None:
+        raise StartError(f"the Ray cluster at {address} requires Ray's token authentication, and no token was "
+                         "found here (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)",
+                         "copy the cluster's token (on its head: `ray get-auth-token`, or ~/.ray/auth_token) into "
+                         "~/.ray/auth_token here, or point RAY_AUTH_TOKEN_PATH at a file holding it")
+    raise StartError(f"the Ray cluster at {address} refused the token from {token}",
+                     "use that cluster's own token (on its head: `ray get-auth-token`, or ~/.ray/auth_token)")
+
+
 def check_cluster_serve(config: LaunchConfig) -> None:
     """On an existing cluster: Serve's proxy port is the cluster's; never take over another app."""
     from ray import serve

@@ -154,10 +154,13 @@ class GradioIngress(ASGIAppReplicaWrapper):
             if not isinstance(blocks, gr.Blocks):
                 raise TypeError(f"the Gradio builder returned {type(blocks).__name__}, not a gr.Blocks "
                                 "(gr.Interface, gr.ChatInterface and gr.Blocks all are)")
-            app = gr.mount_gradio_app(FastAPI(), blocks, path="/", **self._gradio_mount_kwargs)
+            # launch()'s default, not mount_gradio_app's: an exception's text (paths, secrets) stays hidden.
+            kwargs = {"show_error": False, **self._gradio_mount_kwargs}
+            app = gr.mount_gradio_app(FastAPI(), blocks, path="/", **kwargs)
         context = serve.get_replica_context()
-        app.add_middleware(SessionAffinity, replica=context.replica_id.unique_id,
-                           app_name=context.app_name, deployment=context.deployment)
+        # The session cookie's Path is where the app is served (Gradio's root_path: --root-path or the app's own).
+        app.add_middleware(SessionAffinity, replica=context.replica_id.unique_id, app_name=context.app_name,
+                           deployment=context.deployment, root_path=getattr(blocks, "root_path", None) or None)
         return app
 
 

@@ -292,3 +292,56 @@ def skip_unused_head_processes(dashboard: bool) -> None:
     node.Node.start_monitor = lambda self: None
     if not dashboard:
         node.Node.start_api_server = lambda self, **kwargs: None
+
+
+# -- token authentication on an existing cluster ----------------------------------------------------
+
+
+def token_source() -> str | None:
+    """Where Ray would read this machine's cluster token from (its own order), or None."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "RAY_AUTH_TOKEN"
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if path:
+        return f"RAY_AUTH_TOKEN_PATH={path}" if os.path.isfile(os.path.expanduser(path)) else None
+    default = os.path.expanduser("~/.ray/auth_token")
+    return default if os.path.isfile(default) else None
+
+
+def use_token_if_available() -> str | None:
+    """Ray's token authentication for this driver when RAY_AUTH_MODE is unset and a token is at hand;
+    returns the token's source. Ray's own CLI (`ray status`, `ray job submit`) does this for any
+    address, but ray.init only for a cluster it finds by itself: with an explicit address, as from
+    `gradio-serve up --address`, it connects without the token and `ray start`'s cluster refuses."""
+    _checked()
+    source = token_source()
+    if os.environ.get("RAY_AUTH_MODE") is not None or source is None:
+        return source if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else None
+    from ray._raylet import Config
+
+    os.environ["RAY_AUTH_MODE"] = "token"  # this driver, and what it starts
+    Config.initialize("")  # Ray caches its config at import: read the mode again (as Ray's own helper does)
+    return source
+
+
+def gcs_refuses_token(address: str, timeout_s: float = 5.0) -> bool:
+    """Whether the cluster's GCS at host:port refuses this driver's token (or its lack of one): one
+    GetClusterId call, answered in milliseconds, where ray.init retries for ~20 s and then says only
+    "Failed to connect". Any other answer (or none) is False: ray.init then says what it finds."""
+    _checked()
+    import grpc
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    token = os.environ.get("RAY_AUTH_TOKEN") if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else None
+    path = os.path.expanduser(os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token")
+    if token is None and os.environ.get("RAY_AUTH_MODE", "").lower() == "token" and os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            token = f.read().strip()
+    metadata = [("authorization", f"Bearer {token}")] if token else []
+    with grpc.insecure_channel(address) as channel:
+        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+        try:
+            stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), metadata=metadata, timeout=timeout_s)
+        except grpc.RpcError as exc:
+            return exc.code() == grpc.StatusCode.UNAUTHENTICATED
+    return False

@@ -24,6 +24,7 @@ from .cluster_checks import (
     check_cluster_resources,
     check_cluster_serve,
     check_local_resources,
+    check_token,
     other_cluster,
 )
 from .config import APP_DEPLOYMENT, APP_NAME, ConfigError, LaunchConfig
@@ -171,7 +172,7 @@ class Supervisor:
         threading.Thread(target=_import_serve_side, daemon=True).start()
         import ray
 
-        from .ray_private import local_cluster_init_options, version_mismatch
+        from .ray_private import local_cluster_init_options, use_token_if_available, version_mismatch
 
         cluster = self.config.cluster
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -184,11 +185,12 @@ class Supervisor:
             check_address_reachable(cluster.address)
             # Your own app's folder travels to the cluster's nodes (Serve's replicas inherit it).
             runtime_env = {"working_dir": str(self._app_folder())} if self.config.app else None
+            check_token(cluster.address, use_token_if_available())  # `ray start`'s cluster wants its token
             try:
                 ray.init(address=cluster.address, namespace=APP_NAME, log_to_driver=False, runtime_env=runtime_env)
             except Exception as exc:  # noqa: BLE001 - any failure to connect reads the same to the user
                 raise StartError(f"cannot reach the Ray cluster at {cluster.address}: {exc}",
-                                 "check the address and that the cluster is up (`ray status`)") from None
+                                 "check the address and that the cluster is up (`ray status --address ...`)") from None
         else:
             self.phase(Phase.starting_cluster, "starting a local Ray cluster")
             other = other_cluster()

@@ -49,9 +49,14 @@ def _session_pids(sid: int) -> set[int]:
 
 
 class RayCluster:
-    """A head (with the dashboard on 127.0.0.1, which `serve deploy` talks to) plus one more raylet."""
+    """A head (with the dashboard on 127.0.0.1, which `serve deploy` talks to) plus one more raylet
+    (none when worker_cpus is 0).
 
-    def __init__(self, base_env: dict, head_cpus: int = 1, worker_cpus: int = 2):
+    own_token=False: `ray start` as a user types it, no RAY_AUTH_* in its environment; Ray turns token
+    authentication on by itself and keeps the token in $HOME/.ray/auth_token (give base_env a HOME of
+    the test's own)."""
+
+    def __init__(self, base_env: dict, head_cpus: int = 1, worker_cpus: int = 2, own_token: bool = True):
         self.head_cpus, self.worker_cpus = head_cpus, worker_cpus
         # Short: Ray's unix sockets live under the temp dir (107-byte path limit).
         self.tmp = Path(tempfile.mkdtemp(prefix="gsc-", dir="/tmp"))
@@ -59,7 +64,8 @@ class RayCluster:
         token_file = self.tmp / "token"
         token_file.write_text(self.token)
         token_file.chmod(0o600)
-        self.auth_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}
+        self.auth_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)} if own_token else {}
+        base_env = base_env if own_token else {k: v for k, v in base_env.items() if not k.startswith("RAY_AUTH")}
         self.env = {
             **base_env, **self.auth_env,
             "RAY_USAGE_STATS_ENABLED": "0",
@@ -93,11 +99,13 @@ class RayCluster:
             self._check_alive()
             assert time.monotonic() < deadline, "the head's GCS did not come up"
             time.sleep(0.3)
-        self._start(["--address", self.address, "--num-cpus", str(self.worker_cpus)], "worker.log")
+        if self.worker_cpus:
+            self._start(["--address", self.address, "--num-cpus", str(self.worker_cpus)], "worker.log")
+        nodes = 2 if self.worker_cpus else 1
         while True:
             self._check_alive()
             status = self.ray_status()
-            if status.returncode == 0 and status.stdout.count(" node_") == 2 and f"0.0/{self.head_cpus + self.worker_cpus}.0 CPU" in status.stdout:
+            if status.returncode == 0 and status.stdout.count(" node_") == nodes and f"0.0/{self.head_cpus + self.worker_cpus}.0 CPU" in status.stdout:
                 break
             assert time.monotonic() < deadline, f"cluster not up in {timeout} s: {status.stdout[-500:]} {status.stderr[-500:]}"
             time.sleep(1)
@@ -113,7 +121,9 @@ class RayCluster:
                 raise AssertionError(f"`ray start` exited {proc.returncode}: see {self.tmp}")
 
     def ray_status(self) -> subprocess.CompletedProcess:
-        return subprocess.run([str(BIN / "ray"), "status", "--address", self.address], check=False, env=self.env,
+        # `ray status --address` reads the token only in token mode (a plain `ray start` cluster's env does not say it).
+        env = {**self.env, "RAY_AUTH_MODE": "token"}
+        return subprocess.run([str(BIN / "ray"), "status", "--address", self.address], check=False, env=env,
                               capture_output=True, text=True, timeout=60)
 
     def node_ids(self) -> set[str]:

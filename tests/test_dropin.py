@@ -28,6 +28,8 @@ from supervisor_run import ROOT, free_port
 pytestmark = pytest.mark.slow
 
 GUIDE = ROOT / "tests" / "guide"
+# Serve's shutdown on Ctrl-C: its controller waits up to 30 s, each replica up to 20 s; a slow machine more.
+SHUTDOWN_S = 120
 BIN = Path(sys.executable).parent
 
 
@@ -76,24 +78,38 @@ class ServeRun:
         raise AssertionError(f"no page at {self.url} in {timeout} s: {Path(self.log.name).read_text()[-3000:]}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
-        # The app is gone from the proxy: nothing of it keeps answering.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url, timeout=5, trust_env=False).status_code == 404:
+        """Ctrl-C, as a user stops `serve run`: it shuts Serve down, and the app stops answering.
+
+        Serve's own shutdown is bounded, not instant: its controller waits up to 30 s for the
+        replicas (each up to its graceful_shutdown_timeout_s, 20 s, while a client still holds a
+        stream open), and a slow machine takes longer still; the waits below allow for that. Whatever
+        happens, Serve is shut down before the next test, so one slow stop cannot fail the others."""
+        try:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGINT)
+                try:
+                    self.proc.wait(timeout=SHUTDOWN_S)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait()
+                    raise AssertionError(f"serve run did not exit within {SHUTDOWN_S} s of Ctrl-C: "
+                                         f"{Path(self.log.name).read_text()[-3000:]}") from None
+            # The app is gone from the proxy: nothing of it keeps answering.
+            deadline = time.monotonic() + SHUTDOWN_S
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(self.url, timeout=5, trust_env=False).status_code == 404:
+                        return
+                except httpx.HTTPError:
                     return
-            except httpx.HTTPError:
-                return
-            time.sleep(0.5)
-        raise AssertionError("the app still answers after serve run was stopped")
+                time.sleep(0.5)
+            raise AssertionError(f"the app still answers {SHUTDOWN_S} s after serve run was stopped: "
+                                 f"{Path(self.log.name).read_text()[-3000:]}")
+        finally:
+            self.log.close()
+            # Serve gone for the next test, whatever happened above (a no-op when Ctrl-C did it).
+            subprocess.run([str(BIN / "serve"), "shutdown", "--address", self.cluster.dashboard, "-y"], check=False,
+                           env=self.cluster.env, capture_output=True, timeout=180)
 
 
 @pytest.fixture
