@@ -283,7 +283,7 @@ def cmd_up(args) -> int:
         writer.emit("phase", phase="error", message=str(exc), url=None, pid=os.getpid(), pgid=os.getpgid(0))
         return 2
     if not args.events:
-        _stderr_to_log()
+        writer = EventWriter(_output_to_log(), as_json=False)
     from .supervisor import Supervisor
 
     return Supervisor(config, writer, open_browser=args.open, watch_stdin=args.events).run()
@@ -405,14 +405,19 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _stderr_to_log() -> None:
-    """In a terminal, only our own lines: Ray's and the replicas' logs (and any traceback) go to the log."""
+def _output_to_log():
+    """In a terminal, only our own lines: Ray's (it prints its workers' and its own lines to stdout and
+    stderr, as at every stop), the replicas' and any traceback go to the log. Returns the terminal."""
     log = paths.supervisor_log()
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"Logs: {log}", flush=True)
+    terminal = os.fdopen(os.dup(1), "w", buffering=1)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(fd, 2)
+    os.dup2(fd, 1)
     os.close(fd)
+    sys.stdout = os.fdopen(1, "w", buffering=1)
+    return terminal
 
 
 def _log_traceback() -> str:

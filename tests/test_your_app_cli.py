@@ -9,10 +9,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -132,3 +135,31 @@ def test_status_apply_replicas_login_and_down(serving_env, tmp_path):
     finally:
         up.stop()
     assert not group_alive(up.pgid)
+
+
+def test_only_our_own_lines_reach_the_terminal_at_start_and_at_stop(serving_env, tmp_path):
+    """Ray printed its own lines at every stop (`(raylet) Task ServeController.graceful_shutdown failed ...`),
+    and the replicas' output: in a terminal they go to the log, which the first line names."""
+    (tmp_path / "demo.py").write_text("print('the app says hello from its replica')\n" + textwrap.dedent(APP))
+    proc = subprocess.Popen([sys.executable, "-m", "serving.cli", "up", "--app", str(tmp_path / "demo.py"),
+                             "--num-cpus", "0.5", "--port", str(free_port())], cwd=ROOT, env=serving_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith(("[running]", "error:")):
+                break
+        assert lines[-1].startswith("[running]"), lines
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal
+        lines += [line.rstrip("\n") for line in proc.stdout]
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    ours = ("Logs: ", "[", "info: ", "warning: ", "  hint: ")
+    assert lines[-1] == "[stopped] stopped", lines
+    assert all(line.startswith(ours) for line in lines), [line for line in lines if not line.startswith(ours)]
+    log = Path(lines[0].removeprefix("Logs: ")).read_text()
+    assert "the app says hello from its replica" in log  # nothing is lost: it is in the log
