@@ -49,7 +49,7 @@ class Head:
     """A request head: `raw` as it is passed on, `scope` what routing reads (serving/sessions.py)."""
 
     raw: bytes
-    scope: dict  # method, path (unquoted, no query), headers (names in lower case), as uvicorn's ASGI scope
+    scope: dict  # method, path (unquoted), query_string, headers (names in lower case), as uvicorn's ASGI scope
     resendable: bool  # GET or HEAD without a body: it may go to a replica again (it changes nothing)
 
 
@@ -116,14 +116,16 @@ class RequestFramer:
         parser = self._parser
         method = parser.get_method()
         # The path as uvicorn reads it (ASCII, unquoted): a URL it cannot read fails here, as there.
-        path = httptools.parse_url(self._url).path.decode("ascii")
+        url = httptools.parse_url(self._url)
+        path = url.path.decode("ascii")
         headers = [(name.lower(), value) for name, value in self._headers]
         fields = dict(headers)
         self._chunked = b"transfer-encoding" in fields  # llhttp accepts it only ending in chunked
         body = self._chunked or fields.get(b"content-length", b"0").strip() not in (b"0", b"")
         raw = b"".join([method, b" ", self._url, b" HTTP/", parser.get_http_version().encode(), b"\r\n",
                         *(b"%s: %s\r\n" % pair for pair in self._headers), b"\r\n"])
-        scope = {"method": method.decode("ascii"), "path": unquote(path) if "%" in path else path, "headers": headers}
+        scope = {"method": method.decode("ascii"), "path": unquote(path) if "%" in path else path,
+                 "query_string": url.query or b"", "headers": headers}
         self._out.append(Head(raw, scope, method in (b"GET", b"HEAD") and not body and not parser.should_upgrade()))
         self.in_head, self._head_size, self._held = False, 0, 0  # trailers are counted afresh
         if self._chunked:

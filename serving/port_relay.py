@@ -11,9 +11,11 @@ relaying there costs a fraction of a millisecond.
   passed on written anew; what a replica would refuse is refused here, with uvicorn's answer.
 - One replica: each connection's requests all go to it.
 - Several: sessions must stick to their replica (serving/sessions.py). Each request goes to its
-  replica (method, path, cookie, host), whatever connection it came on: a browser reuses
-  connections across requests. Responses are passed back as they come. A protocol switch
-  (a websocket) keeps the rest of that connection where it went.
+  replica (method, path, query, cookie, host), whatever connection it came on: a browser reuses
+  connections across requests. A cookie-less POST whose small JSON body may name its Gradio
+  session (queue/join, cancel, ...) is routed once that body is here (it is read whole, up to
+  sessions.MAX_KEYED_BODY, within HEAD_TIMEOUT_S as a head is). Responses are passed back as
+  they come. A protocol switch (a websocket) keeps the rest of that connection where it went.
 - A replica that is gone (killed, or replaced by an apply) refuses the connection: the relay
   forgets it and routes the request anew among the others, so a dead replica's session moves
   once and stays where it moved (serving/sessions.py). Serve's proxy takes the requests while
@@ -28,11 +30,19 @@ relaying there costs a fraction of a millisecond.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections import deque
 
 from .http_framing import UNAVAILABLE, Head, Refused, RequestFramer
-from .sessions import SessionRoutes, pinned_replica, starts_session
+from .sessions import (
+    SessionRoutes,
+    body_session_key,
+    keyed_body_length,
+    pinned_replica,
+    session_key,
+    starts_session,
+)
 
 UPSTREAM_HOST = "127.0.0.1"
 PROXY = ""  # the key of Serve's proxy among a connection's upstreams
@@ -95,6 +105,7 @@ class _Connection:
         self.resends = 0
         self.connecting: asyncio.Task | None = None
         self.chosen: str | None = None  # where the head first in `pending` goes: routed once, not per try
+        self.body_wanted = False  # the head first in `pending` is routed by its body, still coming
         self.full: set[_Side] = set()  # upstreams whose write buffer is full
         self.client_eof = False
         self.head_timer: asyncio.TimerHandle | None = None
@@ -121,7 +132,9 @@ class _Connection:
         while self.pending and self.connecting is None:
             item = self.pending[0]
             if isinstance(item, Head):
-                key = self.chosen = self._where(item) if self.chosen is None else self.chosen
+                if self.chosen is None and not self._choose(item):
+                    break  # its body is still coming
+                key = self.chosen
                 upstream = self.upstreams.get(key)
                 if upstream is None or upstream.transport.is_closing():
                     self.connecting = asyncio.get_running_loop().create_task(self.connect(key))
@@ -135,30 +148,43 @@ class _Connection:
                 self.resend = None  # a body, or a switched protocol's bytes: it does not go again
             self.pending.popleft()
         self._flow()
+        self._time_head()
         if self.client_eof and not self.pending and self.connecting is None:
             if self.current is None or not self.current.transport.can_write_eof():
                 self.client.transport.close()  # it asked nothing that is still to be answered
             else:
                 self.current.transport.write_eof()  # the client's half-close, after all it sent
 
-    def _where(self, head: Head) -> str:
-        if self.routed:
-            return self.relay.route(head)
-        if self.current is not None and not self.current.transport.is_closing():
-            return self.current.key  # one replica: the connection stays where it started
-        return self.relay.first_choice()
+    def _choose(self, head: Head) -> bool:
+        """Sets where the head goes; False while the body that decides it is still coming."""
+        if not self.routed:
+            on = self.current is not None and not self.current.transport.is_closing()
+            # One replica: the connection stays where it started.
+            self.chosen = self.current.key if on else self.relay.first_choice()
+            return True
+        body = None
+        if length := self.relay.body_decides(head):
+            body = b"".join(itertools.takewhile(lambda piece: isinstance(piece, bytes),
+                                                itertools.islice(self.pending, 1, None)))
+            if len(body) < length and not self.client_eof:
+                self.body_wanted = True
+                return False
+        self.body_wanted = False
+        self.chosen = self.relay.route(head, body)
+        return True
 
     def _flow(self) -> None:
         """Reads no more of the client while its bytes cannot go on: memory stays bounded."""
         transport = self.client.transport
-        if self.pending or self.full:
+        if (self.pending and not self.body_wanted) or self.full:
             transport.pause_reading()
         elif not self.client_eof:
             transport.resume_reading()
 
     def _time_head(self) -> None:
-        """A head must arrive whole within HEAD_TIMEOUT_S of its first byte (or of the connection)."""
-        if not self.framer.in_head:
+        """A head (and a body that routes it) must arrive whole within HEAD_TIMEOUT_S of its first byte
+        (or of the connection, or of the head)."""
+        if not self.framer.in_head and not self.body_wanted:
             if self.head_timer is not None:
                 self.head_timer.cancel()
                 self.head_timer = None
@@ -292,12 +318,22 @@ class PortRelay:
         replicas = self.replicas
         return next(iter(replicas)) if len(replicas) == 1 else PROXY
 
-    def route(self, head: Head) -> str:
+    def route(self, head: Head, body: bytes | None = None) -> str:
         candidates = list(self.replicas)
         if not candidates:
             return PROXY
-        pinned = pinned_replica(head.scope, self.app_name, self.deployment)
-        return self.routes.choose(pinned, starts_session(head.scope), candidates)[0][0]
+        scope = head.scope
+        pinned = pinned_replica(scope, self.app_name, self.deployment)
+        key = None if pinned else session_key(scope) or (body_session_key(body) if body else None)
+        return self.routes.choose(pinned, starts_session(scope), candidates, key)[0][0]
+
+    def body_decides(self, head: Head) -> int:
+        """How much of the request's body its route waits for: a POST whose small JSON body may name
+        its Gradio session, when nothing in its head decides (serving/sessions.py)."""
+        scope = head.scope
+        if len(self.replicas) < 2 or pinned_replica(scope, self.app_name, self.deployment) or session_key(scope):
+            return 0
+        return keyed_body_length(scope)
 
     def _accept(self) -> asyncio.Protocol:
         if len(self.connections) >= MAX_CONNECTIONS:

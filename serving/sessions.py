@@ -5,12 +5,13 @@ the process that served it, so a Gradio app with several replicas needs affinity
 cookie:
 - Browsers send cookies with every request (page, assets, queue join, SSE, uploads), and
   `gradio_client` keeps the cookies of its first `/config` answer for the whole session
-  (it does this for cookie affinity behind Kubernetes). Nothing else is sent by both:
-  Gradio's `session_hash` travels in the body of `queue/join`, which a router never sees.
+  (it does this for cookie affinity behind Kubernetes). Nothing else is sent by both, and
+  from the first request: Gradio's `session_hash` is sent by neither with the page or /config.
 - Serve's multiplexing header and its `x-session-id` header need the client to set a
   header; no browser does.
-- Whoever routes chooses the replica per request, before the body is read, from the
-  request's head (method, path, headers). The replica answers with a cookie naming itself.
+- Whoever routes chooses the replica per request, before the body is read (but for a
+  small cookie-less POST, below), from the request's head (method, path, query, headers).
+  The replica answers with a cookie naming itself.
   Two apply these rules (`SessionRoutes`): the app's port (serving/port_relay.py), which
   sends each request straight to its replica's own port, and Serve's request router in
   Serve's proxy (serving/sticky.py), where the app's port sends what it cannot reach.
@@ -34,9 +35,45 @@ The rules, for a deployment with more than one replica:
   event id that carries the replica's name (`<id>~<replica>`), so the `GET .../call/<api>/<event
   id>` that fetches the result finds it even from curl without cookies. The replica strips the
   tag before Gradio sees it.
+- A request without our cookie (curl, a client that keeps no cookies: Gradio's JS client under
+  Node) that names a Gradio session (its `session_hash`, or an upload's `upload_id`; where, see
+  the table) goes to the replica that rendezvous hashing of that key picks among the live
+  replicas: the requests of one session agree with no memory, and waits for it when busy. The
+  app's port reads the key in a POST's JSON body too (Content-Length up to MAX_KEYED_BODY, read
+  before the request is routed); Serve's router sees the head only (path and query).
 - Cookies are read as Starlette (so Gradio) reads them: one odd cookie that another app on the
   host sets (JSON, a space, a flag without `=`) hides none of the others. A value that is not of
   our form (`<replica>.<hex nonce>`) is ignored.
+
+Gradio 6's routes (gradio/routes.py, gradio/mcp.py) whose work spans requests, and how each finds
+its replica without our cookie (with it, every one goes by the cookie; a browser always has it).
+Paths are under /gradio_api/; "hash" is rendezvous hashing of the key over the live replicas.
+
+| requests of one flow                                    | tied by         | without our cookie           |
+|---------------------------------------------------------|-----------------|------------------------------|
+| REST (curl recipe): POST call[/v2]/<api>, GET           | event id        | the id tagged <id>~<replica> |
+|   call[/v2]/<api>/<event id>                            |                 |                              |
+| the same with {"session_hash"} (gr.State over REST)     | session_hash    | hash (body*)                 |
+| queue: POST queue/join {"session_hash"}, GET queue/data | session_hash    | hash (query, path; body*)    |
+|   ?session_hash=, POST cancel, GET heartbeat/<hash>     |                 |                              |
+| POST component_server, run|api/<api> {"session_hash"}   | session_hash    | hash (body*); a multipart    |
+|                                                         |                 | component_server: cookie only|
+| streamed input: POST stream/<event id> {"session_hash"},| session_hash,   | hash (body*); close: cookie  |
+|   POST stream/<event id>/close                          | the queue's id  | only                         |
+| streamed media out: GET stream/<hash>/<run>/<comp>/...  | session_hash    | hash (path)                  |
+| GET deep_link?session_hash=, then GET /?deep_link=<id>  | session_hash    | hash; the link: any replica**|
+| POST upload?upload_id=, GET upload_progress?upload_id=, | upload_id, the  | hash (query); the file: any  |
+|   then the file's path in a call                        | upload folder   | replica**                    |
+| a file out: GET file=<path> (file/<path>)               | Gradio's cache  | any replica**                |
+| POST /login, then Gradio's token cookie                 | tokens in memory| ours: /login starts a session|
+| MCP over SSE: GET mcp/sse, POST mcp/messages/?session_id| an id the       | not handled: gradio[mcp] is  |
+|                                                         | replica mints   | not installed here           |
+| MCP streamable HTTP: POST mcp                           | nothing         | any replica (stateless=True) |
+
+*: a POST's JSON body is read by the app's port only; through Serve's proxy it goes round robin.
+**: on one machine: Gradio's upload folder and cache (GRADIO_TEMP_DIR, else the system's temp dir)
+are shared by its replicas, and Gradio serves any file in them; a replica on another node does not
+see them. Gradio 6 has no websocket route.
 """
 
 from __future__ import annotations
@@ -54,6 +91,13 @@ CALL_RESULT = re.compile(r"/gradio_api/call/(?:v2/)?[^/]+/([^/]+)/?$")
 RESULT_METHODS = ("GET", "HEAD")
 # POST /gradio_api/call/<api> and /call/v2/<api>: answered with an event id.
 CALL_SUBMIT = re.compile(r"/gradio_api/call/(?:v2/)?[^/]+/?$")
+# Where Gradio names a session (or an upload) in a request's head: /heartbeat/<hash>, a streamed
+# output's /stream/<hash>/<run>/<component>/<file> (not /stream/<event id>[/close]), and the query.
+KEY_IN_PATH = re.compile(r"/gradio_api/(?:heartbeat/([^/]+)|stream/([^/]+)/[^/]+/[^/]+/[^/]+)/?$")
+KEY_PARAMS = ("session_hash", "upload_id")
+# POSTs whose JSON body may carry "session_hash"; the app's port reads a body up to MAX_KEYED_BODY.
+KEY_IN_BODY = re.compile(r"/gradio_api/(?:queue/join|cancel|component_server|(?:call/(?:v2/)?|run/|api/|stream/)[^/]+)/?$")
+MAX_KEYED_BODY = 64 * 1024
 # A replica's id as Serve writes it, and new_cookie_value's form: what is not ours is ignored.
 REPLICA = re.compile(r"[A-Za-z0-9_-]{1,64}")
 OUR_VALUE = re.compile(REPLICA.pattern + r"\.[0-9a-f]{1,32}")
@@ -126,6 +170,47 @@ def pinned_replica(scope: dict, app_name: str, deployment_name: str) -> str | No
     return event or cookie_value(scope, cookie_name(app_name, deployment_name, scope))
 
 
+def session_key(scope: dict) -> str | None:
+    """The Gradio session (or upload) a request's head names: in its path, else its query (the last
+    value, as Starlette reads it)."""
+    path = scope.get("path", "")
+    if "/gradio_api/" in path and (match := KEY_IN_PATH.search(path)):
+        return match[1] or match[2]
+    query = scope.get("query_string") or b""
+    if b"=" not in query:
+        return None
+    from urllib.parse import parse_qsl
+
+    found = {k: v for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if k in KEY_PARAMS}
+    return next((found[k] for k in KEY_PARAMS if found.get(k)), None)
+
+
+def keyed_body_length(scope: dict) -> int:
+    """The length of a POST's body that may name its session (a small JSON body of a Gradio route that
+    takes one), else 0."""
+    if scope.get("method") != "POST" or not KEY_IN_BODY.search(scope.get("path", "")):
+        return 0
+    lengths = [v for k, v in scope.get("headers") or () if k == b"content-length"]
+    headers = dict(scope.get("headers") or ())
+    if len(lengths) != 1 or b"transfer-encoding" in headers or headers.get(b"content-type", b"").startswith(
+            (b"multipart/", b"application/x-www-form-urlencoded")):
+        return 0
+    length = lengths[0].strip()
+    return int(length) if length.isdigit() and 0 < int(length) <= MAX_KEYED_BODY else 0
+
+
+def body_session_key(body: bytes) -> str | None:
+    """The "session_hash" of a JSON body, as Gradio reads it (the last of repeated keys)."""
+    import json
+
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    key = value.get("session_hash") if isinstance(value, dict) else None
+    return key if isinstance(key, str) and key else None
+
+
 def rendezvous(key: str, replica: str) -> bytes:
     return hashlib.sha1(f"{key}/{replica}".encode()).digest()
 
@@ -139,13 +224,17 @@ class SessionRoutes:
         self._moved: OrderedDict[str, str] = OrderedDict()  # a dead replica's session (cookie) -> its new replica
         self._moved_bytes = 0
 
-    def choose(self, pinned: str | None, starts: bool, candidates: list[str]) -> list[list[str]]:
-        """Ranks of replicas to try: a pinned request's own (or where its session moved), else
-        the one that took the fewest such requests lately, then the others."""
+    def choose(self, pinned: str | None, starts: bool, candidates: list[str],
+               key: str | None = None) -> list[list[str]]:
+        """Ranks of replicas to try: a pinned request's own (or where its session moved), else the
+        one its Gradio session's key hashes to, else the one that took the fewest such requests
+        lately, then the others."""
         if pinned:
             return [[self.home(pinned, candidates)]]
         if len(candidates) == 1:
             return [candidates]
+        if key:
+            return [[max(candidates, key=lambda r: rendezvous(key, r))]]
         # New sessions and stateless calls each take turns: neither upsets the other's spread.
         turns = self._new_sessions if starts else self._stateless
         now = time.monotonic()

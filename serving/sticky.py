@@ -6,6 +6,13 @@ ASGI scope at hand).
 The app's port sends requests straight to their replicas (serving/port_relay.py); Serve's proxy
 takes those it cannot: on a cluster we did not start, and while the relay does not know the
 replicas yet. This module runs in Serve's proxy; it must not import gradio.
+
+What it cannot do: a router sees the request's ASGI scope (method, path, query, headers), never its
+body. A cookie-less request that names its Gradio session in its path or query (queue/data,
+heartbeat, upload_progress, ...) goes where the session's key hashes, as at the app's port; one
+that names it only in its JSON body (queue/join, cancel, call/<api> with a session_hash) goes round
+robin here, so through Serve's proxy a client without cookies keeps its session only by chance
+(cookies and tagged event ids work as at the app's port).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from ray.serve.config import RequestRouterConfig
 from ray.serve.request_router import PendingRequest, RequestRouter, RunningReplica
 
 from .ray_private import http_scope, router_deployment
-from .sessions import SessionRoutes, pinned_replica, starts_session
+from .sessions import SessionRoutes, pinned_replica, session_key, starts_session
 
 
 class GradioSessionRouter(RequestRouter):
@@ -35,8 +42,9 @@ class GradioSessionRouter(RequestRouter):
         scope = http_scope(pending_request)
         pinned = pinned_replica(scope, *router_deployment(self)) if scope is not None else None
         starts = scope is not None and starts_session(scope)
+        key = session_key(scope) if scope is not None and not pinned else None
         by_id = {r.replica_id.unique_id: r for r in candidate_replicas}
-        return [[by_id[i] for i in rank] for rank in self._routes.choose(pinned, starts, list(by_id))]
+        return [[by_id[i] for i in rank] for rank in self._routes.choose(pinned, starts, list(by_id), key)]
 
 
 def session_router_config() -> RequestRouterConfig:
