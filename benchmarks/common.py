@@ -17,8 +17,8 @@ from pathlib import Path
 
 import psutil
 
-from serving.preflight import free_loopback_port
-from serving.process_group import signal_group, stop_group
+from serving.core.preflight import free_loopback_port
+from serving.core.process_group import signal_group, stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -67,7 +67,7 @@ def prepare_models(env: dict) -> None:
         "import sys; sys.path.insert(0, 'tests');"
         "from tiny_models import build_tiny_models; import os;"
         "build_tiny_models(__import__('pathlib').Path(os.environ['HF_HUB_CACHE']));"
-        "from serving.models import ensure_embedded_converted; print(ensure_embedded_converted())"
+        "from serving.replica.models import ensure_embedded_converted; print(ensure_embedded_converted())"
     )
     subprocess.run([PY, "-c", code], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
 
@@ -329,7 +329,7 @@ def process_role(p: psutil.Process) -> str:
     for needle, role in (("gcs_server", "GCS server"), ("raylet", "raylet"), ("dashboard/agent.py", "dashboard agent"),
                          ("runtime_env/agent", "runtime-env agent"), ("dashboard/dashboard.py", "dashboard"),
                          ("log_monitor.py", "log monitor"), ("monitor.py", "autoscaler monitor"),
-                         ("serving.cli", "supervisor (gradio-serve up)"), ("serving.reaper", "watchdog (serving.reaper)"),
+                         ("serving.cli", "supervisor (gradio-serve up)"), ("serving.cluster.reaper", "watchdog (serving.cluster.reaper)"),
                          ("default_worker.py", "idle Ray worker")):
         if needle in title:
             return role

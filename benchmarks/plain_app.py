@@ -1,7 +1,7 @@
 """The baseline: the guide's original app, one plain Gradio process, `demo.launch()`.
 
-Same Blocks (serving.ui.build_blocks) and same models/settings as the Serve app, but the
-models run in this process with serving.models.Runner, one after the other. No Ray.
+Same Blocks (serving.replica.ui.build_blocks) and same models/settings as the Serve app, but the
+models run in this process with serving.replica.models.Runner, one after the other. No Ray.
 
     python -m benchmarks.plain_app --mode fanout --port N          # both default fan-out slots
     python -m benchmarks.plain_app --mode fanout --port N --config FILE   # the slots of a launch config
@@ -38,8 +38,8 @@ def main() -> None:
                    help="torch threads (a plain app uses every core by default)")
     args = p.parse_args()
 
-    from serving.config import Generation, LaunchConfig, Mode, ModelSlot, default_config
-    from serving.ui import build_blocks
+    from serving.core.config import Generation, LaunchConfig, Mode, ModelSlot, default_config
+    from serving.replica.ui import build_blocks
 
     if args.mode == "echo":
         async def ask(text: str):
@@ -47,8 +47,8 @@ def main() -> None:
 
         demo = build_blocks(Mode.summarize, ["echo"], ask, _once(ask))
     else:
-        from serving.catalog import resolve
-        from serving.models import Runner
+        from serving.core.catalog import resolve
+        from serving.replica.models import Runner
 
         if args.config:
             config = LaunchConfig.load(args.config)

@@ -49,7 +49,7 @@ from benchmarks.common import (
     wait_http,
 )
 from benchmarks.report import GOALS, write_doc
-from serving.config import default_config
+from serving.core.config import default_config
 
 RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
 FANOUT_PROMPTS = [PROMPT, "Name three colours of the rainbow and say why the sky is blue.",

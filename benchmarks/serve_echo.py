@@ -1,5 +1,5 @@
-"""A Serve app whose model answers at once: the same ingress (serving.apps.GradioIngress, which
-builds serving.ui.build_blocks inside the replica) in front of an echo deployment. Isolates what
+"""A Serve app whose model answers at once: the same ingress (serving.replica.apps.GradioIngress, which
+builds serving.replica.ui.build_blocks inside the replica) in front of an echo deployment. Isolates what
 Serve adds (proxy + ingress + handle call) for proxy_overhead_ms_p50.
 
     python -m benchmarks.serve_echo PORT     # prints READY, serves until stdin closes
@@ -27,11 +27,11 @@ class Echo:
 
 def main() -> None:
     port = int(sys.argv[1])
-    from serving.apps import GradioIngress
-    from serving.local_cluster import tune_serve_env
-    from serving.port_relay import PortRelay
-    from serving.preflight import free_loopback_port
+    from serving.cluster.local_cluster import tune_serve_env
+    from serving.core.preflight import free_loopback_port
+    from serving.front.port_relay import PortRelay
     from serving.ray_private import direct_ingress_replicas, skip_unused_head_processes
+    from serving.replica.apps import GradioIngress
 
     tune_serve_env()  # the cluster as the supervisor starts it
     skip_unused_head_processes(dashboard=False)

@@ -2,7 +2,7 @@
 
 One torch thread (a replica with 1 CPU), the embedded model at the default precision, every row
 made to decode exactly 64 tokens (same work at every size), prompts of different lengths. The
-continuous decode loop (serving/decoding.py, what replicas run) vs transformers' generate() on the
+continuous decode loop (serving/replica/decoding.py, what replicas run) vs transformers' generate() on the
 same batch (what they ran before), each the best of 2 runs.
 
     python -m benchmarks.tokens      # prints one JSON object
@@ -21,9 +21,9 @@ NEW_TOKENS = 64
 
 
 def main() -> None:
-    from serving.catalog import resolve
-    from serving.config import Generation, Mode
-    from serving.models import Runner
+    from serving.core.catalog import resolve
+    from serving.core.config import Generation, Mode
+    from serving.replica.models import Runner
 
     runner = Runner(resolve(EMBEDDED), Mode.fanout, Generation(min_new_tokens=NEW_TOKENS, max_new_tokens=NEW_TOKENS),
                     num_cpus=1, max_batch=8)

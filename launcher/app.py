@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from launcher.main_thread_gc import MainThreadGC
     from launcher.single_instance import SingleInstance, send_to_running
     from launcher.window import MainWindow
-    from serving.config import ConfigError, LaunchConfig
+    from serving.core.config import ConfigError, LaunchConfig
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app._gc = MainThreadGC(app)  # before any worker thread can collect a Qt object

@@ -1,4 +1,4 @@
-"""What a target holds, learnt without importing it: `python -m serving.app_target TARGET --json`
+"""What a target holds, learnt without importing it: `python -m serving.replica.app_target TARGET --json`
 run in a child process (AppInspector, a QProcess), plus the checks that need no Python at all.
 
 The user's code, and Gradio with it, must never be imported into the launcher (it takes seconds,
@@ -18,15 +18,15 @@ from PySide6.QtCore import QCoreApplication, QObject, QProcess, QTimer, Signal
 
 from launcher.logs import launcher_logger
 from launcher.supervisor_process import child_environment
-from serving.config import LaunchConfig
-from serving.target import AppLoadError, absolute_target, parse_target  # light: Gradio stays in the child
+from serving.core.config import LaunchConfig
+from serving.core.target import AppLoadError, absolute_target, parse_target  # light: Gradio stays in the child
 
 TOO_LONG_S = 180  # an app that loads a model at import can take a while; past this it is not checked
 
 
 @dataclass(frozen=True)
 class Inspection:
-    """What `serving.app_target --json` said about one target (and when the file looked like what)."""
+    """What `serving.replica.app_target --json` said about one target (and when the file looked like what)."""
 
     ok: bool
     target: str
@@ -119,7 +119,7 @@ def quick_check(text: str, app_dir: str | None = None) -> Inspection | None:
 
 
 class AppInspector(QObject):
-    """Runs `python -m serving.app_target TARGET --json` in a child process; one check at a time.
+    """Runs `python -m serving.replica.app_target TARGET --json` in a child process; one check at a time.
 
     A new check cancels the one in flight (the user typed on). The answer is taken as soon as
     its JSON line arrives and the child is then ended: an app that leaves a thread running at
@@ -132,7 +132,7 @@ class AppInspector(QObject):
 
     def __init__(self, parent: QObject | None = None, command: list[str] | None = None):
         super().__init__(parent)
-        self.command = command or [sys.executable, "-m", "serving.app_target"]
+        self.command = command or [sys.executable, "-m", "serving.replica.app_target"]
         self._proc: QProcess | None = None
         self._request: tuple[str, str | None, tuple[int, int] | None] | None = None
         self._out = b""

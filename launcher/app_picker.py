@@ -46,7 +46,7 @@ from launcher.app_inspector import (
 from launcher.icons import STATE_COLOURS
 from launcher.logs import launcher_logger
 from launcher.slot_row import COL_CPUS, COL_GPUS, COL_REPLICAS, ResourceBoxes
-from serving.config import MAX_CPUS_PER_REPLICA, MAX_GPUS_PER_REPLICA, AppSpec
+from serving.core.config import MAX_CPUS_PER_REPLICA, MAX_GPUS_PER_REPLICA, AppSpec
 
 PLACEHOLDER = "path/to/app.py, app.py:demo or package.module:demo"
 EMPTY_TEXT = "Choose your app's .py file, or drop one on this window."

@@ -1,7 +1,7 @@
 """Changing the running app in place ("Apply changes"): what differs, and waiting for the answer.
 
 The form is compared with the config the supervisor serves. A change Serve can make in
-place is sent with serving.apply_request (a file plus SIGUSR1, so a supervisor this
+place is sent with serving.core.apply_request (a file plus SIGUSR1, so a supervisor this
 launcher owns and one it re-attached to are asked the same way); the answer is read from
 the status record by a QTimer, one small file read per tick, and taken from the owned
 supervisor's `applied` event when that comes first. Nothing here waits on the main thread.
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from launcher.supervisor_process import ServingController, ServingState
-from serving import apply_request
-from serving.config import ConfigError, LaunchConfig
-from serving.protocol import ApplyAnswer
+from serving.core import apply_request
+from serving.core.config import ConfigError, LaunchConfig
+from serving.core.protocol import ApplyAnswer
 
 # What each section that needs a restart means to someone looking at the window.
 _RESTART_WORDS = {"http": "the port (HTTP settings)", "cluster": "the cluster"}

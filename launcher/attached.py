@@ -1,6 +1,6 @@
 """A supervisor some earlier launch left serving ("Quit, keep serving"), or a `gradio-serve up` in a terminal.
 
-Found through serving/records.py's live_record(); followed by reading
+Found through serving/core/records.py's live_record(); followed by reading
 the status record and the supervisor record's config (it changes when a change is applied)
 once a second (in a worker); stopped with SIGTERM to its pid, then its process
 group after a grace period.
@@ -16,14 +16,14 @@ from PySide6.QtCore import QObject, QTimer
 from launcher.logs import launcher_logger, supervisor_logger
 from launcher.supervisor_process import ServingController, ServingState, state_for_phase
 from launcher.worker import QueryOp
-from serving import paths
-from serving.process_group import pid_alive, signal_group
-from serving.protocol import StatusRecord, SupervisorRecord
-from serving.records import live_record, read_status_record, read_supervisor_record
+from serving.core import paths
+from serving.core.process_group import pid_alive, signal_group
+from serving.core.protocol import StatusRecord, SupervisorRecord
+from serving.core.records import live_record, read_status_record, read_supervisor_record
 
 
 def find_running() -> dict | None:
-    """The record (as JSON) of a supervisor that runs now, if any (serving/records.py's rules)."""
+    """The record (as JSON) of a supervisor that runs now, if any (serving/core/records.py's rules)."""
     record = live_record()
     return record.as_json() if record else None
 

@@ -15,7 +15,7 @@ from PySide6.QtGui import QDesktopServices
 from launcher.errors import show_error
 from launcher.logs import launcher_logger
 from launcher.worker import QueryOp
-from serving.readiness import http_status, is_ready  # the supervisor's rule for "the page answers"
+from serving.core.readiness import http_status, is_ready  # the supervisor's rule for "the page answers"
 
 
 def open_url(url: str) -> bool:
@@ -26,7 +26,7 @@ def open_url(url: str) -> bool:
 
 
 class BrowserOpener(QObject):
-    """Polls a URL until it answers (serving/readiness.py), then opens it once."""
+    """Polls a URL until it answers (serving/core/readiness.py), then opens it once."""
 
     opened = Signal(str)
     poll_ms = 1000

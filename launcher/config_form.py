@@ -5,7 +5,7 @@ from a --config file, ...) from the last config it was given (`set_base`), and t
 widgets back into a config: `validate(purpose)` returns the validated LaunchConfig and emits
 `validated`, or emits `refused` with the field to fix. Its numbers are bounded by this
 machine (or not at all for someone else's cluster), and what they need of it is said under
-the rows (launcher/needs_label.py) by serving/preflight.py's rules.
+the rows (launcher/needs_label.py) by serving/core/preflight.py's rules.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from launcher.model_catalog import ModelChoice
 from launcher.model_rows import ModelRows
 from launcher.needs_label import NeedsLabel
 from launcher.slot_row import SCHEMA_MAX_CPUS, SCHEMA_MAX_GPUS, SlotRow
-from serving import preflight
-from serving.config import MAX_MODEL_SLOTS, ConfigError, HttpConfig, LaunchConfig, Mode, ModelSlot, bounds
+from serving.core import preflight
+from serving.core.config import MAX_MODEL_SLOTS, ConfigError, HttpConfig, LaunchConfig, Mode, ModelSlot, bounds
 
 _PORTS = (bounds(HttpConfig, "port").minimum, bounds(HttpConfig, "port").maximum)
 

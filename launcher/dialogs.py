@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 from launcher import app_inspector
 from launcher.apply_changes import PendingChange
 from launcher.errors import show_error
-from serving.config import ConfigError, LaunchConfig
+from serving.core.config import ConfigError, LaunchConfig
 
 TITLE = "Gradio Serve Launcher"
 _Role = QMessageBox.ButtonRole

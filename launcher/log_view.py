@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QHBoxLayout, QPlainTextEdit, QPushButton, QVBoxLay
 
 from launcher import logs
 from launcher.errors import show_error
-from serving import paths
+from serving.core import paths
 
 MAX_LINES = 5000  # older lines stay in the log files
 

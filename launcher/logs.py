@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from serving import paths
+from serving.core import paths
 
 LOGGER = "launcher"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

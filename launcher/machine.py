@@ -1,8 +1,8 @@
-"""This machine's CPUs, GPUs, memory and native bfloat16, for the window: serving/machine.py's
+"""This machine's CPUs, GPUs, memory and native bfloat16, for the window: serving/core/machine.py's
 probe (one set of rules for the window, the CLI and the supervisor), re-exported so the
 window and the tests keep one module to read (and patch) it through."""
 
-from serving.machine import (  # noqa: F401 - re-exported
+from serving.core.machine import (  # noqa: F401 - re-exported
     BF16_FLAGS,
     MachineInfo,
     cpu_count,

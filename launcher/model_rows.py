@@ -1,4 +1,4 @@
-"""The model rows of the built-in modes: a header, then one SlotRow per model (up to serving.config.MAX_MODEL_SLOTS).
+"""The model rows of the built-in modes: a header, then one SlotRow per model (up to serving.core.config.MAX_MODEL_SLOTS).
 
 It hands what every row needs from outside (bounds, the catalog, Advanced, native bfloat16)
 to each row, old and new; shapes the rows for a mode (the summarizer has one model, fan-out
@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from launcher.model_catalog import ModelChoice
 from launcher.slot_row import COL_BUTTON, COL_CPUS, COL_GPUS, COL_REPLICAS, SlotRow
-from serving.config import Mode, ModelSlot
+from serving.core.config import Mode, ModelSlot
 
 
 class ModelRows(QWidget):

@@ -1,7 +1,7 @@
 """What a configuration needs of this machine, in one line under the model rows.
 
 "Needs 2 of 4 CPUs · ~1.7 GB of 8 GB free", in the error colour with the reasons in its
-tooltip when it will not fit (serving/preflight.py's rules); for someone else's cluster,
+tooltip when it will not fit (serving/core/preflight.py's rules); for someone else's cluster,
 only that its resources are checked there.
 """
 
@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QLabel
 
 from launcher import machine
 from launcher.icons import STATE_COLOURS
-from serving.config import LaunchConfig
+from serving.core.config import LaunchConfig
 
 
 class NeedsLabel(QLabel):

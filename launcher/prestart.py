@@ -1,5 +1,5 @@
 """The check before a start, run in a worker: the models exist and suit the mode, the port is
-free (serving/preflight.py's rule, as the supervisor applies it), and how much memory is free."""
+free (serving/core/preflight.py's rule, as the supervisor applies it), and how much memory is free."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from launcher import machine, model_catalog
 from launcher.model_catalog import ModelChoice
-from serving import preflight
-from serving.config import ConfigError, LaunchConfig
+from serving.core import preflight
+from serving.core.config import ConfigError, LaunchConfig
 
 
 @dataclass

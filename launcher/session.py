@@ -30,7 +30,7 @@ from launcher.errors import show_error
 from launcher.logs import launcher_logger
 from launcher.supervisor_process import ServingController, ServingState, SupervisorProcess
 from launcher.worker import QueryOp
-from serving.config import ConfigError, LaunchConfig, Mode
+from serving.core.config import ConfigError, LaunchConfig, Mode
 
 _INVALID = {
     "start": ("started", "Fix the value named above and press Start again."),

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from serving import paths
-from serving.config import LaunchConfig
+from serving.core import paths
+from serving.core.config import LaunchConfig
 
 FILENAME = "launcher.json"
 

@@ -13,7 +13,7 @@ import json
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
-from serving import paths
+from serving.core import paths
 
 
 def server_name() -> str:

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from launcher.model_catalog import ModelChoice
-from serving.config import (
+from serving.core.config import (
     DTYPES,
     MAX_CPUS_PER_REPLICA,
     MAX_GPUS_PER_REPLICA,
@@ -56,7 +56,7 @@ COL_GPUS = 78
 COL_REPLICAS = 70
 COL_BUTTON = 28
 
-# The config's own limits (serving/config.py is their one source).
+# The config's own limits (serving/core/config.py is their one source).
 SCHEMA_MAX_CPUS = float(MAX_CPUS_PER_REPLICA)
 SCHEMA_MAX_GPUS = float(MAX_GPUS_PER_REPLICA)
 SCHEMA_MAX_REPLICAS = int(MAX_REPLICAS)

@@ -3,7 +3,7 @@
     Checking the configuration → Starting Ray → Starting the app (1 of 2 replicas ready) → Ready
                                                  (Loading t5-small (0 of 1 replica ready), for models)
 
-Derived from what the supervisor already says (serving/events.py): its phase events, and in
+Derived from what the supervisor already says (serving/core/events.py): its phase events, and in
 `deploying` the replica counts of its status events (replicas_running / replicas_target summed
 over the deployments that hold the app or a model; Serve's proxy and Gradio ingress are
 plumbing). The window's own check before the supervisor starts counts as the first step.

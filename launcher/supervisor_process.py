@@ -1,6 +1,6 @@
 """The supervisor (`python -m serving.cli up --events`) run as a QProcess.
 
-It parses the JSON event lines (serving/events.py is the contract) into Qt
+It parses the JSON event lines (serving/core/events.py is the contract) into Qt
 signals and turns them into one of five states. Start and stop are
 idempotent. Stop asks nicely ("stop" on stdin), then after a grace period
 ends the supervisor's whole process group (it leads its own group, so Ray's
@@ -23,11 +23,11 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from launcher.logs import launcher_logger, supervisor_logger
-from serving import paths
-from serving.config import LaunchConfig
-from serving.events import Phase, parse_line
-from serving.process_group import group_alive, signal_group
-from serving.protocol import (
+from serving.core import paths
+from serving.core.config import LaunchConfig
+from serving.core.events import Phase, parse_line
+from serving.core.process_group import group_alive, signal_group
+from serving.core.protocol import (
     AppliedEvent,
     ErrorEvent,
     Event,
@@ -36,7 +36,7 @@ from serving.protocol import (
     StatusEvent,
     parse_event,
 )
-from serving.records import read_supervisor_record
+from serving.core.records import read_supervisor_record
 
 # Ray colours its log prefixes; the log view and file want plain text.
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -96,11 +96,11 @@ class ServingController(QObject):
     state_changed = Signal(str)  # ServingState value
     status_changed = Signal(dict)  # the latest "status" event
     message_changed = Signal(str)  # the latest phase message, for the status line
-    phase_changed = Signal(str, str)  # (phase, message) as the supervisor says it (serving/events.py)
+    phase_changed = Signal(str, str)  # (phase, message) as the supervisor says it (serving/core/events.py)
     error_reported = Signal(str, str)  # message, hint
     url_changed = Signal(str)
     changing_changed = Signal(bool)  # a change (an apply, or its rollback) is being deployed
-    applied = Signal(dict)  # the supervisor's answer to an apply request (serving/apply_request.py)
+    applied = Signal(dict)  # the supervisor's answer to an apply request (serving/core/apply_request.py)
     running_config_changed = Signal(dict, dict)  # (before, after): what the app serves changed
 
     owned = True  # False for a supervisor another launcher left running

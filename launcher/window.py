@@ -34,7 +34,7 @@ from launcher.status_panel import StatusAndLog
 from launcher.supervisor_process import ServingController, ServingState
 from launcher.tray import Tray
 from launcher.worker import QueryOp
-from serving.config import ConfigError, LaunchConfig
+from serving.core.config import ConfigError, LaunchConfig
 
 __all__ = ["TITLE", "MainWindow"]
 

@@ -75,7 +75,7 @@ def _selftest(serve_app: bool) -> int:
     if serve_app and ok:
         from ray import serve
 
-        from serving.apps import build_app, default_config
+        from serving.replica.apps import build_app, default_config
 
         serve.run(build_app(default_config("summarize")), name="selftest", route_prefix="/")
         with urllib.request.urlopen("http://127.0.0.1:8000/", timeout=60) as response:

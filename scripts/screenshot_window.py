@@ -59,7 +59,7 @@ def run_window(out: Path, mode: str, serve: bool, port: int, timeout: float) -> 
     from launcher.settings import Settings
     from launcher.window import MainWindow
     from launcher.worker import pending_count
-    from serving.config import LaunchConfig
+    from serving.core.config import LaunchConfig
 
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")  # the launcher's notes, on stderr
     app = QApplication(sys.argv[:1])

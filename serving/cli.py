@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import paths
-from .config import DTYPES, ConfigError, LaunchConfig, Mode, ModelSlot, default_config, read_config_file
+from serving.core import paths
+from serving.core.config import DTYPES, ConfigError, LaunchConfig, Mode, ModelSlot, default_config, read_config_file
 
 EXAMPLES = """examples:
   gradio-serve up --app demo.py                       your own Gradio app, unchanged
@@ -95,7 +95,7 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-gpus", type=float, action="append", metavar="N", help="GPUs per replica (fractions ok)")
     p.add_argument("--replicas", type=int, action="append", metavar="N", help="replicas per model")
     p.add_argument("--dtype", action="append", choices=DTYPES,
-                   help="weights' precision per model (auto: float32 on CPU, bfloat16/float16 on GPU)")
+                   help="weights' precision per model (auto: bfloat16 on a CPU with native bfloat16 (AVX-512 BF16, AMX), else float32; bfloat16, else float16, on a GPU)")
     p.add_argument("--min-replicas", type=int, action="append", metavar="N",
                    help="autoscale: fewest replicas per model (any autoscale flag turns autoscaling on)")
     p.add_argument("--max-replicas", type=int, action="append", metavar="N", help="autoscale: most replicas per model")
@@ -137,7 +137,7 @@ def config_from_args(args: argparse.Namespace, base: dict | None = None) -> Laun
         explicit_http = set((raw.get("http") or {}).keys())
         _warn_if_password_readable(args.config, data)
         if data.get("app") and not args.app:  # a relative target is relative to the config file
-            from .target import absolute_target
+            from serving.core.target import absolute_target
 
             target, module_dir = absolute_target(data["app"]["target"], base_dir)
             data["app"]["target"] = target
@@ -159,7 +159,7 @@ def config_from_args(args: argparse.Namespace, base: dict | None = None) -> Laun
     if args.mode:
         data["mode"] = args.mode
     if args.app:
-        from .target import AppLoadError, absolute_target
+        from serving.core.target import AppLoadError, absolute_target
 
         try:
             target, module_dir = absolute_target(args.app)
@@ -263,7 +263,7 @@ def _app_flags(args: argparse.Namespace, data: dict) -> LaunchConfig:
 
 
 def cmd_up(args) -> int:
-    from .events import EventWriter
+    from serving.core.events import EventWriter
 
     if args.events:
         # Our own process group, so the launcher can end all of it; and fd 1 kept for
@@ -284,15 +284,15 @@ def cmd_up(args) -> int:
         return 2
     if not args.events:
         writer = EventWriter(_output_to_log(), as_json=False)
-    from .supervisor import Supervisor
+    from serving.cluster.supervisor import Supervisor
 
     return Supervisor(config, writer, open_browser=args.open, watch_stdin=args.events).run()
 
 
 def cmd_apply(args) -> int:
-    from . import apply_request
-    from .process_group import pid_alive
-    from .records import live_record
+    from serving.core import apply_request
+    from serving.core.process_group import pid_alive
+    from serving.core.records import live_record
 
     record = live_record()
     if not record:
@@ -321,7 +321,7 @@ def cmd_apply(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from .records import live_record, read_status_record
+    from serving.core.records import live_record, read_status_record
 
     record = live_record()
     if not record:
@@ -349,8 +349,8 @@ def cmd_status(args) -> int:
 
 
 def cmd_down(args) -> int:
-    from .process_group import pid_alive, stop_group
-    from .records import live_record
+    from serving.core.process_group import pid_alive, stop_group
+    from serving.core.records import live_record
 
     record = live_record()
     if not record:
@@ -373,7 +373,7 @@ def cmd_down(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .catalog import list_models
+    from serving.core.catalog import list_models
 
     entries = list_models()
     if args.json:
@@ -390,7 +390,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_text
+    from serving.cluster.export import export_text
 
     text = export_text(config_from_args(args), kuberay=args.kuberay)
     if args.output == "-":
@@ -436,7 +436,7 @@ def _log_traceback() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"up": cmd_up, "apply": cmd_apply, "status": cmd_status, "down": cmd_down, "models": cmd_models, "export": cmd_export}
-    from .target import AppLoadError
+    from serving.core.target import AppLoadError
 
     try:
         return handler[args.command](args)

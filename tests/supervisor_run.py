@@ -9,7 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
-from serving.reaper import group_alive  # noqa: F401 - re-exported for the tests
+from serving.cluster.reaper import group_alive  # noqa: F401 - re-exported for the tests
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:

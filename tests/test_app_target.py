@@ -1,6 +1,6 @@
-"""Finding a user's Gradio app from a TARGET (serving/app_target.py), and every way it can fail.
+"""Finding a user's Gradio app from a TARGET (serving/replica/app_target.py), and every way it can fail.
 
-The inspector (`python -m serving.app_target TARGET --json`) runs for real in a child process, as
+The inspector (`python -m serving.replica.app_target TARGET --json`) runs for real in a child process, as
 the launcher and the supervisor run it: it imports the user's file there and says what it found.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from supervisor_run import ROOT
 
-from serving.app_target import AppLoadError, absolute_target, parse_target
+from serving.replica.app_target import AppLoadError, absolute_target, parse_target
 
 
 def write(folder: Path, name: str, source: str) -> Path:
@@ -25,7 +25,7 @@ def write(folder: Path, name: str, source: str) -> Path:
 
 
 def inspect(target: str, cwd: Path | None = None, *extra: str) -> dict:
-    run = subprocess.run([sys.executable, "-m", "serving.app_target", target, "--json", *extra], cwd=cwd or ROOT,
+    run = subprocess.run([sys.executable, "-m", "serving.replica.app_target", target, "--json", *extra], cwd=cwd or ROOT,
                          capture_output=True, text=True, timeout=120, check=False,
                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     result = json.loads(run.stdout.strip().splitlines()[-1])
@@ -116,7 +116,7 @@ def test_the_look_asked_of_launch_is_kept(tmp_path):
             gr.Markdown("hi")
         ui.launch(css="body {color: red}", share=True)
     """)
-    code = ("import sys, json; from serving.app_target import load_app; a = load_app(sys.argv[1]); "
+    code = ("import sys, json; from serving.replica.app_target import load_app; a = load_app(sys.argv[1]); "
             "print(json.dumps({k: type(v).__name__ if k == 'theme' else v for k, v in a.settings.launch.items()}))")
     def kwargs_of(path):
         run = subprocess.run([sys.executable, "-c", code, str(path)], cwd=tmp_path, capture_output=True, text=True,

@@ -16,9 +16,9 @@ import pytest
 import yaml
 from supervisor_run import ROOT, free_port
 
-from serving.catalog import list_models, resolve
-from serving.config import ConfigError, LaunchConfig, Mode, default_config
-from serving.ui import InputError, clean_input, describe_failure
+from serving.core.catalog import list_models, resolve
+from serving.core.config import ConfigError, LaunchConfig, Mode, default_config
+from serving.replica.ui import InputError, clean_input, describe_failure
 
 
 def cli(env, *args, timeout=120) -> subprocess.CompletedProcess:
@@ -221,7 +221,7 @@ def test_url_points_at_the_cluster_head(address, url):
 
 def test_unusable_cache_folder_falls_back_to_the_gguf(tmp_path, monkeypatch):
     """A cache path that cannot be created (read-only, or not a folder) is not fatal."""
-    from serving import models
+    from serving.replica import models
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -234,7 +234,7 @@ def test_disk_full_during_conversion_leaves_no_broken_cache(tmp_path, monkeypatc
 
     import transformers
 
-    from serving import models
+    from serving.replica import models
 
     monkeypatch.setenv("GRADIO_SERVE_CACHE_DIR", str(tmp_path / "cache"))
 
@@ -251,7 +251,7 @@ def test_disk_full_during_conversion_leaves_no_broken_cache(tmp_path, monkeypatc
 def test_serving_never_imports_qt_and_the_supervisor_skips_torch():
     """serving/ is Qt-free; the supervisor builds the app without loading torch (replicas do)."""
     code = (
-        "import sys, serving.cli, serving.supervisor, serving.apps, serving.export, serving.catalog\n"
+        "import sys, serving.cli, serving.cluster.supervisor, serving.replica.apps, serving.cluster.export, serving.core.catalog\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'torch', 'transformers'))\n"
         "print(','.join(bad))"
     )
@@ -261,9 +261,9 @@ def test_serving_never_imports_qt_and_the_supervisor_skips_torch():
 
 
 def test_slots_of_one_model_share_a_deployment_unless_they_cannot():
-    from serving.apps import slot_groups
-    from serving.catalog import CatalogEntry
-    from serving.config import Generation, ModelSlot
+    from serving.core.catalog import CatalogEntry
+    from serving.core.config import Generation, ModelSlot
+    from serving.replica.apps import slot_groups
 
     def entry(name, kind="instruct"):
         return CatalogEntry(name=name, kind=kind, source="folder", available_offline=True, path=f"/m/{name}")

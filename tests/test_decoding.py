@@ -1,4 +1,4 @@
-"""serving/decoding.py, the continuous batch, on real (tiny) models: it answers exactly what
+"""serving/replica/decoding.py, the continuous batch, on real (tiny) models: it answers exactly what
 `generate()` answers one prompt at a time, whether prompts come together or join mid-way;
 each row keeps its own settings; a failure reaches every caller and the loop goes on."""
 
@@ -10,10 +10,10 @@ from concurrent.futures import Future
 import pytest
 import torch
 
-from serving import decoding
-from serving.catalog import resolve
-from serving.config import Generation, Mode
-from serving.models import Runner
+from serving.core.catalog import resolve
+from serving.core.config import Generation, Mode
+from serving.replica import decoding
+from serving.replica.models import Runner
 
 PROMPTS = ["Once upon a time", "The", "A long long prompt with many words in it, to pad the others", "Hello there"]
 

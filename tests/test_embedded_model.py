@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from serving import embedded_model as em
-from serving.config import ConfigError
+from serving.core import embedded_model as em
+from serving.core.config import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,8 +128,8 @@ def test_frozen_app_does_not_run_pip(missing, monkeypatch):
 
 def test_launcher_offers_the_model_that_start_will_install(missing, monkeypatch):
     from launcher import model_catalog
-    from serving import catalog
-    from serving.config import Mode
+    from serving.core import catalog
+    from serving.core.config import Mode
 
     monkeypatch.setattr(catalog, "embedded_gguf", lambda: None)
     choice = model_catalog.resolve("smollm2-135m-instruct", Mode.summarize, "Model 1")
@@ -141,7 +141,7 @@ def test_launcher_offers_the_model_that_start_will_install(missing, monkeypatch)
 
 
 def test_command_line_status():
-    result = subprocess.run([sys.executable, "-m", "serving.embedded_model"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "serving.core.embedded_model"], capture_output=True, text=True,
                             timeout=120, check=False, cwd=ROOT, env={**os.environ})
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith("SmolLM2-135M-Instruct.Q4_1.gguf")

@@ -3,7 +3,7 @@
 - A model replica killed hard (SIGKILL): Serve replaces it, the status events show the dip
   (replicas_running drops) and the recovery, and the app answers again with no restart.
 - The supervisor killed hard (SIGKILL): no process of the app outlives it for long (the
-  serving/reaper.py watchdog ends the group); the time is measured and reported.
+  serving/cluster/reaper.py watchdog ends the group); the time is measured and reported.
 (Start while already running is refused: tests/test_serving_e2e.py.)
 """
 

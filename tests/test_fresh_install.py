@@ -100,7 +100,7 @@ def test_pip_install_dot_into_a_fresh_venv_serves_the_embedded_model(fresh_venv,
     models = run([str(bindir / "gradio-serve"), "models"], env, cwd=work, timeout=300)
     assert models.returncode == 0 and "smollm2-135m-instruct" in models.stdout, models.stdout + models.stderr
     probe = run([py, "-c", (
-        "import serving.models, launcher.app, launcher.desktop_entry as d, sys\n"
+        "import serving.replica.models, launcher.app, launcher.desktop_entry as d, sys\n"
         "import serving, launcher\n"
         "print(serving.__file__); print(d.resources_dir()); print(d.tray_icon_path('running'))\n"
     )], env, cwd=work, timeout=300)
@@ -109,7 +109,7 @@ def test_pip_install_dot_into_a_fresh_venv_serves_the_embedded_model(fresh_venv,
     site = str(fresh_venv / "lib")
     assert serving_file.startswith(site) and resources.startswith(site), probe.stdout  # the installed copy
     assert resources.endswith("launcher/resources") and Path(tray_icon).is_file()
-    status = run([py, "-m", "serving.embedded_model"], env, cwd=work, timeout=120)
+    status = run([py, "-m", "serving.core.embedded_model"], env, cwd=work, timeout=120)
     assert status.returncode == 1 and "not installed" in status.stdout, status.stdout + status.stderr
 
     # Serve: the embedded model comes in on first use.
@@ -168,6 +168,6 @@ def test_pip_install_dot_into_a_fresh_venv_serves_the_embedded_model(fresh_venv,
                 os.killpg(up.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             up.wait(timeout=30)
-    status = run([py, "-m", "serving.embedded_model"], env, cwd=work, timeout=120)
+    status = run([py, "-m", "serving.core.embedded_model"], env, cwd=work, timeout=120)
     assert status.returncode == 0 and status.stdout.strip().startswith(site), status.stdout
     print("fresh install timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))

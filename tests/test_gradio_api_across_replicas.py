@@ -1,4 +1,4 @@
-"""Gradio's multi-request APIs on 2 replicas (serving/sessions.py's table), with the app of
+"""Gradio's multi-request APIs on 2 replicas (serving/front/sessions.py's table), with the app of
 tests/apps/api_flows.py served by `gradio-serve up --app ... --replicas 2` once for the module:
 
 (a) without cookies, as curl calls them (a fresh connection and no cookie jar for each request):
@@ -38,7 +38,7 @@ def served(request, tmp_path_factory):
     app = serve_app("api_flows.py", 2, env, base / "up-logs")
     try:
         assert len(app.pids()) == 2, app.pids()
-        # Requests go through the app's port straight to the replicas (serving/port_relay.py).
+        # Requests go through the app's port straight to the replicas (serving/front/port_relay.py).
         assert any("now goes straight to the app's 2 Gradio replicas" in e.get("message", "") for e in app.up.events)
         yield app
     finally:

@@ -1,4 +1,4 @@
-"""An app's own launch() and queue() settings, kept when served (serving/launch_settings.py).
+"""An app's own launch() and queue() settings, kept when served (serving/replica/launch_settings.py).
 
 Each app is a real file imported the way a replica imports it (serving/app_target.load_app, in a
 child process: it changes the working directory), and the settings applied to its real Blocks as
@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from supervisor_run import ROOT
 
-from serving.launch_settings import FLAG, HONOURED, LAUNCH, NOT_APPLICABLE, QUEUE, REFUSED
+from serving.replica.launch_settings import FLAG, HONOURED, LAUNCH, NOT_APPLICABLE, QUEUE, REFUSED
 
 PROBE = """
 import json, sys
-from serving.app_target import load_app, AppLoadError
-from serving.launch_settings import apply
+from serving.replica.app_target import load_app, AppLoadError
+from serving.replica.launch_settings import apply
 try:
     app = load_app(sys.argv[1], login_given=sys.argv[2] == "1")
 except AppLoadError as exc:

@@ -1,10 +1,10 @@
 """Mode "Your app" in the launcher window (launcher/app_picker.py, launcher/start_progress.py).
 
 Real Qt widgets offscreen. What a file holds is found by the real inspector
-(`python -m serving.app_target --json`) in a child process, on small Gradio apps written
+(`python -m serving.replica.app_target --json`) in a child process, on small Gradio apps written
 into tmp_path; each check imports Gradio there (a few seconds). The supervisor is a fake
-that speaks serving/events.py for mode app: phases, the `app` deployment's replicas
-coming up one by one, apply requests (serving/apply_request.py) and stop.
+that speaks serving/core/events.py for mode app: phases, the `app` deployment's replicas
+coming up one by one, apply requests (serving/core/apply_request.py) and stop.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from launcher.settings import Settings
 from launcher.start_progress import StartProgress
 from launcher.supervisor_process import ServingState, SupervisorProcess
 from launcher.window import MainWindow
-from serving.config import LaunchConfig, Mode
+from serving.core.config import LaunchConfig, Mode
 
 pytestmark = pytest.mark.usefixtures("launcher_env")  # see conftest.py
 

@@ -1,7 +1,7 @@
 """Apply changes from the window to the running app (launcher/apply_changes.py).
 
 Fast: the pending-change logic, the state machine's `deploying` after `running`, and the
-window's whole Apply flow against a fake supervisor that speaks serving/apply_request.py's
+window's whole Apply flow against a fake supervisor that speaks serving/core/apply_request.py's
 protocol (a request file plus SIGUSR1; the answer as an `applied` event and in the status
 record). Slow: the real supervisor, a tiny model swapped in place, gradio_client answering,
 the GUI thread never stalled, and nothing left running.
@@ -29,8 +29,8 @@ from launcher.model_catalog import ModelChoice
 from launcher.session import SessionState
 from launcher.settings import Settings
 from launcher.supervisor_process import ServingState, SupervisorProcess
-from serving import paths
-from serving.config import LaunchConfig
+from serving.core import paths
+from serving.core.config import LaunchConfig
 
 CHOICES = [
     ModelChoice(name="smollm2-135m-instruct", kind="instruct", params_m=135, memory_mb=900),
@@ -274,7 +274,7 @@ def test_apply_reaches_an_app_found_running_and_follows_changes_made_elsewhere(w
     from pathlib import Path
 
     from launcher.attached import find_running
-    from serving import apply_request
+    from serving.core import apply_request
 
     port = free_port()
     config = LaunchConfig.from_dict({"models": [{"model": "t5-tiny", "num_cpus": 1}], "http": {"port": port}})
@@ -342,7 +342,7 @@ def test_apply_swaps_the_model_of_the_real_app_from_the_window(qtbot, tiny_model
     from gradio_client import Client
     from test_launcher_cycle import START_TIMEOUT_MS, alive, descendants, group_members, kill_all, tiny_model_window
 
-    from serving.reaper import group_alive
+    from serving.cluster.reaper import group_alive
 
     window, _ = tiny_model_window(qtbot, tiny_models["seq2seq"])
 

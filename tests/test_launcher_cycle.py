@@ -195,7 +195,7 @@ def _start_launcher(tiny_models, tmp_path, port: int) -> tuple[subprocess.Popen,
 
 
 def _wait_running(launcher: subprocess.Popen, log: Path) -> dict:
-    from serving import paths
+    from serving.core import paths
 
     def running() -> bool:
         status = _read(paths.status_record())

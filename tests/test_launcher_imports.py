@@ -1,4 +1,4 @@
-"""The launcher never imports ray, gradio, torch or transformers (DESIGN.md: launcher/ is Qt only).
+"""The launcher never imports ray, gradio, torch or transformers (docs/ARCHITECTURE.md: launcher/ is Qt only).
 
 Checked in a fresh interpreter after the real window is built and its workers (catalog
 scan, machine probe) have finished, so indirect imports are caught too.
@@ -72,12 +72,12 @@ def test_launcher_sources_import_nothing_forbidden():
             for name in names:
                 top = name.split(".")[0]
                 if top in FORBIDDEN or name in (
-                    "serving.supervisor",
+                    "serving.cluster.supervisor",
                     "serving.cluster",
-                    "serving.apps",
-                    "serving.deployments",
-                    "serving.models",
-                    "serving.ui",
+                    "serving.replica.apps",
+                    "serving.replica.deployments",
+                    "serving.replica.models",
+                    "serving.replica.ui",
                     "serving.cli",
                 ):
                     offenders.append(f"{path.name}:{node.lineno} imports {name}")

@@ -16,7 +16,7 @@ from launcher.config_form import ConfigForm
 from launcher.model_catalog import ModelChoice
 from launcher.session import Session, SessionState
 from launcher.supervisor_process import ServingState
-from serving.config import LaunchConfig
+from serving.core.config import LaunchConfig
 
 CHOICE = ModelChoice(name="smollm2-135m-instruct", kind="instruct", params_m=135, memory_mb=900)
 

@@ -10,7 +10,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest
 
 from launcher import settings as s
-from serving.config import LaunchConfig
+from serving.core.config import LaunchConfig
 
 pytestmark = pytest.mark.usefixtures("launcher_env")  # see conftest.py
 

@@ -1,6 +1,6 @@
 """The supervisor QProcess wrapper and the detached-app follower, with a tiny fake supervisor.
 
-A narrow unit: the fake (tests/fakes/serving_up.py) speaks serving/events.py's protocol (phase with pid/pgid,
+A narrow unit: the fake (tests/fakes/serving_up.py) speaks serving/core/events.py's protocol (phase with pid/pgid,
 status, error, stop/detach on stdin) so the wrapper's parsing, state changes,
 grace-period kill of the process group and error reporting are checked in a
 second each. The real supervisor is exercised in test_launcher_cycle.py.
@@ -22,8 +22,8 @@ from fakes import path as fake_path
 
 from launcher.attached import AttachedSupervisor, find_running
 from launcher.supervisor_process import ServingState, SupervisorProcess, group_alive
-from serving import paths
-from serving.config import LaunchConfig
+from serving.core import paths
+from serving.core.config import LaunchConfig
 
 pytestmark = pytest.mark.usefixtures("launcher_env")  # see conftest.py
 

@@ -30,7 +30,7 @@ from launcher.slot_row import PRECISION_HELP
 from launcher.supervisor_process import ServingState, SupervisorProcess
 from launcher.window import TITLE, MainWindow
 from launcher.worker import pending_count
-from serving.config import MAX_MODEL_SLOTS, LaunchConfig, Mode
+from serving.core.config import MAX_MODEL_SLOTS, LaunchConfig, Mode
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -175,7 +175,7 @@ def test_empty_model_is_refused_with_a_message(window, qtbot):
 
 
 def test_unknown_model_is_refused_before_any_process(window, qtbot, monkeypatch):
-    from serving.config import ConfigError
+    from serving.core.config import ConfigError
 
     def resolve(ref, mode, field):
         raise ConfigError(f"{field}: unknown model {ref!r}: run `gradio-serve models`")

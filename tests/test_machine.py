@@ -1,4 +1,4 @@
-"""serving/machine.py is the one probe: CPUs narrowed by the affinity mask and the cgroup quota, GPUs by
+"""serving/core/machine.py is the one probe: CPUs narrowed by the affinity mask and the cgroup quota, GPUs by
 CUDA_VISIBLE_DEVICES; the supervisor's own check counts with it, as the window does."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from serving import machine
-from serving.config import LaunchConfig
-from serving.preflight import StartError
+from serving.core import machine
+from serving.core.config import LaunchConfig
+from serving.core.preflight import StartError
 
 SMI = "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-a)\nGPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-b)\n"
 
@@ -37,7 +37,7 @@ def test_gpus_follow_cuda_visible_devices(monkeypatch):
 
 
 def test_the_supervisor_counts_this_machine_as_the_window_does(monkeypatch):
-    from serving import cluster_checks
+    from serving.cluster import cluster_checks
 
     monkeypatch.setattr(machine, "cpu_count", lambda: 1)
     monkeypatch.setattr(machine, "gpu_count", lambda: 0)

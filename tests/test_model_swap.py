@@ -1,6 +1,6 @@
 """A model swapped out by `gradio-serve apply` leaves memory: ModelDeployment's own reconfigure (the
 class Serve runs, called here directly) with real tiny models, after a first load frozen as at a
-replica's start (serving/startup_gc.py)."""
+replica's start (serving/replica/startup_gc.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import gc
 import time
 import weakref
 
-from serving.catalog import resolve
-from serving.config import Mode, ModelSlot
-from serving.deployments import ModelDeployment, model_user_config
+from serving.core.catalog import resolve
+from serving.core.config import Mode, ModelSlot
+from serving.replica.deployments import ModelDeployment, model_user_config
 
 
 def test_the_old_model_is_freed_after_a_swap(tiny_models):

@@ -1,6 +1,6 @@
-"""serving/port_relay.py with real sockets and real HTTP servers (uvicorn, as Serve's direct ingress
+"""serving/front/port_relay.py with real sockets and real HTTP servers (uvicorn, as Serve's direct ingress
 runs them): a "replica" is uvicorn serving an app behind the replicas' own session middleware
-(serving/gradio_server.py's SessionAffinity); "Serve's proxy" is one more uvicorn."""
+(serving/replica/gradio_server.py's SessionAffinity); "Serve's proxy" is one more uvicorn."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import httpx
 import pytest
 import uvicorn
 
-from serving import port_relay
-from serving.gradio_server import SessionAffinity
-from serving.port_relay import PortRelay
-from serving.preflight import free_loopback_port
-from serving.sessions import cookie_name, rendezvous
+from serving.core.preflight import free_loopback_port
+from serving.front import port_relay
+from serving.front.port_relay import PortRelay
+from serving.front.sessions import cookie_name, rendezvous
+from serving.replica.gradio_server import SessionAffinity
 
 APP, DEPLOYMENT = "gradio-serve", "app"
 

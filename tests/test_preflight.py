@@ -1,5 +1,5 @@
-"""serving/preflight.py: one set of rules for the port, the CPUs/GPUs and memory, whoever asks;
-serving/config.py as the one source of bounds; serving/process_group.py's TERM, wait, KILL."""
+"""serving/core/preflight.py: one set of rules for the port, the CPUs/GPUs and memory, whoever asks;
+serving/core/config.py as the one source of bounds; serving/core/process_group.py's TERM, wait, KILL."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from serving import preflight
-from serving.config import (
+from serving.core import preflight
+from serving.core.config import (
     DTYPES,
     MAX_CPUS_PER_REPLICA,
     MAX_REPLICAS,
@@ -24,8 +24,8 @@ from serving.config import (
     ModelSlot,
     bounds,
 )
-from serving.preflight import QUIET_PORTS, StartError, free_loopback_port
-from serving.process_group import group_alive, pid_alive, stop_group
+from serving.core.preflight import QUIET_PORTS, StartError, free_loopback_port
+from serving.core.process_group import group_alive, pid_alive, stop_group
 
 
 def _config(**slot) -> LaunchConfig:

@@ -1,5 +1,5 @@
-"""The process protocol (serving/protocol.py): what the supervisor writes parses back into the models,
-the JSON on the wire keeps its shape, and a stale record is told from a live one (serving/records.py)."""
+"""The process protocol (serving/core/protocol.py): what the supervisor writes parses back into the models,
+the JSON on the wire keeps its shape, and a stale record is told from a live one (serving/core/records.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from serving import apply_request, paths
-from serving.events import EventWriter, parse_line
-from serving.protocol import (
+from serving.core import apply_request, paths
+from serving.core.events import EventWriter, parse_line
+from serving.core.protocol import (
     AppliedEvent,
     ApplyAnswer,
     ErrorEvent,
@@ -26,7 +26,7 @@ from serving.protocol import (
     SupervisorRecord,
     parse_event,
 )
-from serving.records import live_record, read_status_record
+from serving.core.records import live_record, read_status_record
 
 DEPLOYMENT = {"name": "model0", "label": "m", "model": "gpt2", "status": "HEALTHY",
               "replicas_running": 1, "replicas_target": 2, "message": ""}

@@ -1,4 +1,4 @@
-"""The app's port frames requests as a replica does (serving/http_framing.py): random request heads and
+"""The app's port frames requests as a replica does (serving/front/http_framing.py): random request heads and
 bodies, sent raw through the relay and straight to a replica (uvicorn, as Serve's direct ingress runs
 it), get the same answers; random broken ones are refused alike."""
 
@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_port_relay import _Server
 
-from serving.port_relay import PortRelay
-from serving.preflight import free_loopback_port
+from serving.core.preflight import free_loopback_port
+from serving.front.port_relay import PortRelay
 
 APP, DEPLOYMENT = "gradio-serve", "app"
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

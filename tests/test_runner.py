@@ -1,4 +1,4 @@
-"""serving.models.Runner on a tiny model: seeded sampling repeats, new decoding settings
+"""serving.replica.models.Runner on a tiny model: seeded sampling repeats, new decoding settings
 (what a warm apply of the same model sends) take effect without a reload, and the
 weights' precision follows the slot's dtype."""
 
@@ -9,11 +9,11 @@ import argparse
 import pytest
 import torch
 
-from serving.catalog import resolve
 from serving.cli import _parser, config_from_args
-from serving.config import Generation, Mode
-from serving.machine import detect_native_bf16
-from serving.models import Runner
+from serving.core.catalog import resolve
+from serving.core.config import Generation, Mode
+from serving.core.machine import detect_native_bf16
+from serving.replica.models import Runner
 
 PROMPT = "Once upon a time"
 

@@ -168,7 +168,7 @@ def test_network_host_without_login_is_refused(serving_env):
 
 def test_risky_settings_are_opt_in():
     from serving.cli import _parser, config_from_args
-    from serving.config import LaunchConfig, default_config
+    from serving.core.config import LaunchConfig, default_config
 
     assert LaunchConfig().models[0].trust_remote_code is False
     assert LaunchConfig().cluster.include_dashboard is False  # and on, it binds 127.0.0.1 (supervisor)

@@ -1,6 +1,6 @@
-"""Cookie-less clients of Gradio's multi-request APIs (serving/sessions.py's table): the app's port
-(serving/port_relay.py, with uvicorn "replicas" as in tests/test_port_relay.py) and Serve's router
-(serving/sticky.py) send every request that names one Gradio session, in its path, query or small
+"""Cookie-less clients of Gradio's multi-request APIs (serving/front/sessions.py's table): the app's port
+(serving/front/port_relay.py, with uvicorn "replicas" as in tests/test_port_relay.py) and Serve's router
+(serving/replica/sticky.py) send every request that names one Gradio session, in its path, query or small
 JSON body, to the replica that rendezvous hashing of that key picks. The whole path, with real
 Gradio replicas: tests/test_gradio_api_across_replicas.py."""
 
@@ -19,17 +19,17 @@ import httpx
 import pytest
 from test_port_relay import APP, DEPLOYMENT, _client, _cookie, _exchange, _Server, _status
 
-from serving import port_relay
-from serving.port_relay import PortRelay
-from serving.preflight import free_loopback_port
-from serving.sessions import (
+from serving.core.preflight import free_loopback_port
+from serving.front import port_relay
+from serving.front.port_relay import PortRelay
+from serving.front.sessions import (
     MAX_KEYED_BODY,
     body_session_key,
     keyed_body_length,
     rendezvous,
     session_key,
 )
-from serving.sticky import GradioSessionRouter
+from serving.replica.sticky import GradioSessionRouter
 
 REPLICAS = ("aaaa", "bbbb")
 

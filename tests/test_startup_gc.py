@@ -1,4 +1,4 @@
-"""serving/startup_gc.py: no automatic collection while a replica loads, then its start frozen."""
+"""serving/replica/startup_gc.py: no automatic collection while a replica loads, then its start frozen."""
 
 import gc
 import threading
@@ -6,7 +6,7 @@ import weakref
 
 import pytest
 
-from serving.startup_gc import collector_paused
+from serving.replica.startup_gc import collector_paused
 
 
 @pytest.fixture(autouse=True)

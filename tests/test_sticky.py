@@ -1,5 +1,5 @@
 """The session rules, Serve's session router and the replica's affinity middleware, as units
-(serving/sessions.py, serving/sticky.py, serving/gradio_server.py). The whole path, with real replicas, is in tests/test_your_app.py."""
+(serving/front/sessions.py, serving/replica/sticky.py, serving/replica/gradio_server.py). The whole path, with real replicas, is in tests/test_your_app.py."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import httpx
 
-from serving import sessions
-from serving.gradio_server import SessionAffinity
-from serving.sessions import SessionRoutes, cookie_name, cookie_value, event_replica, rendezvous, replica_of
-from serving.sticky import GradioSessionRouter
+from serving.front import sessions
+from serving.front.sessions import SessionRoutes, cookie_name, cookie_value, event_replica, rendezvous, replica_of
+from serving.replica.gradio_server import SessionAffinity
+from serving.replica.sticky import GradioSessionRouter
 
 APP, DEPLOYMENT = "gradio-serve", "app"
 

@@ -1,4 +1,4 @@
-"""Serve's processes in a cluster we start carry no pandas (serving/worker_setup.py: ~33 MB each):
+"""Serve's processes in a cluster we start carry no pandas (serving/cluster/worker_setup.py: ~33 MB each):
 only the Gradio ingress loads it, because Gradio needs it. A real `gradio-serve up`, its processes
 read from /proc."""
 

@@ -32,7 +32,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from supervisor_run import ROOT
 
-from serving.sessions import replica_of
+from serving.front.sessions import replica_of
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""The fake supervisors' main loop, as serving/supervisor.py runs its own: until stdin says `stop`
+"""The fake supervisors' main loop, as serving/cluster/supervisor.py runs its own: until stdin says `stop`
 (or closes), take each apply request a SIGUSR1 announces and hand it to `handle`."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from serving import apply_request
+from serving.core import apply_request
 
 
 def serve_apply_requests(handle: Callable[[dict], None]) -> None:

@@ -8,7 +8,7 @@ stop stops it, detach leaves it serving.
 from __future__ import annotations
 
 from launcher.supervisor_process import ServingController, ServingState
-from serving.config import LaunchConfig
+from serving.core.config import LaunchConfig
 
 
 class RecordingController(ServingController):

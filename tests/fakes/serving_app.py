@@ -8,7 +8,7 @@ from pathlib import Path
 
 from apply_loop import serve_apply_requests
 
-from serving import paths
+from serving.core import paths
 
 os.setpgid(0, 0)
 args = sys.argv[1:]

@@ -1,4 +1,4 @@
-"""Fake `gradio-serve up --events` that also answers apply requests like serving/supervisor.py.
+"""Fake `gradio-serve up --events` that also answers apply requests like serving/cluster/supervisor.py.
 
 Model "broken" fails to deploy (answered, then the old one restored); "refused" is refused at once."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from apply_loop import serve_apply_requests
 
-from serving import paths
+from serving.core import paths
 
 os.setpgid(0, 0)
 args = sys.argv[1:]

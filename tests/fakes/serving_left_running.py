@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 
-from serving import paths
+from serving.core import paths
 
 os.setpgid(0, 0)
 url = "http://127.0.0.1:8124/"

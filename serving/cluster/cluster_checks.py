@@ -1,6 +1,6 @@
 """The checks a start makes against Ray: a cluster `ray.init()` would join by itself, an address that
 answers, Serve already running there, and whether the config fits the cluster it gets. The Qt-free
-fit rules themselves are serving/preflight.py's; this module reads what Ray reports."""
+fit rules themselves are serving/core/preflight.py's; this module reads what Ray reports."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import os
 import socket
 from pathlib import Path
 
-from . import machine
-from .config import APP_NAME, LaunchConfig
-from .preflight import StartError, check_fits, check_port_free, local_capacity
+from serving.core import machine
+from serving.core.config import APP_NAME, LaunchConfig
+from serving.core.preflight import StartError, check_fits, check_port_free, local_capacity
 
 
 def other_cluster() -> str | None:
@@ -41,7 +41,7 @@ def check_address_reachable(address: str, timeout: float = 5.0) -> None:
 
 def check_token(address: str, token: str | None) -> None:
     """On an existing cluster: a token it needs and we lack, or one it refuses, said as such at once."""
-    from .ray_private import gcs_refuses_token
+    from serving.ray_private import gcs_refuses_token
 
     hostport = address.removeprefix("ray://")
     if address == "auto" or address.startswith("ray://") or ":" not in hostport or not gcs_refuses_token(hostport):
@@ -59,7 +59,7 @@ def check_cluster_serve(config: LaunchConfig) -> None:
     """On an existing cluster: Serve's proxy port is the cluster's; never take over another app."""
     from ray import serve
 
-    from .ray_private import serve_client, serve_http_port
+    from serving.ray_private import serve_client, serve_http_port
 
     address, http = config.cluster.address, config.http
     client = serve_client()
@@ -76,7 +76,7 @@ def check_cluster_serve(config: LaunchConfig) -> None:
 
 
 def check_local_resources(config: LaunchConfig) -> None:
-    """The local cluster's size (configured, else this machine's, as serving/machine.py counts it) fits."""
+    """The local cluster's size (configured, else this machine's, as serving/core/machine.py counts it) fits."""
     cpus, gpus = local_capacity(config.cluster, machine.cpu_count(), machine.gpu_count())
     check_fits(config, cpus, gpus, "this machine" if not config.cluster.num_cpus else "the local cluster")
 

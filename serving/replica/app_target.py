@@ -11,10 +11,10 @@ does not run; a bare top-level `demo.launch()` is skipped too (its styling argum
 kept), because the replica serves the app itself.
 
 Every failure is an AppLoadError whose message names the file and line and says what
-to do. `python -m serving.app_target TARGET --json` reports what a TARGET holds, without
+to do. `python -m serving.replica.app_target TARGET --json` reports what a TARGET holds, without
 starting anything: the launcher and the supervisor's preflight run it in a child process
 so that the user's code never runs inside them. Parsing a TARGET, without importing it, is
-serving/target.py's (light: the launcher uses it).
+serving/core/target.py's (light: the launcher uses it).
 """
 
 from __future__ import annotations
@@ -30,10 +30,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-# What a TARGET names, parsed and checked without importing it (light: the launcher uses it too);
-# re-exported, as callers have always found it here.
-from .launch_settings import Call, SettingError, Settings, parameters, read_unrun_calls, recorded_call, settle
-from .target import (  # noqa: F401 - absolute_target and portable_target: re-exported
+from serving.core.target import (  # noqa: F401 - absolute_target and portable_target: re-exported
     AppLoadError,
     Target,
     absolute_target,
@@ -41,6 +38,18 @@ from .target import (  # noqa: F401 - absolute_target and portable_target: re-ex
     check_file,
     parse_target,
     portable_target,
+)
+
+# What a TARGET names, parsed and checked without importing it (light: the launcher uses it too);
+# re-exported, as callers have always found it here.
+from serving.replica.launch_settings import (
+    Call,
+    SettingError,
+    Settings,
+    parameters,
+    read_unrun_calls,
+    recorded_call,
+    settle,
 )
 
 
@@ -256,7 +265,7 @@ def inspect_target(text: str, app_dir: str | None = None, login_given: bool = Fa
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m serving.app_target",
+    p = argparse.ArgumentParser(prog="python -m serving.replica.app_target",
                                 description="Say which Gradio app a TARGET holds (imports it; starts nothing).")
     p.add_argument("target", help="path/to/demo.py, path/to/demo.py:NAME or package.module:NAME")
     p.add_argument("--app-dir", help="folder the app runs in (default: the file's folder)")

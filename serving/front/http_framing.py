@@ -1,6 +1,6 @@
 """A client's bytes as requests, framed the way each replica frames them.
 
-The app's port (serving/port_relay.py) reads requests with httptools (llhttp), the parser that
+The app's port (serving/front/port_relay.py) reads requests with httptools (llhttp), the parser that
 uvicorn, and so every replica's own HTTP port, runs. What the parser refuses (Content-Length with
 Transfer-Encoding, two Content-Lengths, a bad chunk size, a bad header) is answered as uvicorn
 answers it and never passed on. What it accepts is written anew from what it read, head and body
@@ -21,7 +21,7 @@ MAX_HEAD = 64 * 1024
 
 
 def _answer(status: int, phrase: str, body: str) -> bytes:
-    """An answer that ends the connection, in the form of uvicorn's own (serving/port_relay.py's peers)."""
+    """An answer that ends the connection, in the form of uvicorn's own (serving/front/port_relay.py's peers)."""
     return (f"HTTP/1.1 {status} {phrase}\r\ncontent-type: text/plain; charset=utf-8\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n{body}").encode()
 
@@ -46,7 +46,7 @@ class _TooLarge(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Head:
-    """A request head: `raw` as it is passed on, `scope` what routing reads (serving/sessions.py)."""
+    """A request head: `raw` as it is passed on, `scope` what routing reads (serving/front/sessions.py)."""
 
     raw: bytes
     scope: dict  # method, path (unquoted), query_string, headers (names in lower case), as uvicorn's ASGI scope

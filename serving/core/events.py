@@ -1,7 +1,7 @@
 """The supervisor's event stream: one JSON object per line on stdout, written and read.
 
 The events themselves (phase, status, error, log, applied) and the stdin commands are
-described, and modelled, in serving/protocol.py. Kept free of Ray so both sides import it.
+described, and modelled, in serving/core/protocol.py. Kept free of Ray so both sides import it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any, TextIO
 
-from .protocol import APP_STATUSES, DEPLOYMENT_STATUSES, Event, Phase, event_from, parse_event
+from serving.core.protocol import APP_STATUSES, DEPLOYMENT_STATUSES, Event, Phase, event_from, parse_event
 
 __all__ = ["APP_STATUSES", "DEPLOYMENT_STATUSES", "Event", "EventWriter", "Phase", "parse_line"]
 

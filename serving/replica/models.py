@@ -29,11 +29,12 @@ from transformers import (
     TextIteratorStreamer,
 )
 
-from . import decoding, paths
-from .catalog import CatalogEntry
-from .config import Generation, Mode
-from .embedded_model import EMBEDDED_GGUF, embedded_gguf
-from .machine import detect_native_bf16
+from serving.core import paths
+from serving.core.catalog import CatalogEntry
+from serving.core.config import Generation, Mode
+from serving.core.embedded_model import EMBEDDED_GGUF, embedded_gguf
+from serving.core.machine import detect_native_bf16
+from serving.replica import decoding
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class Runner:
         self.tokenizer, self.model = self._load(trust_remote_code)
         self.configure(mode, generation)
         self._lock = threading.Lock()  # one generate() at a time; batching gives the parallelism
-        # Decoder-only models decode in one continuous batch (serving/decoding.py); others use generate().
+        # Decoder-only models decode in one continuous batch (serving/replica/decoding.py); others use generate().
         self.loop = (decoding.DecodeLoop(self.model, self._eos_ids(), self.tokenizer.pad_token_id, max_batch)
                      if decoding.supports(self.model) else None)
 

@@ -6,7 +6,7 @@ events through QProcess, or follows the records of a supervisor it did not start
 status/apply/down` and the tests. Readers parse into these models; unknown fields are kept
 (`extra="allow"`), so a newer writer does not break an older reader. Light: pydantic only.
 
-Events, one JSON object per line on the supervisor's stdout (serving/events.py writes them);
+Events, one JSON object per line on the supervisor's stdout (serving/core/events.py writes them);
 every one has "event" (the discriminator) and "time" (Unix seconds):
   {"event": "phase", "phase": PHASE, "message": str, "url": str|None, "pid": int, "pgid": int}
       where the start or stop has got to; `deploying` after `running` is a change being applied.
@@ -18,7 +18,7 @@ every one has "event" (the discriminator) and "time" (Unix seconds):
       what went wrong and what to do; a `phase` error follows.
   {"event": "log", "level": "info"|"warning"|"error", "message": str}
   {"event": "applied", "id": str, "ok": bool, "message": str, "hint": str[, "config": LaunchConfig]}
-      the answer to the apply request `id` (serving/apply_request.py): ok once the new
+      the answer to the apply request `id` (serving/core/apply_request.py): ok once the new
       configuration runs, with that configuration (the supervisor record holds it already), or
       why not (a change that failed to deploy is rolled back, and `hint` says so). The same
       answer, without the config, is the status record's `applied` entry, for a reader that
@@ -27,7 +27,7 @@ every one has "event" (the discriminator) and "time" (Unix seconds):
 Commands the supervisor reads on stdin, one per line: "stop", "detach".
 Stdin closing (the launcher died) means "stop" unless "detach" came first.
 
-Records, in the state folder (serving/paths.py), written atomically by the supervisor:
+Records, in the state folder (serving/core/paths.py), written atomically by the supervisor:
   supervisor.json: SupervisorRecord (who runs, where, with which configuration);
   status.json: StatusRecord (the last status event, the phase, the last apply answer);
   apply-request.json: ApplyRequest (a change asked for; SIGUSR1 tells the supervisor).
@@ -164,7 +164,7 @@ def parse_event(data: object) -> Event | None:
 
 class SupervisorRecord(_Wire):
     """supervisor.json: the supervisor that runs now. Written once Ray is up, rewritten after an
-    applied change, removed on a clean stop (a stale one is told by its pid: serving/records.py)."""
+    applied change, removed on a clean stop (a stale one is told by its pid: serving/core/records.py)."""
 
     pid: int
     pgid: int | None = None

@@ -1,7 +1,7 @@
 """What a TARGET names, found and checked without importing it: `path/to/demo.py`,
 `path/to/demo.py:NAME` or `package.module:NAME` (NAME: a gr.Blocks or a function returning one).
 
-The light half of serving/app_target.py, which imports the app: the launcher, the CLI and the
+The light half of serving/replica/app_target.py, which imports the app: the launcher, the CLI and the
 supervisor parse targets, make them absolute or portable and check the file's syntax with it,
 without Gradio and without running the user's code.
 """

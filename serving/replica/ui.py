@@ -16,7 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home fr
 
 import gradio as gr
 
-from .config import Mode
+from serving.core.config import Mode
 
 log = logging.getLogger("ray.serve")
 

@@ -12,9 +12,9 @@ cookie:
 - Whoever routes chooses the replica per request, before the body is read (but for a
   small cookie-less POST, below), from the request's head (method, path, query, headers).
   The replica answers with a cookie naming itself.
-  Two apply these rules (`SessionRoutes`): the app's port (serving/port_relay.py), which
+  Two apply these rules (`SessionRoutes`): the app's port (serving/front/port_relay.py), which
   sends each request straight to its replica's own port, and Serve's request router in
-  Serve's proxy (serving/sticky.py), where the app's port sends what it cannot reach.
+  Serve's proxy (serving/replica/sticky.py), where the app's port sends what it cannot reach.
 
 The rules, for a deployment with more than one replica:
 - A request whose cookie names a live replica goes there, and waits for it when it is
@@ -114,7 +114,7 @@ ENTRY_BYTES = 200
 def cookie_name(app_name: str, deployment_name: str, scope: dict) -> str:
     """One cookie per app, deployment and address: cookies ignore ports, and two apps on one host must
     not collide. The address is the one the client asked for (its Host header), the same whether the
-    request came through Serve's proxy or straight to a replica (serving/port_relay.py)."""
+    request came through Serve's proxy or straight to a replica (serving/front/port_relay.py)."""
     key = f"{app_name}/{deployment_name}/{_addressed(scope)}"
     return "gradio-serve-" + hashlib.sha1(key.encode()).hexdigest()[:10]
 

@@ -2,7 +2,7 @@
 
 One set of rules for the window (which warns and lets the user go on), `gradio-serve` and
 the supervisor (which refuse), so they never disagree on what fits. The facts come from
-serving/machine.py; the wording differs by audience, the comparisons do not. Light: the
+serving/core/machine.py; the wording differs by audience, the comparisons do not. Light: the
 launcher imports it.
 """
 
@@ -14,8 +14,8 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .config import ClusterConfig, LaunchConfig
-from .machine import format_bytes
+from serving.core.config import ClusterConfig, LaunchConfig
+from serving.core.machine import format_bytes
 
 # Ray's processes, Serve's controller and proxy, and the Gradio ingress, before any model (rough).
 SERVING_OVERHEAD_MB = 800

@@ -8,7 +8,7 @@ prompt is prefilled and joins at the next step, a finished row leaves at once. O
 decoding step reads every weight once for the whole batch, so 8 rows cost little more than 1.
 
 Works on models whose cache is a plain DynamicCache (Llama, SmolLM, Qwen, GPT-2, ...):
-`supports()` checks, and serving/models.py falls back to `generate()` for the rest
+`supports()` checks, and serving/replica/models.py falls back to `generate()` for the rest
 (encoder-decoders, sliding-window caches) and for beam search.
 """
 

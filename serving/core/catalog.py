@@ -18,8 +18,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from .config import EMBEDDED_MODEL, ConfigError, LaunchConfig, Mode
-from .embedded_model import embedded_gguf, ensure_for
+from serving.core.config import EMBEDDED_MODEL, ConfigError, LaunchConfig, Mode
+from serving.core.embedded_model import embedded_gguf, ensure_for
 
 Kind = Literal["seq2seq", "causal", "instruct"]
 Source = Literal["embedded", "hub", "cache", "folder"]

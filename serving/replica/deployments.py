@@ -1,6 +1,6 @@
 """The model deployment: one class, bound once per model with its own options.
 
-Slots that use the same model with the same resources share one deployment (serving/apps.py
+Slots that use the same model with the same resources share one deployment (serving/replica/apps.py
 groups them): its replicas hold the weights once and decode every slot's prompts in one batch,
 each prompt with its slot's decoding settings. The model and the slots arrive as the
 deployment's `user_config`, so Serve calls
@@ -17,22 +17,22 @@ from functools import partial
 
 from ray import serve
 
-from .batcher import Batcher
-from .catalog import CatalogEntry
-from .config import Generation, Mode, ModelSlot
-from .startup_gc import collector_paused, thaw_and_collect
+from serving.core.catalog import CatalogEntry
+from serving.core.config import Generation, Mode, ModelSlot
+from serving.replica.batcher import Batcher
+from serving.replica.startup_gc import collector_paused, thaw_and_collect
 
 log = logging.getLogger("ray.serve")
 
-# Decoder-only models decode all of a replica's prompts in one continuous batch (serving/decoding.py):
+# Decoder-only models decode all of a replica's prompts in one continuous batch (serving/replica/decoding.py):
 # a prompt joins at the next step, streamed or not. For the others (encoder-decoders, beam search),
-# prompts that wait while the model is busy run as one generate() batch (serving/batcher.py).
+# prompts that wait while the model is busy run as one generate() batch (serving/replica/batcher.py).
 # Either way at most the slot's max_ongoing_requests (what a replica holds at once) and at most
 # MAX_BATCH_SIZE: decoding on CPU reads every weight once per token for the whole batch. An idle
 # model waits up to BATCH_WAIT_S for company before a generate() batch; a lone prompt pays 50 ms.
 MAX_BATCH_SIZE = 8
 BATCH_WAIT_S = 0.05
-# After a model swap, the full collection that frees the old model waits this long (serving/startup_gc.py).
+# After a model swap, the full collection that frees the old model waits this long (serving/replica/startup_gc.py).
 THAW_AFTER_S = 5.0
 
 
@@ -76,17 +76,17 @@ class ModelDeployment:
             self.runner = await asyncio.to_thread(self._load, first, entry, mode, threads, self._max_batch,
                                                   old is None)
             if old is not None:
-                # The old weights go once their last answers are out (serving/startup_gc.py).
+                # The old weights go once their last answers are out (serving/replica/startup_gc.py).
                 asyncio.get_running_loop().run_in_executor(None, thaw_and_collect, old.close(), THAW_AFTER_S)
             self._weights_key = weights_key
         self._settings = {i: s.generation for i, s in slots.items()}
 
     @staticmethod
     def _load(slot: ModelSlot, entry: CatalogEntry, mode: Mode, num_cpus: float, max_batch: int, first: bool):
-        # Without the cyclic collector's passes over a growing heap (serving/startup_gc.py): ~1 s less.
+        # Without the cyclic collector's passes over a growing heap (serving/replica/startup_gc.py): ~1 s less.
         with collector_paused(freeze=first):
             # Imported here, in the replica: the supervisor builds the app without torch (~1 s, ~200 MB less).
-            from .models import Runner
+            from serving.replica.models import Runner
 
             runner = Runner(entry, mode, slot.generation, num_cpus=num_cpus, num_gpus=slot.num_gpus,
                             trust_remote_code=slot.trust_remote_code, dtype=slot.dtype, max_batch=max_batch)

@@ -17,7 +17,7 @@ What differs from Ray's, and why:
   mounted with `gr.mount_gradio_app` (Ray's `routes.App.create_app` skips the set-up that
   Gradio 6 needs). Nothing of Gradio is pickled.
 - Several replicas work: `GradioServer` routes each session to one replica
-  (serving/sticky.py) and each replica names itself in a cookie. A subclass gets the same
+  (serving/replica/sticky.py) and each replica names itself in a cookie. A subclass gets the same
   by adding `request_router_config=session_router_config()` to its `@serve.deployment`
   (`gradio-serve up --app` adds it for you).
 - A Gradio page holds several streams open; Serve's default of 5 ongoing requests per
@@ -33,8 +33,7 @@ from urllib.parse import quote, urlsplit
 
 from ray import serve
 
-from .ray_private import asgi_app_wrapper
-from .sessions import (
+from serving.front.sessions import (
     CALL_RESULT,
     CALL_SUBMIT,
     EVENT_TAG,
@@ -45,8 +44,9 @@ from .sessions import (
     replica_of,
     starts_session,
 )
-from .startup_gc import collector_paused
-from .sticky import session_router_config
+from serving.ray_private import asgi_app_wrapper
+from serving.replica.startup_gc import collector_paused
+from serving.replica.sticky import session_router_config
 
 log = logging.getLogger("ray.serve")
 
@@ -61,7 +61,7 @@ class SessionAffinity:
     The cookie is scoped where the app is served: its Path is the app's root path (Gradio's
     `root_path`, where a reverse proxy serves it, else the ASGI root path), so two apps under one
     host at different paths keep a cookie each. Its name does not hold the root path: the app's
-    port (serving/port_relay.py) reads the name from a request head, which does not carry it.
+    port (serving/front/port_relay.py) reads the name from a request head, which does not carry it.
     Under https it is `SameSite=None; Secure`, as Gradio's own login cookie, so the app also
     keeps its sessions inside another site's iframe; plain http keeps `SameSite=Lax`."""
 
@@ -144,7 +144,7 @@ class GradioIngress(ASGIAppReplicaWrapper):
 
     def __serve_build_asgi_app__(self):
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-        # Importing Gradio and the app: ~0.4 s less (serving/startup_gc.py). The app is code we do not know:
+        # Importing Gradio and the app: ~0.4 s less (serving/replica/startup_gc.py). The app is code we do not know:
         # what it left unreachable is collected before the freeze.
         with collector_paused(collect_first=True):
             import gradio as gr

@@ -1,9 +1,9 @@
 """Serve's request router for a Gradio app with several replicas: the sticky-session rules of
-serving/sessions.py, applied in Serve's proxy (Serve 2.60's public request-router API,
+serving/front/sessions.py, applied in Serve's proxy (Serve 2.60's public request-router API,
 `RequestRouter` and `request_router_config`, chooses a replica per request with the request's
 ASGI scope at hand).
 
-The app's port sends requests straight to their replicas (serving/port_relay.py); Serve's proxy
+The app's port sends requests straight to their replicas (serving/front/port_relay.py); Serve's proxy
 takes those it cannot: on a cluster we did not start, and while the relay does not know the
 replicas yet. This module runs in Serve's proxy; it must not import gradio.
 
@@ -20,12 +20,12 @@ from __future__ import annotations
 from ray.serve.config import RequestRouterConfig
 from ray.serve.request_router import PendingRequest, RequestRouter, RunningReplica
 
-from .ray_private import http_scope, router_deployment
-from .sessions import SessionRoutes, pinned_replica, session_key, starts_session
+from serving.front.sessions import SessionRoutes, pinned_replica, session_key, starts_session
+from serving.ray_private import http_scope, router_deployment
 
 
 class GradioSessionRouter(RequestRouter):
-    """Routes a Gradio app's requests by session (see serving/sessions.py)."""
+    """Routes a Gradio app's requests by session (see serving/front/sessions.py)."""
 
     def initialize_state(self, **kwargs) -> None:
         self._routes = SessionRoutes()
@@ -49,4 +49,4 @@ class GradioSessionRouter(RequestRouter):
 
 def session_router_config() -> RequestRouterConfig:
     """The `request_router_config` that makes a GradioIngress deployment sticky."""
-    return RequestRouterConfig(request_router_class="serving.sticky:GradioSessionRouter")
+    return RequestRouterConfig(request_router_class="serving.replica.sticky:GradioSessionRouter")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from .apps import group_options, slot_groups, user_app_options
-from .catalog import resolve_models
-from .config import APP_NAME, LaunchConfig
+from serving.core.catalog import resolve_models
+from serving.core.config import APP_NAME, LaunchConfig
+from serving.replica.apps import group_options, slot_groups, user_app_options
 
 INGRESS = "GradioIngress"
 
@@ -24,7 +24,7 @@ def serve_config(config: LaunchConfig) -> dict:
     entries = resolve_models(config)
     deployments = [{"name": INGRESS, "num_replicas": 1,
                     "ray_actor_options": {"num_cpus": config.ingress_cpus}}]
-    # One per model deployment: slots of the same model share one (serving/apps.py slot_groups).
+    # One per model deployment: slots of the same model share one (serving/replica/apps.py slot_groups).
     deployments += [group_options(config, group) for group in slot_groups(config, entries)]
     return _document(config, _app_config(config), deployments)
 
@@ -49,7 +49,7 @@ def _document(config: LaunchConfig, app_config: dict, deployments: list[dict], r
 
 def _user_app_config(config: LaunchConfig) -> dict:
     """Your own app: its folder travels as the runtime_env's working_dir, the target is relative to it."""
-    from .app_target import portable_target
+    from serving.replica.app_target import portable_target
 
     spec = config.app
     target, folder = portable_target(spec.target, spec.app_dir)

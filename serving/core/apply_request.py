@@ -3,7 +3,7 @@
 The request is a file in the state folder plus SIGUSR1 to the supervisor, so the CLI,
 the launcher and a launcher that re-attached to a detached supervisor all use one path.
 The answer is the `applied` entry of the status record (and an `applied` event); the
-request and the answer are modelled in serving/protocol.py.
+request and the answer are modelled in serving/core/protocol.py.
 
 Light on purpose (stdlib, pydantic, paths): the launcher imports it.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from . import paths
-from .protocol import ApplyAnswer, ApplyRequest
-from .records import read_status_record
+from serving.core import paths
+from serving.core.protocol import ApplyAnswer, ApplyRequest
+from serving.core.records import read_status_record
 
 # Changing these needs a new cluster or a new HTTP proxy, not a redeploy.
 RESTART_ONLY = ("cluster", "http")

@@ -7,10 +7,10 @@ proxy for the body). With Serve's direct ingress (RAY_SERVE_ENABLE_DIRECT_INGRES
 cluster we start) every Gradio replica also serves HTTP itself, on a loopback port of its own;
 relaying there costs a fraction of a millisecond.
 
-- Each request is read with httptools (serving/http_framing.py), as every replica reads it, and
+- Each request is read with httptools (serving/front/http_framing.py), as every replica reads it, and
   passed on written anew; what a replica would refuse is refused here, with uvicorn's answer.
 - One replica: each connection's requests all go to it.
-- Several: sessions must stick to their replica (serving/sessions.py). Each request goes to its
+- Several: sessions must stick to their replica (serving/front/sessions.py). Each request goes to its
   replica (method, path, query, cookie, host), whatever connection it came on: a browser reuses
   connections across requests. A cookie-less POST whose small JSON body may name its Gradio
   session (queue/join, cancel, ...) is routed once that body is here (it is read whole, up to
@@ -18,7 +18,7 @@ relaying there costs a fraction of a millisecond.
   they come. A protocol switch (a websocket) keeps the rest of that connection where it went.
 - A replica that is gone (killed, or replaced by an apply) refuses the connection: the relay
   forgets it and routes the request anew among the others, so a dead replica's session moves
-  once and stays where it moved (serving/sessions.py). Serve's proxy takes the requests while
+  once and stays where it moved (serving/front/sessions.py). Serve's proxy takes the requests while
   the relay knows no replica. A replica that ends a connection before answering may have run
   the request (or died of it): only a GET or HEAD goes again; for any other the client's
   connection ends, as it would have with that replica alone, and never reaches a second one.
@@ -34,8 +34,8 @@ import itertools
 import threading
 from collections import deque
 
-from .http_framing import UNAVAILABLE, Head, Refused, RequestFramer
-from .sessions import (
+from serving.front.http_framing import UNAVAILABLE, Head, Refused, RequestFramer
+from serving.front.sessions import (
     SessionRoutes,
     body_session_key,
     keyed_body_length,
@@ -329,7 +329,7 @@ class PortRelay:
 
     def body_decides(self, head: Head) -> int:
         """How much of the request's body its route waits for: a POST whose small JSON body may name
-        its Gradio session, when nothing in its head decides (serving/sessions.py)."""
+        its Gradio session, when nothing in its head decides (serving/front/sessions.py)."""
         scope = head.scope
         if len(self.replicas) < 2 or pinned_replica(scope, self.app_name, self.deployment) or session_key(scope):
             return 0

@@ -2,8 +2,8 @@
 
 Everything here reaches the cluster's processes through the environment or Ray's own start-up
 (an existing cluster, `--address`, is left as it is):
-- every port on 127.0.0.1 (serving/loopback.py);
-- each worker's setup hook (serving/worker_setup.py): Serve without pandas, gRPC on loopback;
+- every port on 127.0.0.1 (serving/cluster/loopback.py);
+- each worker's setup hook (serving/cluster/worker_setup.py): Serve without pandas, gRPC on loopback;
 - no autoscaler monitor, and no dashboard unless asked for; ray.init finds its raylet sooner
   (serving/ray_private.py);
 - Serve's settings for one machine (`tune_serve_env`).
@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import os
 
-from . import worker_setup
+from serving.cluster import worker_setup
 
 CONTROL_LOOP_S = "0.25"
 
 
 def prepare(include_dashboard: bool) -> None:
     """Call once, ray imported, right before `ray.init(address="local", ...)`."""
-    from .loopback import keep_ray_on_loopback
-    from .ray_private import look_for_the_new_node_often, run_in_every_worker, skip_unused_head_processes
+    from serving.cluster.loopback import keep_ray_on_loopback
+    from serving.ray_private import look_for_the_new_node_often, run_in_every_worker, skip_unused_head_processes
 
     keep_ray_on_loopback()  # every Ray port on 127.0.0.1
     run_in_every_worker(worker_setup.HOOK)
@@ -37,7 +37,7 @@ def tune_serve_env() -> None:
     # under load); four times a second is plenty for one machine.
     os.environ.setdefault("RAY_SERVE_CONTROL_LOOP_INTERVAL_S", CONTROL_LOOP_S)
     # Every ingress replica also serves HTTP on a loopback port of its own, which the app's port
-    # relays to (serving/port_relay.py): Serve's proxy costs ~5 ms per request. No 30 s drain on
+    # relays to (serving/front/port_relay.py): Serve's proxy costs ~5 ms per request. No 30 s drain on
     # stop: it gives outside load balancers time to notice; our relay sends what a stopped
     # replica refuses to Serve's proxy, and hears of the change within a status poll.
     os.environ.setdefault("RAY_SERVE_ENABLE_DIRECT_INGRESS", "1")

@@ -9,7 +9,7 @@ Two things opened ports to the network on Ray 2.60 even with `_node_ip_address="
    node IP stays 127.0.0.1 and each process binds there.
 2. Each Serve replica starts an inter-deployment gRPC server on "[::]:0" (hard-coded in
    ray/serve/_private/replica.py). `worker_setup` runs in every worker of our cluster
-   (serving/worker_setup.py, Ray's worker setup hook) and binds such servers to 127.0.0.1 instead,
+   (serving/cluster/worker_setup.py, Ray's worker setup hook) and binds such servers to 127.0.0.1 instead,
    only while the node's own IP is loopback (then nothing else could reach them anyway).
 
 The Ray internals both touch are in serving/ray_private.py.
@@ -25,7 +25,7 @@ _WILDCARDS = ("[::]:", "0.0.0.0:")
 
 def keep_ray_on_loopback() -> None:
     """In the driver, before ray.init starts a local cluster (ray is already imported)."""
-    from .ray_private import disable_cluster_mode
+    from serving.ray_private import disable_cluster_mode
 
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # for the processes Ray starts
     disable_cluster_mode()  # this driver read the variable at import already
@@ -44,7 +44,7 @@ def worker_setup() -> None:
     """Runs in each Ray worker: wildcard gRPC binds become 127.0.0.1 on a loopback node."""
     if not _node_is_loopback():
         return
-    from .ray_private import wrap_grpc_port_binding
+    from serving.ray_private import wrap_grpc_port_binding
 
     def loopback_binding(original):
         def add_port_to_grpc_server(server, address: str):

@@ -6,12 +6,12 @@ worker before the worker takes its first actor (Serve's controller, proxy or a r
 
 from __future__ import annotations
 
-HOOK = "serving.worker_setup.setup"
+HOOK = "serving.cluster.worker_setup.setup"
 
 
 def setup() -> None:
-    from .loopback import worker_setup
-    from .ray_private import import_serve_without_pandas
+    from serving.cluster.loopback import worker_setup
+    from serving.ray_private import import_serve_without_pandas
 
     import_serve_without_pandas()  # ~33 MB less in each of Serve's processes
     worker_setup()  # Serve's gRPC servers on 127.0.0.1

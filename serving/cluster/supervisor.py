@@ -18,8 +18,8 @@ import time
 import webbrowser
 from dataclasses import dataclass, field
 
-from . import local_cluster, paths
-from .cluster_checks import (
+from serving.cluster import local_cluster
+from serving.cluster.cluster_checks import (
     check_address_reachable,
     check_cluster_resources,
     check_cluster_serve,
@@ -27,14 +27,15 @@ from .cluster_checks import (
     check_token,
     other_cluster,
 )
-from .config import APP_DEPLOYMENT, APP_NAME, ConfigError, LaunchConfig
-from .events import EventWriter, Phase
-from .port_relay import PortRelay
-from .preflight import StartError, check_port_free, free_loopback_port, port_taken
-from .process_group import end_own_group_members
-from .protocol import ApplyAnswer, StatusRecord, SupervisorRecord
-from .readiness import page_answers
-from .records import live_record, read_supervisor_record
+from serving.core import paths
+from serving.core.config import APP_DEPLOYMENT, APP_NAME, ConfigError, LaunchConfig
+from serving.core.events import EventWriter, Phase
+from serving.core.preflight import StartError, check_port_free, free_loopback_port, port_taken
+from serving.core.process_group import end_own_group_members
+from serving.core.protocol import ApplyAnswer, StatusRecord, SupervisorRecord
+from serving.core.readiness import page_answers
+from serving.core.records import live_record, read_supervisor_record
+from serving.front.port_relay import PortRelay
 
 # Serve's status is polled often while something changes, and less once it runs: each
 # poll costs the controller and us a few ms of CPU, which the models want.
@@ -70,18 +71,18 @@ class Supervisor:
     _inspection: subprocess.Popen | None = None  # mode app: the user's app imported aside, checked before deploying
     _app_found: str = ""  # "demo · gr.Blocks"
     _slots_of: dict = field(default_factory=dict)  # model deployment name -> the slot indexes it answers
-    _relay: PortRelay | None = None  # the app's port, on a cluster we started (serving/port_relay.py)
+    _relay: PortRelay | None = None  # the app's port, on a cluster we started (serving/front/port_relay.py)
 
     # -- checks before anything starts ----------------------------------------
     def preflight(self) -> list:
-        from .catalog import resolve_models
+        from serving.core.catalog import resolve_models
 
         self.phase(Phase.validating, "checking the configuration")
         running = live_record()
         if running:
             raise StartError(f"the app is already running at {running.url} (pid {running.pid})",
                              "open it, change it in place with `gradio-serve apply`, or stop it with `gradio-serve down`")
-        from .embedded_model import DOWNLOAD_MB, gguf_path, is_embedded
+        from serving.core.embedded_model import DOWNLOAD_MB, gguf_path, is_embedded
 
         if any(is_embedded(s.model) for s in self.config.models) and gguf_path() is None:
             self.phase(Phase.validating, f"installing the embedded model ({DOWNLOAD_MB} MB, once)")
@@ -95,7 +96,7 @@ class Supervisor:
 
     def _inspect_app(self) -> None:
         """Check the file at once; import it in a child process while Ray starts (errors before any deploy)."""
-        from .app_target import AppLoadError, check_file, parse_target
+        from serving.replica.app_target import AppLoadError, check_file, parse_target
 
         spec = self.config.app
         try:
@@ -105,7 +106,7 @@ class Supervisor:
         except AppLoadError as exc:
             raise StartError(str(exc), exc.hint) from None
         self._inspection = subprocess.Popen(
-            [sys.executable, "-m", "serving.app_target", spec.target, "--json"]
+            [sys.executable, "-m", "serving.replica.app_target", spec.target, "--json"]
             + (["--app-dir", spec.app_dir] if spec.app_dir else [])
             + (["--login-given"] if self.config.http.username else []),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=sys.stderr, text=True,
@@ -172,7 +173,7 @@ class Supervisor:
         threading.Thread(target=_import_serve_side, daemon=True).start()
         import ray
 
-        from .ray_private import local_cluster_init_options, use_token_if_available, version_mismatch
+        from serving.ray_private import local_cluster_init_options, use_token_if_available, version_mismatch
 
         cluster = self.config.cluster
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -217,14 +218,14 @@ class Supervisor:
         self._write_record()
 
     def _app_folder(self):
-        from .app_target import app_folder, parse_target
+        from serving.replica.app_target import app_folder, parse_target
 
         return app_folder(parse_target(self.config.app.target), self.config.app.app_dir)
 
     def _deploy(self, entries) -> None:
         from ray import serve
 
-        from .ray_private import start_serve_without_waiting
+        from serving.ray_private import start_serve_without_waiting
 
         self._app_checked()
         if self.stop_requested.is_set():
@@ -257,9 +258,9 @@ class Supervisor:
         and Serve's proxy, if it is still starting (`proxy_ready`), answers."""
         import ray
 
-        from .apps import build_app, deployment_name, slot_groups
-        from .catalog import resolve_models
-        from .ray_private import submit_app
+        from serving.core.catalog import resolve_models
+        from serving.ray_private import submit_app
+        from serving.replica.apps import build_app, deployment_name, slot_groups
 
         entries = entries or ([] if self.config.app else resolve_models(self.config))
         app = build_app(self.config, entries)
@@ -331,10 +332,10 @@ class Supervisor:
 
     def _point_relay(self) -> None:
         """Requests go straight to the app's Gradio replicas once they serve HTTP themselves
-        (serving/port_relay.py); until then, and for what they cannot take, to Serve's proxy."""
+        (serving/front/port_relay.py); until then, and for what they cannot take, to Serve's proxy."""
         if self._relay is None:
             return
-        from .ray_private import direct_ingress_replicas
+        from serving.ray_private import direct_ingress_replicas
 
         deployment, replicas = direct_ingress_replicas(APP_NAME)
         before = len(self._relay.replicas)
@@ -363,7 +364,7 @@ class Supervisor:
 
     # -- changing the running app in place ------------------------------------------------
     def _take_apply_request(self) -> None:
-        from . import apply_request
+        from serving.core import apply_request
 
         request = apply_request.take_request()
         if request:
@@ -371,8 +372,8 @@ class Supervisor:
 
     def apply(self, wanted: dict, request_id: str) -> None:
         """Redeploy on the running cluster: Serve reconfigures replicas whose model alone changed."""
-        from . import apply_request
-        from .catalog import resolve_models
+        from serving.core import apply_request
+        from serving.core.catalog import resolve_models
 
         def refuse(message: str, hint: str) -> None:
             self._finish_apply(request_id, ok=False, message=message, hint=hint)
@@ -485,7 +486,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.request_stop)
-        signal.signal(signal.SIGUSR1, self.request_apply)  # see serving/apply_request.py
+        signal.signal(signal.SIGUSR1, self.request_apply)  # see serving/core/apply_request.py
 
     def _read_stdin(self) -> None:
         for line in sys.stdin:
@@ -528,7 +529,7 @@ class Supervisor:
 
         Ray's agents outlive a SIGKILLed driver (measured: 50 s and more)."""
         self._reaper = subprocess.Popen(
-            [sys.executable, "-m", "serving.reaper", str(os.getpgid(0)), str(os.getpid())],
+            [sys.executable, "-m", "serving.cluster.reaper", str(os.getpgid(0)), str(os.getpid())],
             stdin=subprocess.PIPE, start_new_session=True,
         )
 
@@ -542,10 +543,10 @@ class Supervisor:
 
 
 def _import_serve_side() -> None:
-    from .ray_private import import_serve_without_pandas
+    from serving.ray_private import import_serve_without_pandas
 
     import_serve_without_pandas()  # ~33 MB less here
-    importlib.import_module("serving.apps")
+    importlib.import_module("serving.replica.apps")
 
 
 def first_line(text: str) -> str:
@@ -554,6 +555,6 @@ def first_line(text: str) -> str:
 
 def read_app_status():
     """This app's status overview and each deployment's target replica count, in one call."""
-    from .ray_private import app_status_and_targets
+    from serving.ray_private import app_status_and_targets
 
     return app_status_and_targets(APP_NAME)

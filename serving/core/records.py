@@ -2,7 +2,7 @@
 
 One reader for `gradio-serve status/apply/down`, the supervisor (is one running already?) and
 the launcher (an app left running by "Quit, keep serving" or a terminal). The shapes are in
-serving/protocol.py. Light: the launcher imports it.
+serving/core/protocol.py. Light: the launcher imports it.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import psutil
 from pydantic import ValidationError
 
-from . import paths
-from .protocol import StatusRecord, SupervisorRecord
+from serving.core import paths
+from serving.core.protocol import StatusRecord, SupervisorRecord
 
 
 def _looks_like_supervisor(proc: psutil.Process) -> bool:

@@ -4,7 +4,7 @@ Started by the supervisor in a session of its own, holding the write end of our
 stdin. EOF on stdin means the supervisor is gone (clean exit or SIGKILL); if it
 ended cleanly the group is already empty and this does nothing.
 
-    python -m serving.reaper PGID SUPERVISOR_PID
+    python -m serving.cluster.reaper PGID SUPERVISOR_PID
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 
-from .process_group import group_alive, stop_group
+from serving.core.process_group import group_alive, stop_group
 
 __all__ = ["group_alive", "main"]  # group_alive: where the tests have always found it
 
