@@ -1,4 +1,4 @@
-"""How the supervisor sets up a local Ray cluster of its own, in the driver, before ray.init starts it.
+"""How the supervisor sets up and starts a local Ray cluster of its own, in the driver (ray.init).
 
 Everything here reaches the cluster's processes through the environment or Ray's own start-up
 (an existing cluster, `--address`, is left as it is):
@@ -14,8 +14,29 @@ from __future__ import annotations
 import os
 
 from serving.cluster import worker_setup
+from serving.core.config import APP_NAME, ClusterConfig
 
 CONTROL_LOOP_S = "0.25"
+
+
+def start(cluster: ClusterConfig) -> None:
+    """Starts the cluster of our own, in this driver (ray.init), set up as the module says."""
+    import ray
+
+    from serving.ray_private import local_cluster_init_options
+
+    prepare(include_dashboard=cluster.include_dashboard)
+    ray.init(
+        # Our own cluster, always: without "local", ray.init joins RAY_ADDRESS or a cluster
+        # started by `ray start` (even a dead one's leftover file) and refuses our options.
+        address="local",
+        num_cpus=cluster.num_cpus, num_gpus=cluster.num_gpus, namespace=APP_NAME,
+        include_dashboard=cluster.include_dashboard, dashboard_host="127.0.0.1",
+        # Ray runs its workers (our model replicas, the ingress, Serve's proxy) at nice 15, so
+        # any other program, and Ray's own daemons, preempt the models. A model server the
+        # user started should get its fair share, as the plain Gradio app would.
+        **local_cluster_init_options(node_ip="127.0.0.1", worker_niceness=0),
+    )
 
 
 def prepare(include_dashboard: bool) -> None:

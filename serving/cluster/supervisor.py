@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -19,6 +18,8 @@ import webbrowser
 from dataclasses import dataclass, field
 
 from serving.cluster import local_cluster
+from serving.cluster.app_inspection import AppInspection
+from serving.cluster.changes import ChangesInPlace
 from serving.cluster.cluster_checks import (
     check_address_reachable,
     check_cluster_resources,
@@ -27,29 +28,27 @@ from serving.cluster.cluster_checks import (
     check_token,
     other_cluster,
 )
+from serving.cluster.status_snapshot import UNSCHEDULABLE, first_line, read_app_status, status_snapshot
 from serving.core import paths
-from serving.core.config import APP_DEPLOYMENT, APP_NAME, ConfigError, LaunchConfig
+from serving.core.config import APP_NAME, ConfigError, LaunchConfig
 from serving.core.events import EventWriter, Phase
 from serving.core.preflight import StartError, check_port_free, free_loopback_port, port_taken
 from serving.core.process_group import end_own_group_members
 from serving.core.protocol import ApplyAnswer, StatusRecord, SupervisorRecord
 from serving.core.readiness import page_answers
 from serving.core.records import live_record, read_supervisor_record
+from serving.core.target import app_folder, parse_target
 from serving.front.port_relay import PortRelay
 
 # Serve's status is polled often while something changes, and less once it runs: each
 # poll costs the controller and us a few ms of CPU, which the models want.
 POLL_S = 0.2  # the first answer waits on the poll that sees the app running
 STEADY_POLL_S = 2.0
-# Serve's own words when a replica cannot be placed for lack of CPUs/GPUs (after 30 s).
-UNSCHEDULABLE = "to be scheduled"  # not "to initialize": slow starts are not an error
 PROXY_START_TIMEOUT_S = 60  # as serve.start waits
-# Importing the user's app (before deploying it): generous, an app may load a model at import.
-APP_IMPORT_TIMEOUT_S = 600
 
 
 @dataclass
-class Supervisor:
+class Supervisor(ChangesInPlace):
     config: LaunchConfig
     events: EventWriter
     open_browser: bool = False
@@ -68,7 +67,7 @@ class Supervisor:
     _snapshot: dict = field(default_factory=dict)  # the last status written to the status record
     _applied: ApplyAnswer | None = None  # the answer to the last apply request, kept in the status record
     _started: float = field(default_factory=time.time)
-    _inspection: subprocess.Popen | None = None  # mode app: the user's app imported aside, checked before deploying
+    _inspection: AppInspection | None = None  # mode app: the user's app imported aside, checked before deploying
     _app_found: str = ""  # "demo · gr.Blocks"
     _slots_of: dict = field(default_factory=dict)  # model deployment name -> the slot indexes it answers
     _relay: PortRelay | None = None  # the app's port, on a cluster we started (serving/front/port_relay.py)
@@ -91,59 +90,8 @@ class Supervisor:
             check_port_free(self.config.http.host, self.config.http.port)
             check_local_resources(self.config)
         if self.config.app:
-            self._inspect_app()
+            self._inspection = AppInspection.start(self.config.app, login_given=bool(self.config.http.username))
         return entries
-
-    def _inspect_app(self) -> None:
-        """Check the file at once; import it in a child process while Ray starts (errors before any deploy)."""
-        from serving.replica.app_target import AppLoadError, check_file, parse_target
-
-        spec = self.config.app
-        try:
-            target = parse_target(spec.target)
-            if target.file is not None:
-                check_file(target.file)  # a missing file or a syntax error: said before Ray starts
-        except AppLoadError as exc:
-            raise StartError(str(exc), exc.hint) from None
-        self._inspection = subprocess.Popen(
-            [sys.executable, "-m", "serving.replica.app_target", spec.target, "--json"]
-            + (["--app-dir", spec.app_dir] if spec.app_dir else [])
-            + (["--login-given"] if self.config.http.username else []),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=sys.stderr, text=True,
-        )
-
-    def _app_checked(self) -> None:
-        """Wait for the inspection; a broken app stops the start with the file, line and fix."""
-        import json
-
-        proc = self._inspection
-        if proc is None:
-            return
-        self.phase(Phase.validating, f"importing {self.config.app.target}")
-        deadline = time.monotonic() + APP_IMPORT_TIMEOUT_S
-        while proc.poll() is None:
-            if self.stop_requested.is_set() or time.monotonic() > deadline:
-                proc.kill()
-                proc.wait()
-                if self.stop_requested.is_set():
-                    return
-                raise StartError(f"importing {self.config.app.target} took more than {APP_IMPORT_TIMEOUT_S} s",
-                                 "does the app wait for input or a server at import time? "
-                                 "`python FILE` should return (with `demo.launch()` under `if __name__ == \"__main__\":`)")
-            time.sleep(0.1)
-        lines = [line for line in proc.stdout.read().splitlines() if line.startswith("{")]
-        self._inspection = None
-        try:
-            found = json.loads(lines[-1])
-        except (IndexError, ValueError):
-            raise StartError(f"importing {self.config.app.target} crashed (exit code {proc.returncode})",
-                             f"run `python {self.config.app.target.split(':')[0]}` to see why") from None
-        if not found["ok"]:
-            raise StartError(found["error"], found.get("hint") or "fix the app and start again")
-        self._app_found = f"{found['name']} · {found['kind']}"
-        for warning in found.get("warnings") or ():
-            self.events.emit("log", level="warning", message=warning)
-        self.events.emit("log", level="info", message=f"found {self._app_found} in {found['file']}")
 
     # -- the life cycle ----------------------------------------------------------
     def run(self) -> int:
@@ -173,7 +121,7 @@ class Supervisor:
         threading.Thread(target=_import_serve_side, daemon=True).start()
         import ray
 
-        from serving.ray_private import local_cluster_init_options, use_token_if_available, version_mismatch
+        from serving.ray_private import use_token_if_available, version_mismatch
 
         cluster = self.config.cluster
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -185,7 +133,8 @@ class Supervisor:
             self.phase(Phase.starting_cluster, f"connecting to the Ray cluster at {cluster.address}")
             check_address_reachable(cluster.address)
             # Your own app's folder travels to the cluster's nodes (Serve's replicas inherit it).
-            runtime_env = {"working_dir": str(self._app_folder())} if self.config.app else None
+            app = self.config.app
+            runtime_env = {"working_dir": str(app_folder(parse_target(app.target), app.app_dir))} if app else None
             check_token(cluster.address, use_token_if_available())  # `ray start`'s cluster wants its token
             try:
                 ray.init(address=cluster.address, namespace=APP_NAME, log_to_driver=False, runtime_env=runtime_env)
@@ -200,34 +149,27 @@ class Supervisor:
                                  "this app starts its own. To deploy to that one instead: --address auto")
             self._start_reaper()
             self.owns_cluster = True
-            local_cluster.prepare(include_dashboard=cluster.include_dashboard)
-            ray.init(
-                # Our own cluster, always: without "local", ray.init joins RAY_ADDRESS or a cluster
-                # started by `ray start` (even a dead one's leftover file) and refuses our options.
-                address="local",
-                num_cpus=cluster.num_cpus, num_gpus=cluster.num_gpus, namespace=APP_NAME,
-                include_dashboard=cluster.include_dashboard, dashboard_host="127.0.0.1",
-                # Ray runs its workers (our model replicas, the ingress, Serve's proxy) at nice 15, so
-                # any other program, and Ray's own daemons, preempt the models. A model server the
-                # user started should get its fair share, as the plain Gradio app would.
-                **local_cluster_init_options(node_ip="127.0.0.1", worker_niceness=0),
-            )
+            local_cluster.start(cluster)
         # Ray's core worker installs its own SIGTERM handler, which dies mid-cleanup: take it back.
         self._install_signal_handlers()
         check_cluster_resources(self.config, ray.cluster_resources())
         self._write_record()
-
-    def _app_folder(self):
-        from serving.replica.app_target import app_folder, parse_target
-
-        return app_folder(parse_target(self.config.app.target), self.config.app.app_dir)
 
     def _deploy(self, entries) -> None:
         from ray import serve
 
         from serving.ray_private import start_serve_without_waiting
 
-        self._app_checked()
+        if self._inspection is not None:
+            self.phase(Phase.validating, f"importing {self.config.app.target}")
+            found = self._inspection.result(self.stop_requested)
+            self._inspection = None
+            if found is None:  # a stop asked for meanwhile
+                return
+            self._app_found = found.name_and_kind
+            for warning in found.warnings:
+                self.events.emit("log", level="warning", message=warning)
+            self.events.emit("log", level="info", message=f"found {self._app_found} in {found.file}")
         if self.stop_requested.is_set():
             return
         self.phase(Phase.deploying, "deploying " + (self._app_found or ", ".join(e.name for e in entries)))
@@ -300,7 +242,7 @@ class Supervisor:
                 if self._deploy_error:
                     self._failed(f"deploying failed: {self._deploy_error}", "")
                 continue
-            snapshot = self._status_event(status, targets)
+            snapshot = status_snapshot(status, targets, self.config, self._app_found, self._slots_of)
             if snapshot != last:
                 self.events.emit("status", **snapshot)
                 self._write_status(snapshot)
@@ -351,104 +293,12 @@ class Supervisor:
         record = StatusRecord(**snapshot, url=self.config.url, phase=phase, applied=self._applied)
         paths.write_json_atomic(paths.status_record(), record.as_json())
 
-    def _failed(self, message: str, hint: str) -> None:
-        """A deploy failed: after a change, go back to what ran before; at start, give up."""
-        if not self._apply:
-            raise StartError(message, hint)
-        previous = self._apply["previous"]
-        self._finish_apply(self._apply["id"], ok=False, message=message,
-                           hint="the previous models are being restored; " + (hint or f"see {paths.supervisor_log()}"))
-        self.config = previous  # should restoring fail too, _failed gives up
-        self.phase(Phase.deploying, "restoring " + self._models_text())
-        self._start_deploy(None)
-
-    # -- changing the running app in place ------------------------------------------------
-    def _take_apply_request(self) -> None:
-        from serving.core import apply_request
-
-        request = apply_request.take_request()
-        if request:
-            self.apply(request.config, request.id)
-
-    def apply(self, wanted: dict, request_id: str) -> None:
-        """Redeploy on the running cluster: Serve reconfigures replicas whose model alone changed."""
-        from serving.core import apply_request
-        from serving.core.catalog import resolve_models
-
-        def refuse(message: str, hint: str) -> None:
-            self._finish_apply(request_id, ok=False, message=message, hint=hint)
-
-        if not self._announced or self._apply:
-            return refuse("the app is still starting or changing", "wait until it is running, then apply again")
-        try:
-            config = LaunchConfig.from_dict(wanted)
-            restart = apply_request.restart_needed(self.config.model_dump(mode="json"), config.model_dump(mode="json"))
-            if restart:
-                return refuse(f"changing {' and '.join(restart)} settings needs a restart",
-                              "stop the app and start it again with the new settings")
-            import ray
-
-            check_cluster_resources(config, ray.cluster_resources())
-            entries = resolve_models(config)
-        except (ConfigError, StartError) as exc:
-            return refuse(str(exc), getattr(exc, "hint", "") or "fix the configuration and apply again")
-        self._apply = {"id": request_id, "previous": self.config}
-        self.config = config
-        self.phase(Phase.deploying, "applying " + self._models_text())
-        self._start_deploy(entries)
-
-    def _finish_apply(self, request_id: str, ok: bool, message: str, hint: str = "") -> None:
-        """Answer an apply request: an `applied` event and the status record's `applied` entry."""
-        if ok:
-            # First, so whoever hears the answer finds the new config in the record already.
-            self._write_record()
-        self._applied = ApplyAnswer(id=request_id, ok=ok, message=message, hint=hint)
-        # With the new config, so the launcher takes it from the answer (no waiting for the record).
-        running = {"config": self.config.model_dump(mode="json")} if ok else {}
-        self.events.emit("applied", **self._applied.as_json(), **running)
-        self._write_status(self._snapshot)
-        if self._apply and self._apply["id"] == request_id:
-            self._apply = None
-
-    def _models_text(self) -> str:
-        if self.config.app:
-            return self.config.app.target
-        return ", ".join(slot.model for slot in self.config.models)
-
-    def _status_event(self, status, targets: dict | None = None) -> dict:
-        """targets: Serve's current target replica count per deployment (moves with autoscaling)."""
-        targets = targets or {}
-        deployments = []
-        for name, d in status.deployments.items():
-            running = d.replica_states.get("RUNNING", 0)
-            target = targets.get(name, sum(d.replica_states.values()))
-            slot_index = re.fullmatch(r"model(\d+)", name)
-            if name == APP_DEPLOYMENT and self.config.app:
-                spec = self.config.app
-                if name not in targets and not spec.autoscaling:
-                    target = spec.replicas
-                label, model = self._app_found or "Your app", spec.target
-            elif slot_index and int(slot_index[1]) < len(self.config.models):
-                slots = [self.config.models[i] for i in self._slots_of.get(name, [int(slot_index[1])])]
-                slot = slots[0]
-                if name not in targets and not slot.autoscaling:
-                    target = slot.replicas
-                label, model = " + ".join(s.label or s.model for s in slots), slot.model
-            else:
-                label, model, target = "Gradio ingress", "", targets.get(name, 1)
-            deployments.append({
-                "name": name, "label": label, "model": model, "status": str(d.status.value),
-                "replicas_running": running, "replicas_target": target, "message": d.message or "",
-            })
-        return {"app_status": str(status.status.value), "deployments": deployments}
-
     # -- stopping -------------------------------------------------------------------
     def _stop(self) -> None:
         if self.detached and not self.stop_requested.is_set():
             return
-        if self._inspection is not None and self._inspection.poll() is None:
+        if self._inspection is not None:
             self._inspection.kill()  # a start that failed while the app was being imported
-            self._inspection.wait()
         import ray
 
         if not ray.is_initialized():
@@ -547,14 +397,3 @@ def _import_serve_side() -> None:
 
     import_serve_without_pandas()  # ~33 MB less here
     importlib.import_module("serving.replica.apps")
-
-
-def first_line(text: str) -> str:
-    return (str(text).strip().splitlines() or [""])[0][:300]
-
-
-def read_app_status():
-    """This app's status overview and each deployment's target replica count, in one call."""
-    from serving.ray_private import app_status_and_targets
-
-    return app_status_and_targets(APP_NAME)

@@ -1,0 +1,77 @@
+"""The user's app checked before anything is deployed: its file at once (missing, a syntax error), then
+imported in a child process (`python -m serving.replica.app_target --json`) while Ray starts, so the
+user's code never runs in the supervisor and a broken app is refused with its file, line and fix."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from serving.core.config import AppSpec
+from serving.core.preflight import StartError
+from serving.core.target import AppLoadError, check_file, parse_target
+
+# Generous: an app may load a model at import.
+APP_IMPORT_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class Found:
+    name_and_kind: str  # "demo · gr.Blocks"
+    file: str
+    warnings: list[str] = field(default_factory=list)  # launch()/queue() settings that are not applied
+
+
+class AppInspection:
+    def __init__(self, spec: AppSpec, proc: subprocess.Popen):
+        self.spec, self.proc = spec, proc
+
+    @classmethod
+    def start(cls, spec: AppSpec, login_given: bool) -> AppInspection:
+        """Checks the file now (StartError before Ray starts); the import goes on in a child.
+        login_given: our --username/--password replace the app's own login."""
+        try:
+            target = parse_target(spec.target)
+            if target.file is not None:
+                check_file(target.file)
+        except AppLoadError as exc:
+            raise StartError(str(exc), exc.hint) from None
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "serving.replica.app_target", spec.target, "--json"]
+            + (["--app-dir", spec.app_dir] if spec.app_dir else [])
+            + (["--login-given"] if login_given else []),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=sys.stderr, text=True,
+        )
+        return cls(spec, proc)
+
+    def result(self, stop_requested: threading.Event) -> Found | None:
+        """What the import found; StartError for a broken app; None when a stop came first."""
+        proc, target = self.proc, self.spec.target
+        deadline = time.monotonic() + APP_IMPORT_TIMEOUT_S
+        while proc.poll() is None:
+            if stop_requested.is_set() or time.monotonic() > deadline:
+                self.kill()
+                if stop_requested.is_set():
+                    return None
+                raise StartError(f"importing {target} took more than {APP_IMPORT_TIMEOUT_S} s",
+                                 "does the app wait for input or a server at import time? "
+                                 "`python FILE` should return (with `demo.launch()` under `if __name__ == \"__main__\":`)")
+            time.sleep(0.1)
+        lines = [line for line in proc.stdout.read().splitlines() if line.startswith("{")]
+        try:
+            found = json.loads(lines[-1])
+        except (IndexError, ValueError):
+            raise StartError(f"importing {target} crashed (exit code {proc.returncode})",
+                             f"run `python {target.split(':')[0]}` to see why") from None
+        if not found["ok"]:
+            raise StartError(found["error"], found.get("hint") or "fix the app and start again")
+        return Found(f"{found['name']} · {found['kind']}", found["file"], list(found.get("warnings") or ()))
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
