@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from launcher.supervisor_process import ServingController, ServingState
+from launcher.serving_controller import ServingController, ServingState
 from serving.core import apply_request
 from serving.core.config import ConfigError, LaunchConfig
 from serving.core.protocol import ApplyAnswer

@@ -14,7 +14,7 @@ import time
 from PySide6.QtCore import QObject, QTimer
 
 from launcher.logs import launcher_logger, supervisor_logger
-from launcher.supervisor_process import ServingController, ServingState, state_for_phase
+from launcher.serving_controller import ServingController, ServingState, state_for_phase
 from launcher.worker import QueryOp
 from serving.core import paths
 from serving.core.process_group import pid_alive, signal_group

@@ -28,7 +28,8 @@ from launcher.browser import BrowserOpener, open_url
 from launcher.config_form import ConfigForm
 from launcher.errors import show_error
 from launcher.logs import launcher_logger
-from launcher.supervisor_process import ServingController, ServingState, SupervisorProcess
+from launcher.serving_controller import ServingController, ServingState
+from launcher.supervisor_process import SupervisorProcess
 from launcher.worker import QueryOp
 from serving.core.config import ConfigError, LaunchConfig, Mode
 

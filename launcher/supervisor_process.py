@@ -1,8 +1,8 @@
 """The supervisor (`python -m serving.cli up --events`) run as a QProcess.
 
-It parses the JSON event lines (serving/core/events.py is the contract) into Qt
-signals and turns them into one of five states. Start and stop are
-idempotent. Stop asks nicely ("stop" on stdin), then after a grace period
+This is the process's life: start, output, stop, exit. Its stdout's JSON event lines
+(serving/core/events.py is the contract) go to launcher/supervisor_events.py, which turns
+them into Qt signals and one of five states. Start and stop are idempotent. Stop asks nicely ("stop" on stdin), then after a grace period
 ends the supervisor's whole process group (it leads its own group, so Ray's
 helpers go too), first with SIGTERM, then SIGKILL. Nothing here blocks the
 main thread except `kill_now()`, which is only for the moment of exit.
@@ -12,7 +12,6 @@ rollback): the state stays running, with `changing` set meanwhile.
 
 from __future__ import annotations
 
-import enum
 import importlib.util
 import os
 import re
@@ -23,20 +22,12 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from launcher.logs import launcher_logger, supervisor_logger
+from launcher.serving_controller import ServingState
+from launcher.supervisor_events import SupervisorEvents
 from serving.core import paths
 from serving.core.config import LaunchConfig
-from serving.core.events import Phase, parse_line
+from serving.core.events import parse_line
 from serving.core.process_group import group_alive, signal_group
-from serving.core.protocol import (
-    AppliedEvent,
-    ErrorEvent,
-    Event,
-    LogEvent,
-    PhaseEvent,
-    StatusEvent,
-    parse_event,
-)
-from serving.core.records import read_supervisor_record
 
 # Ray colours its log prefixes; the log view and file want plain text.
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -67,121 +58,7 @@ def child_environment() -> QProcessEnvironment:
     return env
 
 
-class ServingState(str, enum.Enum):
-    stopped = "stopped"
-    starting = "starting"
-    running = "running"
-    stopping = "stopping"
-    error = "error"
-
-
-_PHASE_STATE = {
-    Phase.validating.value: ServingState.starting,
-    Phase.starting_cluster.value: ServingState.starting,
-    Phase.deploying.value: ServingState.starting,
-    Phase.running.value: ServingState.running,
-    Phase.stopping.value: ServingState.stopping,
-    Phase.stopped.value: ServingState.stopped,
-    Phase.error.value: ServingState.error,
-}
-
-
-def state_for_phase(phase: str | None) -> ServingState | None:
-    return _PHASE_STATE.get(phase or "")
-
-
-class ServingController(QObject):
-    """What the window needs from whatever runs the app (owned process or a detached one)."""
-
-    state_changed = Signal(str)  # ServingState value
-    status_changed = Signal(dict)  # the latest "status" event
-    message_changed = Signal(str)  # the latest phase message, for the status line
-    phase_changed = Signal(str, str)  # (phase, message) as the supervisor says it (serving/core/events.py)
-    error_reported = Signal(str, str)  # message, hint
-    url_changed = Signal(str)
-    changing_changed = Signal(bool)  # a change (an apply, or its rollback) is being deployed
-    applied = Signal(dict)  # the supervisor's answer to an apply request (serving/core/apply_request.py)
-    running_config_changed = Signal(dict, dict)  # (before, after): what the app serves changed
-
-    owned = True  # False for a supervisor another launcher left running
-
-    def __init__(self, parent: QObject | None = None):
-        super().__init__(parent)
-        self._state = ServingState.stopped
-        self.url: str | None = None
-        self.pid: int | None = None
-        self.pgid: int | None = None
-        self.last_status: dict | None = None
-        self.last_error: tuple[str, str] | None = None
-        self.changing = False
-        self.running_config: dict | None = None  # the LaunchConfig (as JSON) the app serves now
-
-    @property
-    def state(self) -> ServingState:
-        return self._state
-
-    def is_active(self) -> bool:
-        """Something is running (or on its way up or down)."""
-        return self._state in (ServingState.starting, ServingState.running, ServingState.stopping)
-
-    def _set_state(self, state: ServingState) -> None:
-        if state is not ServingState.running:
-            self._set_changing(False)
-        if state is not self._state:
-            self._state = state
-            self.state_changed.emit(state.value)
-
-    def _follow_phase(self, state: ServingState) -> None:
-        """Take the state a phase names. `deploying` after `running` is a change being applied
-        (or rolled back): the app keeps answering meanwhile, so it stays running, marked changing."""
-        if state is ServingState.starting and self._state is ServingState.running:
-            self._set_changing(True)
-            return
-        if state is ServingState.running:
-            self._set_changing(False)
-        self._set_state(state)
-
-    def _set_changing(self, changing: bool) -> None:
-        if changing != self.changing:
-            self.changing = changing
-            self.changing_changed.emit(changing)
-
-    def set_running_config(self, config: dict | None) -> None:
-        if config and config != self.running_config:
-            before, self.running_config = self.running_config, config
-            self.running_config_changed.emit(before or {}, config)
-
-    def reload_running_config(self) -> None:
-        """Take the config from the supervisor record (rewritten after an apply, e.g. `gradio-serve apply`)."""
-        record = read_supervisor_record()  # one small file
-        if record and record.pid == self.pid and record.config is not None:
-            self.set_running_config(record.config)
-
-    def _set_url(self, url: str | None) -> None:
-        if url and url != self.url:
-            self.url = url
-            self.url_changed.emit(url)
-
-    # One interface for the owned supervisor and one found running, so no caller asks which it is.
-
-    def start(self, config: LaunchConfig) -> bool:
-        """Start serving `config`; False (and nothing done) if this controller cannot or is already running."""
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        """Stop the app (gracefully, then forcefully after a grace period); idempotent."""
-        raise NotImplementedError
-
-    def detach(self) -> bool:
-        """Leave the app serving after this launcher exits; False if it is stopping already."""
-        raise NotImplementedError
-
-    def shutdown_now(self, wait_s: float = 10.0) -> None:
-        """Exit path: end what this launcher owns now (blocks up to wait_s); what it does not own lives on."""
-        raise NotImplementedError
-
-
-class SupervisorProcess(ServingController):
+class SupervisorProcess(SupervisorEvents):
     """Owns one `gradio-serve up --events` child at a time."""
 
     stop_grace_ms = 45_000  # Serve + Ray shutdown takes ~10 s on 2 cores; give it room
@@ -373,57 +250,6 @@ class SupervisorProcess(ServingController):
                 supervisor_logger().info(line.rstrip())  # not an event: still worth seeing
             return
         self.handle_event(event)
-
-    def handle_event(self, event: Event | dict) -> None:
-        """One event from the supervisor (a model, or its JSON as the tests' fakes send it)."""
-        log = supervisor_logger()
-        if isinstance(event, dict):
-            parsed = parse_event(event)
-            if parsed is None:
-                log.info("%s", event)  # not one of ours: still worth seeing
-                return
-            event = parsed
-        if isinstance(event, PhaseEvent):
-            if event.pid:
-                self.pid = event.pid
-            if event.pgid:
-                self.pgid = event.pgid
-            self._set_url(event.url)
-            message = event.message or event.phase.value
-            log.info("[%s] %s", event.phase.value, message)
-            self.message_changed.emit(message)
-            self.phase_changed.emit(event.phase.value, message)
-            state = state_for_phase(event.phase.value)
-            if state in (ServingState.stopped, ServingState.error):
-                # Final only once the process has exited (it still cleans up after saying so);
-                # until then it is stopping. _on_finished settles the state.
-                self._final_phase = state
-                state = ServingState.stopping
-            if state is not None and not (
-                self._stop_requested and state in (ServingState.running, ServingState.starting)
-            ):
-                self._follow_phase(state)
-        elif isinstance(event, StatusEvent):
-            status = event.as_json()
-            self.last_status = status
-            self.status_changed.emit(status)
-        elif isinstance(event, ErrorEvent):
-            self.last_error = (event.message, event.hint)
-            log.error("error: %s%s", event.message, f" (hint: {event.hint})" if event.hint else "")
-            self.error_reported.emit(event.message, event.hint)
-        elif isinstance(event, LogEvent):
-            level = {"warning": 30, "error": 40}.get(event.level, 20)
-            log.log(level, "%s", event.message)
-        elif isinstance(event, AppliedEvent):
-            ok, message, hint = event.ok, event.message, event.hint
-            log.log(20 if ok else 30, "%s%s", message if ok else f"not applied: {message}", f" ({hint})" if hint else "")
-            self.applied.emit(event.as_json())
-            if ok and event.config is not None:
-                self.set_running_config(event.config)  # what runs now, said with the answer
-            elif ok:
-                # A supervisor that does not say it (the tests' fakes) rewrites its record just after
-                # answering: read it once that is done.
-                QTimer.singleShot(1000, self, self.reload_running_config)
 
     # ---- end ------------------------------------------------------------
 

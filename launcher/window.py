@@ -27,11 +27,11 @@ from launcher.errors import show_error
 from launcher.icons import STATE_COLOURS, app_icon
 from launcher.launch_options import LaunchOptions
 from launcher.log_view import open_logs_folder
+from launcher.serving_controller import ServingController, ServingState
 from launcher.session import Session, SessionState
 from launcher.settings import Settings
 from launcher.start_progress import StartProgress
 from launcher.status_panel import StatusAndLog
-from launcher.supervisor_process import ServingController, ServingState
 from launcher.tray import Tray
 from launcher.worker import QueryOp
 from serving.core.config import ConfigError, LaunchConfig

@@ -25,10 +25,11 @@ from launcher import settings as settings_mod
 from launcher.app_inspector import Inspection
 from launcher.icons import STATE_COLOURS
 from launcher.model_catalog import ModelChoice
+from launcher.serving_controller import ServingState
 from launcher.session import SessionState
 from launcher.settings import Settings
 from launcher.start_progress import StartProgress
-from launcher.supervisor_process import ServingState, SupervisorProcess
+from launcher.supervisor_process import SupervisorProcess
 from launcher.window import MainWindow
 from serving.core.config import LaunchConfig, Mode
 

@@ -26,9 +26,10 @@ from launcher import errors, machine
 from launcher.apply_changes import PendingChange, pending_change
 from launcher.attached import AttachedSupervisor
 from launcher.model_catalog import ModelChoice
+from launcher.serving_controller import ServingState
 from launcher.session import SessionState
 from launcher.settings import Settings
-from launcher.supervisor_process import ServingState, SupervisorProcess
+from launcher.supervisor_process import SupervisorProcess
 from serving.core import paths
 from serving.core.config import LaunchConfig
 

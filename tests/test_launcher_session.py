@@ -14,8 +14,8 @@ from supervisor_run import free_port
 from launcher import machine
 from launcher.config_form import ConfigForm
 from launcher.model_catalog import ModelChoice
+from launcher.serving_controller import ServingState
 from launcher.session import Session, SessionState
-from launcher.supervisor_process import ServingState
 from serving.core.config import LaunchConfig
 
 CHOICE = ModelChoice(name="smollm2-135m-instruct", kind="instruct", params_m=135, memory_mb=900)

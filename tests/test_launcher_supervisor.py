@@ -21,7 +21,8 @@ import pytest
 from fakes import path as fake_path
 
 from launcher.attached import AttachedSupervisor, find_running
-from launcher.supervisor_process import ServingState, SupervisorProcess, group_alive
+from launcher.serving_controller import ServingState
+from launcher.supervisor_process import SupervisorProcess, group_alive
 from serving.core import paths
 from serving.core.config import LaunchConfig
 

@@ -25,9 +25,10 @@ from supervisor_run import free_port
 from launcher import app as app_mod
 from launcher import errors, machine
 from launcher.model_catalog import ModelChoice
+from launcher.serving_controller import ServingState
 from launcher.settings import Settings
 from launcher.slot_row import PRECISION_HELP
-from launcher.supervisor_process import ServingState, SupervisorProcess
+from launcher.supervisor_process import SupervisorProcess
 from launcher.window import TITLE, MainWindow
 from launcher.worker import pending_count
 from serving.core.config import MAX_MODEL_SLOTS, LaunchConfig, Mode

@@ -7,7 +7,7 @@ stop stops it, detach leaves it serving.
 
 from __future__ import annotations
 
-from launcher.supervisor_process import ServingController, ServingState
+from launcher.serving_controller import ServingController, ServingState
 from serving.core.config import LaunchConfig
 
 
