@@ -45,7 +45,7 @@ from launcher.app_inspector import (
 )
 from launcher.icons import STATE_COLOURS
 from launcher.logs import launcher_logger
-from launcher.slot_row import COL_CPUS, COL_GPUS, COL_REPLICAS, ResourceBoxes
+from launcher.resource_boxes import COL_CPUS, COL_GPUS, COL_REPLICAS, ResourceBoxes
 from serving.core.config import MAX_CPUS_PER_REPLICA, MAX_GPUS_PER_REPLICA, AppSpec
 
 PLACEHOLDER = "path/to/app.py, app.py:demo or package.module:demo"

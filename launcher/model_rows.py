@@ -14,7 +14,8 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from launcher.model_catalog import ModelChoice
-from launcher.slot_row import COL_BUTTON, COL_CPUS, COL_GPUS, COL_REPLICAS, SlotRow
+from launcher.resource_boxes import COL_CPUS, COL_GPUS, COL_REPLICAS
+from launcher.slot_row import COL_BUTTON, SlotRow
 from serving.core.config import Mode, ModelSlot
 
 

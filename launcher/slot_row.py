@@ -14,9 +14,7 @@ show (label, generation...) are kept from the loaded slot.
 
 from __future__ import annotations
 
-import math
-
-from PySide6.QtCore import QObject, QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QApplication,
@@ -36,11 +34,11 @@ from PySide6.QtWidgets import (
 )
 
 from launcher.model_catalog import ModelChoice
+from launcher.resource_boxes import ResourceBoxes
 from serving.core.config import (
     DTYPES,
     MAX_CPUS_PER_REPLICA,
     MAX_GPUS_PER_REPLICA,
-    MAX_REPLICAS,
     Autoscaling,
     Mode,
     ModelSlot,
@@ -51,15 +49,11 @@ DETAILS_ROLE = Qt.ItemDataRole.UserRole + 1
 CHOICE_ROLE = Qt.ItemDataRole.UserRole + 2
 
 # Column widths shared with the header row so rows line up.
-COL_CPUS = 78
-COL_GPUS = 78
-COL_REPLICAS = 70
 COL_BUTTON = 28
 
 # The config's own limits (serving/core/config.py is their one source).
 SCHEMA_MAX_CPUS = float(MAX_CPUS_PER_REPLICA)
 SCHEMA_MAX_GPUS = float(MAX_GPUS_PER_REPLICA)
-SCHEMA_MAX_REPLICAS = int(MAX_REPLICAS)
 _SCALE_MIN = bounds(Autoscaling, "min_replicas")
 _SCALE_MAX = bounds(Autoscaling, "max_replicas")
 _SCALE_TARGET = bounds(Autoscaling, "target_ongoing_requests")
@@ -110,54 +104,6 @@ class ChoiceDelegate(QStyledItemDelegate):
         details = index.data(DETAILS_ROLE) or ""
         width = option.fontMetrics.horizontalAdvance(f"{index.data() or ''}{details}") + 60
         return QSize(max(base.width(), width), max(base.height(), option.fontMetrics.height() + 8))
-
-
-class ResourceBoxes(QObject):
-    """CPUs, GPUs and replicas per deployment, bounded by the cluster: a model slot's and your app's.
-
-    CPUs and GPUs per replica are capped at what the cluster has, and replicas at how many
-    such replicas fit its CPUs, so what the boxes allow can be placed.
-    """
-
-    def __init__(self, parent: QWidget, cpus_tip: str, replicas_tip: str):
-        super().__init__(parent)
-        self._max_cpus = 1.0
-        self.cpus = QDoubleSpinBox(parent)
-        self.cpus.setDecimals(2)
-        self.cpus.setSingleStep(0.25)
-        self.cpus.setMinimum(0.25)
-        self.cpus.setFixedWidth(COL_CPUS)
-        self.cpus.setToolTip(cpus_tip)
-        self.gpus = QDoubleSpinBox(parent)
-        self.gpus.setDecimals(2)
-        self.gpus.setSingleStep(0.25)
-        self.gpus.setMinimum(0.0)
-        self.gpus.setFixedWidth(COL_GPUS)
-        self.replicas = QSpinBox(parent)
-        self.replicas.setMinimum(1)
-        self.replicas.setFixedWidth(COL_REPLICAS)
-        self.replicas.setToolTip(replicas_tip)
-        # Connected first, so the bound has moved before the owner hears of the change.
-        self.cpus.valueChanged.connect(self.update_replica_bound)
-
-    def set_bounds(self, max_cpus: float, max_gpus: float) -> None:
-        self._max_cpus = max(0.25, float(max_cpus))
-        self.cpus.setMaximum(self._max_cpus)
-        self.gpus.setMaximum(max(0.0, float(max_gpus)))
-        self.gpus.setEnabled(max_gpus > 0)
-        self.gpus.setToolTip(
-            "GPUs per replica; fractions share one GPU" if max_gpus > 0 else "No GPU found on this machine"
-        )
-        self.update_replica_bound()
-
-    def update_replica_bound(self, *_args) -> None:
-        fit = math.floor(self._max_cpus / max(self.cpus.value(), 0.01) + 1e-9)
-        self.replicas.setMaximum(max(1, min(SCHEMA_MAX_REPLICAS, fit)))
-
-    def set_editable(self, editable: bool) -> None:
-        """Replicas are left to the owner (autoscaling disables them)."""
-        self.cpus.setEnabled(editable)
-        self.gpus.setEnabled(editable and self.gpus.maximum() > 0)
 
 
 class SlotRow(QWidget):
