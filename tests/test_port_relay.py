@@ -410,7 +410,7 @@ def test_a_head_that_does_not_come_in_time_is_dropped(servers, relay, monkeypatc
             assert c.get(f"http://127.0.0.1:{relay.port}/slow").status_code == 200
         for sock in (idle, slow):
             assert sock.recv(1024) == b""  # closed
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 10  # dropped after 0.3 s; a busy machine adds seconds
 
 
 def test_clients_past_the_cap_are_answered_503(servers, relay, monkeypatch):
