@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from launcher.serving_controller import ServingController, ServingState
 from serving.core import apply_request
 from serving.core.config import ConfigError, LaunchConfig
-from serving.core.protocol import ApplyAnswer
+from serving.core.protocol import AppliedEvent, ApplyAnswer
 
 # What each section that needs a restart means to someone looking at the window.
 _RESTART_WORDS = {"http": "the port (HTTP settings)", "cluster": "the cluster"}
@@ -33,26 +33,23 @@ class PendingChange:
         return " and ".join(_RESTART_WORDS.get(s, s) for s in self.restart)
 
 
-def _normalized(data: dict) -> dict:
-    """The config as the supervisor will see it; a half-typed form is compared as it is."""
+def form_config(data: dict) -> LaunchConfig | dict:
+    """The form's settings as a config once they validate; a half-typed form stays as it is."""
     try:
-        return LaunchConfig.from_dict(data).model_dump(mode="json")
+        return LaunchConfig.from_dict(data)
     except ConfigError:
         return data
 
 
-def pending_change(running: dict | None, wanted: dict) -> PendingChange:
-    """How the form's config (`wanted`) differs from what the app serves (`running`, None: unknown)."""
-    if not running:
+def pending_change(running: LaunchConfig | None, wanted: LaunchConfig | dict) -> PendingChange:
+    """How the form's config (`wanted`, or its JSON) differs from what the app serves (`running`, None: unknown)."""
+    if running is None:
         return PendingChange()
-    running, wanted = _normalized(running), _normalized(wanted)
-    if running == wanted:
+    wanted = form_config(wanted) if isinstance(wanted, dict) else wanted
+    if wanted == running:
         return PendingChange()
-    return PendingChange(True, tuple(apply_request.restart_needed(running, wanted)))
-
-
-def same_config(a: dict | None, b: dict | None) -> bool:
-    return bool(a) and bool(b) and _normalized(a) == _normalized(b)
+    wanted_json = wanted if isinstance(wanted, dict) else wanted.model_dump(mode="json")
+    return PendingChange(True, tuple(apply_request.restart_needed(running.model_dump(mode="json"), wanted_json)))
 
 
 @dataclass(frozen=True)
@@ -93,11 +90,9 @@ class ApplyRequest(QObject):
     def elapsed_s(self) -> float:
         return time.monotonic() - self._started
 
-    def _on_event(self, event: dict) -> None:
-        """The controller's `applied` signal carries the event as JSON."""
-        answer = ApplyAnswer.model_validate(event)
-        if answer.id == self.request_id:
-            self._answer(answer)
+    def _on_event(self, event: AppliedEvent) -> None:
+        if event.id == self.request_id:
+            self._answer(event.answer())
 
     def _poll(self) -> None:
         answer = apply_request.result(self.request_id)

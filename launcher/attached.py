@@ -14,18 +14,17 @@ import time
 from PySide6.QtCore import QObject, QTimer
 
 from launcher.logs import launcher_logger, supervisor_logger
-from launcher.serving_controller import ServingController, ServingState, state_for_phase
+from launcher.serving_controller import ServingController, ServingState, config_from, state_for_phase
 from launcher.worker import QueryOp
 from serving.core import paths
 from serving.core.process_group import pid_alive, signal_group
-from serving.core.protocol import StatusRecord, SupervisorRecord
+from serving.core.protocol import StatusEvent, StatusRecord, SupervisorRecord
 from serving.core.records import live_record, read_status_record, read_supervisor_record
 
 
-def find_running() -> dict | None:
-    """The record (as JSON) of a supervisor that runs now, if any (serving/core/records.py's rules)."""
-    record = live_record()
-    return record.as_json() if record else None
+def find_running() -> SupervisorRecord | None:
+    """The record of a supervisor that runs now, if any (serving/core/records.py's rules)."""
+    return live_record()
 
 
 def _read_update(
@@ -65,10 +64,8 @@ class AttachedSupervisor(ServingController):
     poll_ms = 1000
     stop_grace_s = 45.0
 
-    def __init__(self, record: SupervisorRecord | dict, parent: QObject | None = None):
+    def __init__(self, record: SupervisorRecord, parent: QObject | None = None):
         super().__init__(parent)
-        if isinstance(record, dict):
-            record = SupervisorRecord.model_validate(record)
         self.record = record
         self.pid = record.pid
         self.pgid = record.pgid or None
@@ -77,11 +74,11 @@ class AttachedSupervisor(ServingController):
         self._killed = False
         self._polling = False
         self._log_offset: int | None = None
+        self._record_config = record.config  # the record's config as last read (JSON)
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._poll)
         self._state = ServingState.running
-        if record.config is not None:
-            self.running_config = record.config
+        self.running_config = config_from(record.config)
 
     def start_following(self) -> None:
         launcher_logger().info("found a running app (supervisor pid %s) at %s", self.pid, self.url)
@@ -144,13 +141,14 @@ class AttachedSupervisor(ServingController):
         for line in lines:
             if line.strip():
                 log.info("%s", line.rstrip())
-        if record and record.pid == self.pid and record.config is not None:
-            self.set_running_config(record.config)  # e.g. after `gradio-serve apply`
+        if record and record.pid == self.pid and record.config is not None and record.config != self._record_config:
+            self._record_config = record.config  # validated once per change, not once a second
+            self.set_running_config(config_from(record.config))  # e.g. after `gradio-serve apply`
         if not status or self._stop_sent_at is not None:
             return
         self._set_url(status.url)
         if "deployments" in status.model_fields_set:  # a status has been seen, not just an apply answer
-            self.last_status = status.as_json()
+            self.last_status = StatusEvent(app_status=status.app_status, deployments=status.deployments)
             self.status_changed.emit(self.last_status)
         state = state_for_phase(status.phase.value if status.phase else None)
         if state is not None and state is not ServingState.stopped:

@@ -1,6 +1,10 @@
 """What the window needs from whatever runs the app: the states it can be in, and one interface
 (signals, start, stop, detach) for the supervisor this launcher starts (launcher/supervisor_process.py)
-and one it finds running (launcher/attached.py), so no caller asks which it is."""
+and one it finds running (launcher/attached.py), so no caller asks which it is.
+
+Its signals carry the core's models (serving/core/protocol.py, serving/core/config.py), not JSON:
+a configuration that comes from the supervisor (its record, an `applied` answer) is validated once,
+here, and compared as an object from then on."""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ import enum
 
 from PySide6.QtCore import QObject, Signal
 
-from serving.core.config import LaunchConfig
+from launcher.logs import launcher_logger
+from serving.core.config import ConfigError, LaunchConfig
 from serving.core.events import Phase
+from serving.core.protocol import StatusEvent
 from serving.core.records import read_supervisor_record
 
 
@@ -36,18 +42,30 @@ def state_for_phase(phase: str | None) -> ServingState | None:
     return _PHASE_STATE.get(phase or "")
 
 
+def config_from(data: dict | None) -> LaunchConfig | None:
+    """The LaunchConfig a supervisor says it serves (its record's or an answer's JSON); None when it says
+    none, or one this launcher cannot read (a newer supervisor's): the form then keeps its own."""
+    if not data:
+        return None
+    try:
+        return LaunchConfig.from_dict(data)
+    except ConfigError as exc:
+        launcher_logger().warning("the running app's settings cannot be read here: %s", exc)
+        return None
+
+
 class ServingController(QObject):
     """What the window needs from whatever runs the app (owned process or a detached one)."""
 
     state_changed = Signal(str)  # ServingState value
-    status_changed = Signal(dict)  # the latest "status" event
+    status_changed = Signal(object)  # StatusEvent: the latest one
     message_changed = Signal(str)  # the latest phase message, for the status line
     phase_changed = Signal(str, str)  # (phase, message) as the supervisor says it (serving/core/events.py)
     error_reported = Signal(str, str)  # message, hint
     url_changed = Signal(str)
     changing_changed = Signal(bool)  # a change (an apply, or its rollback) is being deployed
-    applied = Signal(dict)  # the supervisor's answer to an apply request (serving/core/apply_request.py)
-    running_config_changed = Signal(dict, dict)  # (before, after): what the app serves changed
+    applied = Signal(object)  # AppliedEvent: the answer to an apply request (serving/core/apply_request.py)
+    running_config_changed = Signal(object, object)  # (LaunchConfig | None, LaunchConfig): what the app serves
 
     owned = True  # False for a supervisor another launcher left running
 
@@ -57,10 +75,10 @@ class ServingController(QObject):
         self.url: str | None = None
         self.pid: int | None = None
         self.pgid: int | None = None
-        self.last_status: dict | None = None
+        self.last_status: StatusEvent | None = None
         self.last_error: tuple[str, str] | None = None
         self.changing = False
-        self.running_config: dict | None = None  # the LaunchConfig (as JSON) the app serves now
+        self.running_config: LaunchConfig | None = None  # what the app serves now
 
     @property
     def state(self) -> ServingState:
@@ -92,16 +110,16 @@ class ServingController(QObject):
             self.changing = changing
             self.changing_changed.emit(changing)
 
-    def set_running_config(self, config: dict | None) -> None:
-        if config and config != self.running_config:
+    def set_running_config(self, config: LaunchConfig | None) -> None:
+        if config is not None and config != self.running_config:
             before, self.running_config = self.running_config, config
-            self.running_config_changed.emit(before or {}, config)
+            self.running_config_changed.emit(before, config)
 
     def reload_running_config(self) -> None:
         """Take the config from the supervisor record (rewritten after an apply, e.g. `gradio-serve apply`)."""
         record = read_supervisor_record()  # one small file
-        if record and record.pid == self.pid and record.config is not None:
-            self.set_running_config(record.config)
+        if record and record.pid == self.pid:
+            self.set_running_config(config_from(record.config))
 
     def _set_url(self, url: str | None) -> None:
         if url and url != self.url:

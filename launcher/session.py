@@ -14,7 +14,6 @@ in workers (launcher/worker.py), questions are asked through signals the window 
 
 from __future__ import annotations
 
-import contextlib
 import enum
 from collections.abc import Callable
 
@@ -22,7 +21,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from launcher import prestart
 from launcher.app_inspector import Inspection, short_name
-from launcher.apply_changes import ApplyOutcome, ApplyRequest, PendingChange, pending_change, same_config
+from launcher.apply_changes import ApplyOutcome, ApplyRequest, PendingChange, form_config, pending_change
 from launcher.attached import AttachedSupervisor
 from launcher.browser import BrowserOpener, open_url
 from launcher.config_form import ConfigForm
@@ -31,7 +30,8 @@ from launcher.logs import launcher_logger
 from launcher.serving_controller import ServingController, ServingState
 from launcher.supervisor_process import SupervisorProcess
 from launcher.worker import QueryOp
-from serving.core.config import ConfigError, LaunchConfig, Mode
+from serving.core.config import LaunchConfig, Mode
+from serving.core.protocol import SupervisorRecord
 
 _INVALID = {
     "start": ("started", "Fix the value named above and press Start again."),
@@ -58,7 +58,7 @@ class SessionState(str, enum.Enum):
 
 class Session(QObject):
     changed = Signal()  # the session's state, or the controller's (state, url, changing): redraw
-    status_changed = Signal(dict)  # the controller's latest "status" event
+    status_changed = Signal(object)  # StatusEvent: the controller's latest
     phase_changed = Signal(str, str)  # (phase, message) as the supervisor says it
     message_changed = Signal(str)  # a line for the status panel
     notice = Signal(str)  # a short line for the status bar
@@ -223,13 +223,11 @@ class Session(QObject):
         controller.changing_changed.connect(lambda _changing: self.changed.emit())
         controller.running_config_changed.connect(self._on_running_config_changed)
 
-    def attach(self, record: dict) -> None:
+    def attach(self, record: SupervisorRecord) -> None:
         """Follow an app an earlier launch left serving (and show what it serves)."""
-        config = record.get("config")
-        if isinstance(config, dict):
-            with contextlib.suppress(ConfigError):  # the form keeps the saved settings; the status still shows
-                self.form.apply_config(LaunchConfig.from_dict(config))
         controller = AttachedSupervisor(record, self)
+        if controller.running_config is not None:  # else the form keeps the saved settings; the status still shows
+            self.form.apply_config(controller.running_config)
         self._set_controller(controller)
         self.changed.emit()
         self.message_changed.emit(f"Serving (started earlier, supervisor pid {controller.pid}).")
@@ -268,12 +266,11 @@ class Session(QObject):
             verb, fix = _INVALID[purpose]
             show_error(f"The settings cannot be {verb} as they are:\n" + message.removeprefix("invalid configuration:\n"), fix)
 
-    def _on_running_config_changed(self, before: dict, after: dict) -> None:
+    def _on_running_config_changed(self, before: LaunchConfig | None, after: LaunchConfig) -> None:
         """The app's settings changed (our Apply, or `gradio-serve apply`): an unedited form follows them."""
-        form = self.form.config_dict()
-        if self.state is not SessionState.applying and not same_config(form, after) and same_config(form, before):
-            with contextlib.suppress(ConfigError):
-                self.form.apply_config(LaunchConfig.from_dict(after))
+        form = form_config(self.form.config_dict())
+        if self.state is not SessionState.applying and form != after and before is not None and form == before:
+            self.form.apply_config(after)
             launcher_logger().info("the running app's settings changed elsewhere; the form shows them")
         self.changed.emit()
 
@@ -297,7 +294,7 @@ class Session(QObject):
     def pending(self) -> PendingChange:
         """How the form differs from what the running app serves (nothing while it does not run)."""
         controller = self.controller
-        if controller is None or controller.state is not ServingState.running or not controller.running_config:
+        if controller is None or controller.state is not ServingState.running or controller.running_config is None:
             return PendingChange()
         return pending_change(controller.running_config, self.form.config_dict())
 
@@ -319,7 +316,7 @@ class Session(QObject):
                 show_error(f"Your app cannot be applied: {checked.error}.",
                            (checked.hint or "Fix it") + "; the app keeps serving its current version meanwhile.")
                 return
-        change = pending_change(controller.running_config, config.model_dump(mode="json"))
+        change = pending_change(controller.running_config, config)
         if not change.differs:
             self.notice.emit("Nothing to apply: the app already serves these settings.")
             return
@@ -355,7 +352,7 @@ class Session(QObject):
         if outcome.ok:
             self.form.set_base(outcome.config)
             if self.controller is not None:
-                self.controller.set_running_config(outcome.config.model_dump(mode="json"))
+                self.controller.set_running_config(outcome.config)
             self.settings_changed.emit()
             text = f"Applied in {outcome.elapsed_s:.1f} s: {served(outcome.config)}"
             launcher_logger().info("%s", text)
@@ -374,12 +371,9 @@ class Session(QObject):
     def revert(self) -> None:
         """Put what the app serves back in the form."""
         config = self.controller.running_config if self.controller is not None else None
-        if not config:
+        if config is None:
             return
-        try:
-            self.form.apply_config(LaunchConfig.from_dict(config))
-        except ConfigError:
-            return
+        self.form.apply_config(config)
         self.form.edited.emit()
 
     # ---- quit ------------------------------------------------------------------------

@@ -17,19 +17,20 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from launcher.icons import STATE_COLOURS
+from serving.core.protocol import StatusEvent
 
 # Where each step starts on the bar (0-100); deploying fills the rest with replicas ready.
 _CHECKING, _CLUSTER, _DEPLOYING, _READY = 5, 15, 30, 100
 READY_SHOWN_MS = 4000  # "Ready" stays a moment, then the bar makes room
 
 
-def replica_counts(event: dict) -> tuple[int, int, list[str]]:
+def replica_counts(event: StatusEvent) -> tuple[int, int, list[str]]:
     """(running, target, names) over the deployments that run the app or a model."""
-    deployments = [d for d in event.get("deployments") or [] if isinstance(d, dict)]
-    mine = [d for d in deployments if d.get("model") or d.get("name") == "app"] or deployments
-    running = sum(int(d.get("replicas_running") or 0) for d in mine)
-    target = sum(int(d.get("replicas_target") or 0) for d in mine)
-    names = [str(d.get("label") or d.get("model") or d.get("name") or "?") for d in mine]
+    deployments = event.deployments
+    mine = [d for d in deployments if d.model or d.name == "app"] or deployments
+    running = sum(d.replicas_running for d in mine)
+    target = sum(d.replicas_target for d in mine)
+    names = [d.label or d.model or d.name or "?" for d in mine]
     return running, target, names
 
 
@@ -118,7 +119,7 @@ class StartProgress(QWidget):
         elif phase in ("stopping", "stopped"):
             self._finish()
 
-    def follow_status(self, event: dict) -> None:
+    def follow_status(self, event: StatusEvent) -> None:
         if not self._active or self._step != "deploying":
             return
         running, target, names = replica_counts(event)

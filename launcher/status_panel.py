@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from launcher.log_view import LogView
+from serving.core.protocol import StatusEvent
 
 _STATUS_COLOURS = {
     "RUNNING": "#15803d",
@@ -53,17 +54,16 @@ class StatusTable(QTableWidget):
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.setMinimumHeight(90)
 
-    def show_status(self, event: dict) -> None:
-        deployments = event.get("deployments") or []
+    def show_status(self, event: StatusEvent) -> None:
+        deployments = event.deployments
         self.setRowCount(len(deployments))
         for row, d in enumerate(deployments):
-            name = d.get("label") or d.get("model") or d.get("name") or "?"
-            if d.get("model") and d.get("label") and d["label"] != d["model"]:
-                name = f"{d['label']} ({d['model']})"
-            status = str(d.get("status") or "")
-            running, target = d.get("replicas_running"), d.get("replicas_target")
-            replicas = f"{running if running is not None else '?'}/{target if target is not None else '?'}"
-            cells = (name, status, replicas, str(d.get("message") or ""))
+            name = d.label or d.model or d.name or "?"
+            if d.model and d.label and d.label != d.model:
+                name = f"{d.label} ({d.model})"
+            status = d.status
+            replicas = f"{d.replicas_running}/{d.replicas_target}"
+            cells = (name, status, replicas, d.message)
             for col, text in enumerate(cells):
                 item = self.item(row, col)
                 if item is None:

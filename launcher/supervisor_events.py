@@ -9,7 +9,7 @@ from typing import ClassVar
 from PySide6.QtCore import QTimer
 
 from launcher.logs import supervisor_logger
-from launcher.serving_controller import ServingController, ServingState, state_for_phase
+from launcher.serving_controller import ServingController, ServingState, config_from, state_for_phase
 from serving.core.protocol import AppliedEvent, ErrorEvent, Event, LogEvent, PhaseEvent, StatusEvent, parse_event
 
 
@@ -50,9 +50,8 @@ class SupervisorEvents(ServingController):
             self._follow_phase(state)
 
     def _on_status(self, event: StatusEvent) -> None:
-        status = event.as_json()
-        self.last_status = status
-        self.status_changed.emit(status)
+        self.last_status = event
+        self.status_changed.emit(event)
 
     def _on_error(self, event: ErrorEvent) -> None:
         self.last_error = (event.message, event.hint)
@@ -67,9 +66,9 @@ class SupervisorEvents(ServingController):
         ok, message, hint = event.ok, event.message, event.hint
         supervisor_logger().log(20 if ok else 30, "%s%s", message if ok else f"not applied: {message}",
                                 f" ({hint})" if hint else "")
-        self.applied.emit(event.as_json())
+        self.applied.emit(event)
         if ok and event.config is not None:
-            self.set_running_config(event.config)  # what runs now, said with the answer
+            self.set_running_config(config_from(event.config))  # what runs now, said with the answer
         elif ok:
             # A supervisor that does not say it (the tests' fakes) rewrites its record just after
             # answering: read it once that is done.

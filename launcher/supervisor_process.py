@@ -109,7 +109,7 @@ class SupervisorProcess(SupervisorEvents):
         self.pid = self.pgid = None
         self.last_status = None
         self.last_error = None
-        self.running_config = config.model_dump(mode="json")
+        self.running_config = config
         self.detached = False
         self._stop_requested = False
         self._final_phase: ServingState | None = None

@@ -35,6 +35,7 @@ from launcher.status_panel import StatusAndLog
 from launcher.tray import Tray
 from launcher.worker import QueryOp
 from serving.core.config import ConfigError, LaunchConfig
+from serving.core.protocol import SupervisorRecord
 
 __all__ = ["TITLE", "MainWindow"]
 
@@ -211,7 +212,7 @@ class MainWindow(QMainWindow):
     def revert_changes(self) -> None:
         self.session.revert()
 
-    def attach(self, record: dict) -> None:
+    def attach(self, record: SupervisorRecord) -> None:
         """Follow an app an earlier launch left serving."""
         self.session.attach(record)
 

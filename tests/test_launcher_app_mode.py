@@ -32,6 +32,7 @@ from launcher.start_progress import StartProgress
 from launcher.supervisor_process import SupervisorProcess
 from launcher.window import MainWindow
 from serving.core.config import LaunchConfig, Mode
+from serving.core.protocol import StatusEvent
 
 pytestmark = pytest.mark.usefixtures("launcher_env")  # see conftest.py
 
@@ -294,7 +295,7 @@ def test_start_in_app_mode_hands_the_supervisor_the_app_and_the_progress_follows
         w.apply_button.click()
         qtbot.waitUntil(lambda: w.session.state is not SessionState.applying, timeout=20_000)
         assert "Applied in" in w.statusBar().currentMessage() and "demo.py" in w.statusBar().currentMessage()
-        assert controller.running_config["app"]["replicas"] == 1 and not w.apply_button.isEnabled()
+        assert controller.running_config.app.replicas == 1 and not w.apply_button.isEnabled()
         assert not w.start_progress.isVisible()
 
         # A target that cannot load is refused before anything is sent.
@@ -304,7 +305,7 @@ def test_start_in_app_mode_hands_the_supervisor_the_app_and_the_progress_follows
         w.apply_changes()
         assert w.session.state is not SessionState.applying and "Your app cannot be applied" in dialog_text()
         assert "no_such_package_here" in dialog_text()
-        assert controller.running_config["app"]["target"] == path
+        assert controller.running_config.app.target == path
     finally:
         w.stop_serving()
         qtbot.waitUntil(lambda: w.state_text() == "Stopped", timeout=15_000)
@@ -323,16 +324,16 @@ def test_progress_words_for_models_and_for_a_failed_start(qtbot):
     assert p.words_text() == "Starting Ray"
     p.follow_phase("deploying")
     assert p.words_text() == "Loading t5-small, gpt2…"
-    ingress = {"name": "GradioIngress", "label": "Gradio ingress", "model": "", "replicas_running": 1,
-               "replicas_target": 1}
+    ingress = {"name": "GradioIngress", "label": "Gradio ingress", "model": "", "status": "HEALTHY",
+               "replicas_running": 1, "replicas_target": 1}
 
     def model(i, running, target):
-        return {"name": f"model{i}", "label": ["t5-small", "gpt2"][i], "model": "x", "replicas_running": running,
-                "replicas_target": target}
+        return {"name": f"model{i}", "label": ["t5-small", "gpt2"][i], "model": "x", "status": "UPDATING",
+                "replicas_running": running, "replicas_target": target}
 
-    p.follow_status({"deployments": [ingress, model(0, 0, 1), model(1, 0, 2)]})
+    p.follow_status(StatusEvent(app_status="DEPLOYING", deployments=[ingress, model(0, 0, 1), model(1, 0, 2)]))
     assert p.words_text() == "Loading t5-small, gpt2 (0 of 3 replicas ready)", "the ingress is plumbing"
-    p.follow_status({"deployments": [ingress, model(0, 1, 1), model(1, 1, 2)]})
+    p.follow_status(StatusEvent(app_status="DEPLOYING", deployments=[ingress, model(0, 1, 1), model(1, 1, 2)]))
     assert p.words_text() == "Loading t5-small, gpt2 (2 of 3 replicas ready)"
     assert seen == sorted(seen) and seen[-1] > seen[-2]
     stuck_at = p.value()

@@ -32,6 +32,7 @@ from launcher.settings import Settings
 from launcher.supervisor_process import SupervisorProcess
 from serving.core import paths
 from serving.core.config import LaunchConfig
+from serving.core.protocol import SupervisorRecord
 
 CHOICES = [
     ModelChoice(name="smollm2-135m-instruct", kind="instruct", params_m=135, memory_mb=900),
@@ -57,7 +58,7 @@ def _config(**changes) -> dict:
 
 
 def test_pending_change_says_what_differs_and_what_needs_a_restart():
-    running = _config()
+    running = LaunchConfig.from_dict(_config())
     assert pending_change(running, _config()) == PendingChange()
     assert pending_change(None, _config(**{"models.0.model": "other"})) == PendingChange(), "nothing known to compare"
     # Same values, written differently (an int for a float), are no change.
@@ -100,7 +101,7 @@ def test_deploying_after_running_keeps_the_app_running_and_marked_changing(qtbot
     c.handle_event({"event": "phase", "phase": "running", "message": "ready"})
     assert c.state is ServingState.running and not c.changing
     assert states == ["starting", "running"], states
-    assert changing == [True, False] and applied[0]["id"] == "r1"
+    assert changing == [True, False] and applied[0].id == "r1"
 
 
 def test_attached_app_deploying_after_running_is_a_change(qtbot):
@@ -113,9 +114,9 @@ def test_attached_app_deploying_after_running_is_a_change(qtbot):
         record = {"pid": supervisor.pid, "pgid": None, "url": "http://127.0.0.1:1/", "config": _config()}
         paths.write_json_atomic(paths.supervisor_record(), record)
         paths.write_json_atomic(paths.status_record(), {"phase": "deploying", "url": record["url"], "deployments": []})
-        c = AttachedSupervisor(record)
+        c = AttachedSupervisor(SupervisorRecord.model_validate(record))
         c.poll_ms = 50
-        assert c.state is ServingState.running and c.running_config == _config()
+        assert c.state is ServingState.running and c.running_config == LaunchConfig.from_dict(_config())
         changed = []
         c.running_config_changed.connect(lambda before, after: changed.append((before, after)))
         c.start_following()
@@ -127,7 +128,8 @@ def test_attached_app_deploying_after_running_is_a_change(qtbot):
         paths.write_json_atomic(paths.status_record(), {"phase": "running", "url": record["url"], "deployments": []})
         qtbot.waitUntil(lambda: not c.changing and bool(changed), timeout=5_000)
         assert c.state is ServingState.running and not c.changing
-        assert changed == [(_config(), newer["config"])] and c.running_config == newer["config"]
+        newer_config = LaunchConfig.from_dict(newer["config"])
+        assert changed == [(LaunchConfig.from_dict(_config()), newer_config)] and c.running_config == newer_config
     finally:
         supervisor.kill()
         supervisor.wait()
@@ -222,7 +224,7 @@ def test_apply_in_place_success_failure_refusal_and_restart(window, qtbot, monke
     qtbot.waitUntil(lambda: window.session.state is not SessionState.applying, timeout=10_000)
     assert "Applied in" in window.statusBar().currentMessage(), window.statusBar().currentMessage()
     assert "Applied in" in window.log_view.plain_text()
-    assert controller.running_config["models"][0]["model"] == "smollm2-135m-instruct"
+    assert controller.running_config.models[0].model == "smollm2-135m-instruct"
     assert window.status_table.rows()[0][0] == "smollm2-135m-instruct"
     assert not window.apply_button.isEnabled() and not window.pending_label.isVisible()
     assert window.form.rows[0].model.isEnabled() and "applying" not in window.state_text()
@@ -236,7 +238,7 @@ def test_apply_in_place_success_failure_refusal_and_restart(window, qtbot, monke
     assert errors.last_dialog is not None and "failed to deploy: broken" in errors.last_dialog.text()
     assert "restored" in errors.last_dialog.informativeText()
     qtbot.waitUntil(lambda: not controller.changing, timeout=5_000)
-    assert controller.running_config["models"][0]["model"] == "smollm2-135m-instruct"
+    assert controller.running_config.models[0].model == "smollm2-135m-instruct"
     assert window.controller.state is ServingState.running and window.apply_button.isEnabled(), "still differs"
 
     # A refusal comes back at once.
@@ -262,7 +264,7 @@ def test_apply_in_place_success_failure_refusal_and_restart(window, qtbot, monke
     button(box, "Restart").click()
     qtbot.waitUntil(lambda: window.state_text().startswith("Running") and f":{new_port}/" in window.state_label.text(),
                     timeout=20_000)
-    assert window.controller.running_config["http"]["port"] == new_port
+    assert window.controller.running_config.http.port == new_port
     assert not window.apply_button.isEnabled()
     assert stalls.stop() < 500, "the GUI thread stalled"
 
@@ -294,10 +296,10 @@ def test_apply_reaches_an_app_found_running_and_follows_changes_made_elsewhere(w
         window.apply_changes()
         qtbot.waitUntil(lambda: window.session.state is not SessionState.applying, timeout=10_000)
         assert "Applied in" in window.statusBar().currentMessage(), errors.last_dialog and errors.last_dialog.text()
-        assert controller.running_config["models"][0]["replicas"] == 2 and not window.apply_button.isEnabled()
+        assert controller.running_config.models[0].replicas == 2 and not window.apply_button.isEnabled()
 
-        elsewhere = {**controller.running_config, "models": [{**controller.running_config["models"][0],
-                                                              "model": "smollm2-135m-instruct"}]}
+        running = controller.running_config.model_dump(mode="json")
+        elsewhere = {**running, "models": [{**running["models"][0], "model": "smollm2-135m-instruct"}]}
         apply_request.send(proc.pid, elsewhere)
         qtbot.waitUntil(lambda: window.form.rows[0].model_ref() == "smollm2-135m-instruct", timeout=10_000)
         assert not window.apply_button.isEnabled() and errors.last_dialog is None
@@ -371,7 +373,7 @@ def test_apply_swaps_the_model_of_the_real_app_from_the_window(qtbot, tiny_model
         assert "Applied in" in message, (message, errors.last_dialog and errors.last_dialog.text(),
                                          window.log_view.plain_text()[-3000:])
         print(f"applied from the window in {took:.1f} s ({message}); longest GUI stall {max_stall:.0f} ms")
-        assert controller.running_config["models"][0]["model"] == tiny_models["instruct"]
+        assert controller.running_config.models[0].model == tiny_models["instruct"]
         assert window.state_text().startswith("Running") and window.stop_button.isEnabled()
         assert not window.apply_button.isEnabled() and not window.pending_label.isVisible()
         qtbot.waitUntil(

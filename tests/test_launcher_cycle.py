@@ -261,7 +261,7 @@ def test_quit_keep_serving_then_the_next_launch_finds_and_stops_it(qtbot, tiny_m
         assert http_get(f"http://127.0.0.1:{port}/") == 200
 
         found = find_running()
-        assert found and found["pid"] == record["pid"]
+        assert found and found.pid == record["pid"]
         window = MainWindow(Settings(), open_browser=False)
         qtbot.addWidget(window)
         window.attach(found)

@@ -61,7 +61,7 @@ def test_events_drive_the_state_and_stop_ends_the_group(fake, controllers, qtbot
     qtbot.waitUntil(lambda: c.state is ServingState.running, timeout=10_000)
     assert c.url == "http://127.0.0.1:8123/"
     assert c.pgid and c.pgid != os.getpgrp() and c.pid == c.pgid
-    assert statuses and statuses[-1]["deployments"][0]["status"] == "RUNNING"
+    assert statuses and statuses[-1].deployments[0].status == "RUNNING"
     assert json.loads(c.config_file().read_text())["http"]["port"] == 8123
     pgid = c.pgid
     with qtbot.waitSignal(c.finished, timeout=10_000) as finished:
@@ -147,7 +147,7 @@ def test_attached_supervisor_is_followed_and_stopped(tmp_path, qtbot):
     try:
         assert proc.stdout.readline().strip() == "ready"
         record = find_running()
-        assert record is not None and record["pid"] == proc.pid
+        assert record is not None and record.pid == proc.pid
         c = AttachedSupervisor(record)
         c.poll_ms = 100
         statuses = []
@@ -155,7 +155,7 @@ def test_attached_supervisor_is_followed_and_stopped(tmp_path, qtbot):
         c.start_following()
         assert c.state is ServingState.running and c.url == "http://127.0.0.1:8124/"
         qtbot.waitUntil(lambda: bool(statuses), timeout=5_000)
-        assert statuses[-1]["deployments"][0]["status"] == "RUNNING"
+        assert statuses[-1].deployments[0].status == "RUNNING"
         # The supervisor's log file is followed (recent lines only).
         qtbot.waitUntil(lambda: "serving at http://127.0.0.1:8124/" in view.plain_text(), timeout=5_000)
         assert "old line" not in view.plain_text()

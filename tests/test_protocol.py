@@ -13,6 +13,7 @@ import time
 import pytest
 
 from serving.core import apply_request, paths
+from serving.core.config import LaunchConfig
 from serving.core.events import EventWriter, parse_line
 from serving.core.protocol import (
     AppliedEvent,
@@ -120,9 +121,10 @@ def test_an_applied_answer_carries_the_new_config_to_the_launcher_at_once(qapp):
     controller = SupervisorProcess()
     changes = []
     controller.running_config_changed.connect(lambda before, after: changes.append(after))
-    controller.running_config = {"mode": "summarize", "models": [{"model": "a"}]}
-    wanted = {"mode": "summarize", "models": [{"model": "b"}]}
-    line = _written(applied={"id": "r1", "ok": True, "message": "applied: b", "hint": "", "config": wanted})[0]
+    controller.running_config = LaunchConfig.from_dict({"mode": "summarize", "models": [{"model": "a"}]})
+    wanted_json = {"mode": "summarize", "models": [{"model": "b"}]}
+    wanted = LaunchConfig.from_dict(wanted_json)
+    line = _written(applied={"id": "r1", "ok": True, "message": "applied: b", "hint": "", "config": wanted_json})[0]
     controller.handle_event(parse_line(json.dumps(line)))
     assert controller.running_config == wanted and changes == [wanted], "no timer, no record to wait for"
     refused = _written(applied={"id": "r2", "ok": False, "message": "no", "hint": "h"})[0]

@@ -37,7 +37,7 @@ class FollowingController(RecordingController):
     def start(self, config: LaunchConfig) -> bool:
         super().start(config)
         self.pid = 4242
-        self.running_config = config.model_dump(mode="json")
+        self.running_config = config
         self._set_url(f"http://127.0.0.1:{config.http.port}/")
         self._set_state(ServingState.running)
         return True
