@@ -5,7 +5,7 @@
     gradio-serve apply [--model REF ...] [--replicas N ...]     (change the running app in place)
     gradio-serve status [--json]
     gradio-serve down
-    gradio-serve models [--json]
+    gradio-serve models [--json] [--remove NAME]
     gradio-serve export -o serve-config.yaml
     gradio-serve --version
 """
@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="stop the running app")
     models = sub.add_parser("models", help="list the models that can be served")
     models.add_argument("--json", action="store_true", help="a JSON list")
+    models.add_argument("--remove", metavar="NAME", help="delete a model from the Hugging Face cache (frees its SIZE)")
 
     ex = sub.add_parser("export", help="write a Serve config file for `serve deploy`")
     add_config_flags(ex)
@@ -191,15 +192,23 @@ def cmd_down(args) -> int:
 
 def cmd_models(args) -> int:
     from serving.core.catalog import list_models
+    from serving.core.download_progress import human_bytes
 
+    if args.remove:
+        from serving.core.model_cache import remove
+
+        gone = remove(args.remove)
+        print(f"Removed {gone.name} ({human_bytes(gone.freed_bytes)} freed): {gone.folder}")
+        return 0
     entries = list_models()
     if args.json:
         print(json.dumps([e.summary() for e in entries], indent=2))
         return 0
-    rows = [("NAME", "KIND", "TASKS", "PARAMS", "MEMORY/REPLICA", "OFFLINE")]
+    rows = [("NAME", "KIND", "TASKS", "PARAMS", "MEMORY/REPLICA", "SIZE", "OFFLINE")]
     for e in entries:
         rows.append((e.name, e.kind, ",".join(e.tasks), f"{e.params_m:g}M" if e.params_m else "?",
-                     f"~{e.memory_mb} MB", "yes" if e.available_offline else "no (needs download)"))
+                     f"~{e.memory_mb} MB", human_bytes(e.size_on_disk) if e.size_on_disk else "-",
+                     "yes" if e.available_offline else "no (needs download)"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from serving.core.config import EMBEDDED_MODEL, ConfigError, LaunchConfig, Mode
 from serving.core.embedded_model import embedded_gguf, ensure_for
+from serving.core.model_cache import size_on_disk, snapshot_complete
 
 Kind = Literal["seq2seq", "causal", "instruct"]
 Source = Literal["embedded", "hub", "cache", "folder"]
@@ -37,6 +38,7 @@ class CatalogEntry(BaseModel):
     description: str = ""
     hub_id: str | None = None
     path: str | None = None
+    size_on_disk: int | None = None  # bytes in the Hugging Face cache (a cached model)
 
     @property
     def tasks(self) -> list[str]:
@@ -136,10 +138,12 @@ def _cached_entries() -> list[CatalogEntry]:
             kind = kind_from_folder(snap)
         except ConfigError:
             continue
+        whole = snapshot_complete(snap)
         entries.append(
             CatalogEntry(
-                name=hub_id, kind=kind, params_m=_params_from_folder(snap), source="cache",
-                available_offline=True, description="in the local Hugging Face cache", hub_id=hub_id,
+                name=hub_id, kind=kind, params_m=_params_from_folder(snap), source="cache", available_offline=whole,
+                description="in the local Hugging Face cache" if whole else "partly downloaded; the next start finishes it",
+                hub_id=hub_id, size_on_disk=size_on_disk(hub_id, _hub_cache()),
             )
         )
     return entries
@@ -181,7 +185,7 @@ def resolve(ref: str, trust_remote_code: bool = False) -> CatalogEntry:
     snap = cached_snapshot(ref)
     if snap is not None:
         return CatalogEntry(name=ref, kind=kind_from_folder(snap), params_m=_params_from_folder(snap),
-                            source="cache", available_offline=True, hub_id=ref, path=str(snap))
+                            source="cache", available_offline=snapshot_complete(snap), hub_id=ref, path=str(snap))
     if not offline() and _HUB_ID.fullmatch(ref):
         folder = _fetch_config(ref)
         if folder is not None:
@@ -214,8 +218,9 @@ def _fetch_config(hub_id: str) -> Path | None:
 
     try:
         config = Path(hf_hub_download(hub_id, "config.json", etag_timeout=5))
-        with contextlib.suppress(Exception):  # optional file: only tells instruct from causal
-            hf_hub_download(hub_id, "tokenizer_config.json", etag_timeout=5)
+        for optional in ("tokenizer_config.json", "chat_template.jinja"):  # tell instruct from causal
+            with contextlib.suppress(Exception):  # transformers 5 saves the template in its own file
+                hf_hub_download(hub_id, optional, etag_timeout=5)
         return config.parent
     except GatedRepoError:
         raise ConfigError(f"{hub_id} is a gated model: accept its terms on https://huggingface.co/{hub_id} "

@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any, TextIO
 
+from serving.core.download_progress import DownloadLines
 from serving.core.protocol import APP_STATUSES, DEPLOYMENT_STATUSES, Event, Phase, event_from, parse_event
 
 __all__ = ["APP_STATUSES", "DEPLOYMENT_STATUSES", "Event", "EventWriter", "Phase", "parse_line"]
@@ -24,16 +25,26 @@ class EventWriter:
         self.stream = stream or sys.stdout
         self.as_json = as_json
         self._lock = threading.Lock()
+        self._downloads = DownloadLines()  # a download's line, rewritten in place on a terminal
 
     def emit(self, event: str, **fields: Any) -> None:
         record = {"event": event, "time": round(time.time(), 3), **fields}
         event_from(record)  # a malformed event is a bug here, not a puzzle for the reader
-        line = json.dumps(record, default=str) if self.as_json else self._human(record)
+        end = "\n"
+        if self.as_json:
+            line = json.dumps(record, default=str)
+        elif event == "download":
+            line, ends = self._downloads.line(record, _isatty(self.stream)) or (None, True)
+            end = "\n" if ends else ""
+        else:
+            line = self._human(record)
         if line is None:
             return
         with self._lock:
             try:
-                self.stream.write(line + "\n")
+                if event != "download" and not self.as_json:
+                    self.stream.write(self._downloads.close())
+                self.stream.write(line + end)
                 self.stream.flush()
             except (BrokenPipeError, ValueError, OSError):
                 pass  # the reader is gone; the supervisor still stops cleanly
@@ -58,6 +69,13 @@ class EventWriter:
         if kind == "status":
             return None  # humans get phase lines; `gradio-serve status` shows the table
         return json.dumps(record, default=str)
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def parse_line(line: str) -> Event | None:

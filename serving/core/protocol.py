@@ -17,6 +17,10 @@ every one has "event" (the discriminator) and "time" (Unix seconds):
   {"event": "error", "message": str, "hint": str}
       what went wrong and what to do; a `phase` error follows.
   {"event": "log", "level": "info"|"warning"|"error", "message": str}
+  {"event": "download", "model": str, "done_bytes": int, "total_bytes": int, "bytes_per_s": float,
+   "eta_s": float|None, "finished": bool}
+      a Hub model being fetched before deploying (serving/cluster/hub_download.py), at most twice a
+      second; done_bytes counts what an earlier, stopped start left too.
   {"event": "applied", "id": str, "ok": bool, "message": str, "hint": str[, "config": LaunchConfig]}
       the answer to the apply request `id` (serving/core/apply_request.py): ok once the new
       configuration runs, with that configuration (the supervisor record holds it already), or
@@ -132,6 +136,16 @@ class LogEvent(_Event):
     message: str
 
 
+class DownloadEvent(_Event):
+    event: Literal["download"] = "download"
+    model: str
+    done_bytes: int = 0
+    total_bytes: int = 0
+    bytes_per_s: float = 0.0
+    eta_s: float | None = Field(None, description="Seconds left at the current speed; None until it is known.")
+    finished: bool = False
+
+
 class AppliedEvent(_Event, ApplyAnswer):
     event: Literal["applied"] = "applied"
     config: dict | None = Field(None, description="When ok: the LaunchConfig (JSON) that runs now.")
@@ -140,7 +154,8 @@ class AppliedEvent(_Event, ApplyAnswer):
         return ApplyAnswer(id=self.id, ok=self.ok, message=self.message, hint=self.hint)
 
 
-Event = Annotated[PhaseEvent | StatusEvent | ErrorEvent | LogEvent | AppliedEvent, Field(discriminator="event")]
+Event = Annotated[PhaseEvent | StatusEvent | ErrorEvent | LogEvent | AppliedEvent | DownloadEvent,
+                  Field(discriminator="event")]
 _EVENT = TypeAdapter(Event)
 
 
