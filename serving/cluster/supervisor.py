@@ -28,6 +28,7 @@ from serving.cluster.cluster_checks import (
     check_token,
     other_cluster,
 )
+from serving.cluster.hub_download import fetch_missing
 from serving.cluster.status_snapshot import UNSCHEDULABLE, first_line, read_app_status, status_snapshot
 from serving.core import paths
 from serving.core.config import APP_NAME, ConfigError, LaunchConfig
@@ -85,7 +86,7 @@ class Supervisor(ChangesInPlace):
 
         if any(is_embedded(s.model) for s in self.config.models) and gguf_path() is None:
             self.phase(Phase.validating, f"installing the embedded model ({DOWNLOAD_MB} MB, once)")
-        entries = resolve_models(self.config)
+        entries = fetch_missing(resolve_models(self.config), self.config.models, self.events, self.stop_requested)
         if not self.config.cluster.address:  # on a cluster, _deploy checks Serve's port
             check_port_free(self.config.http.host, self.config.http.port)
             check_local_resources(self.config)
@@ -100,6 +101,8 @@ class Supervisor(ChangesInPlace):
             threading.Thread(target=self._read_stdin, daemon=True).start()
         try:
             entries = self.preflight()
+            if self.stop_requested.is_set():
+                return 0  # stopped while a model downloaded: nothing started yet
             self._start_ray()
             self._deploy(entries)
             self._watch()
