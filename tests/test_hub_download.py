@@ -344,3 +344,49 @@ def test_offline_with_a_part_only_says_so(hub):
             fetch("org/gpt2")
     finally:
         del os.environ["HF_HUB_OFFLINE"]
+
+
+# -- the catalog: size on disk, remove -----------------------------------------------------------------
+
+
+def test_the_catalog_shows_size_on_disk_and_models_remove_deletes_it(hub, capsys, tmp_path):
+    import psutil
+
+    from serving import cli
+    from serving.core import paths
+    from serving.core.protocol import SupervisorRecord
+
+    stop = threading.Event()
+    stop.set()
+    fetch("org/chat", stop=stop)  # a part only: listed as partly downloaded
+    fetch("org/gpt2")
+    blobs = Path(os.environ["HF_HUB_CACHE"]) / "models--org--gpt2" / "blobs"
+    size = sum(p.stat().st_size for p in blobs.iterdir())
+    assert cli.main(["models", "--json"]) == 0
+    listed = {e["name"]: e for e in json.loads(capsys.readouterr().out)}
+    assert listed["org/gpt2"]["size_on_disk"] == size and listed["org/gpt2"]["available_offline"]
+    assert not listed["org/chat"]["available_offline"] and "partly" in listed["org/chat"]["description"]
+    assert cli.main(["models"]) == 0
+    table = capsys.readouterr().out
+    assert "SIZE" in table.splitlines()[0] and hub_download.human_bytes(size) in table
+
+    # Not while it is served: a supervisor's record that names it (a live process that looks like one).
+    serving_one = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "serving"])
+    try:
+        record = SupervisorRecord(pid=serving_one.pid, url="http://127.0.0.1:8000/", started=psutil.Process(serving_one.pid).create_time(),
+                                  config={"models": [{"model": "org/gpt2"}]})
+        paths.write_json_atomic(paths.supervisor_record(), record.as_json())
+        assert cli.main(["models", "--remove", "org/gpt2"]) == 2
+        assert "being served now" in capsys.readouterr().err
+    finally:
+        serving_one.kill()
+        serving_one.wait()
+    assert cli.main(["models", "--remove", "org/gpt2"]) == 0
+    assert f"Removed org/gpt2 ({hub_download.human_bytes(size)} freed)" in capsys.readouterr().out
+    assert not blobs.parent.exists()
+    assert cli.main(["models", "--remove", "org/gpt2"]) == 2
+    assert "not in the Hugging Face cache" in capsys.readouterr().err
+    assert cli.main(["models", "--remove", "smollm2-135m-instruct"]) == 2
+    assert "embedded model" in capsys.readouterr().err
+    assert cli.main(["models", "--remove", "org/chat"]) == 0  # a stopped download goes too
+    assert not list(Path(os.environ["HF_HUB_CACHE"]).rglob("*.incomplete"))
