@@ -1,5 +1,6 @@
 """What a target holds, learnt without importing it: `python -m serving.replica.app_target TARGET --json`
-run in a child process (AppInspector, a QProcess), plus the checks that need no Python at all.
+run in a child process (AppInspector, a QProcess), plus the checks that need no Python at all. The
+child's verdict is serving/core/inspection.py's Inspection, the model the supervisor reads too.
 
 The user's code, and Gradio with it, must never be imported into the launcher (it takes seconds,
 and the file may do anything at import). An Inspection keeps the file's modification time, so
@@ -8,9 +9,8 @@ the window reuses it while the file is unchanged.
 
 from __future__ import annotations
 
-import json
+import functools
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import shiboken6
@@ -19,45 +19,33 @@ from PySide6.QtCore import QCoreApplication, QObject, QProcess, QTimer, Signal
 from launcher.logs import launcher_logger
 from launcher.supervisor_process import child_environment
 from serving.core.config import LaunchConfig
-from serving.core.target import AppLoadError, absolute_target, parse_target  # light: Gradio stays in the child
+from serving.core.inspection import Inspection
+from serving.core.target import AppLoadError, Target, absolute_target, parse_target, try_parse  # light
+
+__all__ = ["AppInspector", "Inspection", "file_of", "file_stamp", "load_config", "normalize_target", "quick_check",
+           "resolve_target", "short_name"]
 
 TOO_LONG_S = 180  # an app that loads a model at import can take a while; past this it is not checked
 
 
-@dataclass(frozen=True)
-class Inspection:
-    """What `serving.replica.app_target --json` said about one target (and when the file looked like what)."""
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str, cwd: str) -> Target | None:
+    return try_parse(text, Path(cwd))
 
-    ok: bool
-    target: str
-    app_dir: str | None = None
-    name: str | None = None
-    kind: str | None = None
-    file: str | None = None
-    folder: str | None = None
-    error: str | None = None
-    hint: str | None = None
-    stamp: tuple[int, int] | None = None  # the file's (mtime_ns, size) when it was checked
-    unchecked: bool = False  # the check gave no verdict (too slow): Start is left to the supervisor's own check
 
-    @property
-    def refuses_start(self) -> bool:
-        return not self.ok and not self.unchecked
-
-    def summary(self) -> str:
-        if self.ok:
-            return f"{self.name} · {self.kind}"
-        return self.error or "the app cannot be loaded"
+def parsed(text: str) -> Target | None:
+    """The field's text parsed once (the form asks many questions of one text); None: not a target."""
+    return _parsed(text.strip(), str(Path.cwd()))
 
 
 def resolve_target(text: str) -> tuple[str, str | None]:
     """(target with an absolute file path, the folder a module target runs in), as `gradio-serve up
     --app` stores it: the launcher's config file lives in the state folder, and a relative target
     would be taken relative to that."""
-    try:
-        return absolute_target(text.strip())
-    except AppLoadError:
+    target = parsed(text)
+    if target is None:
         return text.strip(), None
+    return target.absolute, None if target.file else str(Path.cwd().resolve())
 
 
 def load_config(path: str | Path) -> LaunchConfig:
@@ -80,40 +68,36 @@ def normalize_target(text: str) -> str:
 
 
 def file_of(text: str) -> Path | None:
-    try:
-        return parse_target(text).file if text.strip() else None
-    except AppLoadError:
-        return None
+    target = parsed(text)
+    return target.file if target else None
 
 
 def file_stamp(text: str) -> tuple[int, int] | None:
-    path = file_of(text)
-    try:
-        st = path.stat() if path else None
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size) if st else None
+    target = parsed(text)
+    return target.stamp() if target else None
 
 
 def short_name(text: str) -> str:
     """demo.py for a file target, the module for a module one (what "Checking …" names)."""
-    path = file_of(text)
-    return path.name if path else text.strip().rpartition(":")[0] or text.strip()
+    target = parsed(text)
+    return target.short_name if target else text.strip().rpartition(":")[0] or text.strip()
 
 
 def quick_check(text: str, app_dir: str | None = None) -> Inspection | None:
     """What can be told without running Python (no file there, a folder, ...); None: ask the inspector."""
-    try:
-        target = parse_target(text)
-    except AppLoadError as exc:
-        return Inspection(False, text, app_dir, error=str(exc), hint=exc.hint)
-    if target.file is None:
+    target = parsed(text)
+    if target is None:
+        try:
+            parse_target(text)  # only to say why it is not a target
+        except AppLoadError as exc:
+            return Inspection(ok=False, target=text, app_dir=app_dir, error=str(exc), hint=exc.hint)
+    if target is None or target.file is None:
         return None
     if not target.file.exists():
-        return Inspection(False, text, app_dir, error=f"{target.file} does not exist",
+        return Inspection(ok=False, target=text, app_dir=app_dir, error=f"{target.file} does not exist",
                           hint="check the path of your app's .py file")
     if not target.file.is_file():
-        return Inspection(False, text, app_dir, error=f"{target.file} is not a file",
+        return Inspection(ok=False, target=text, app_dir=app_dir, error=f"{target.file} is not a file",
                           hint="give the app's .py file, e.g. path/to/demo.py")
     return None
 
@@ -183,7 +167,7 @@ class AppInspector(QObject):
             return
         self._out += bytes(proc.readAllStandardOutput())
         for line in self._out.splitlines():
-            answer = _parse_answer(line)
+            answer = Inspection.from_line(line)
             if answer is not None:
                 self._deliver(answer)
                 if proc.state() != QProcess.ProcessState.NotRunning:
@@ -220,28 +204,10 @@ class AppInspector(QObject):
                    unchecked=True)
 
     def _fail(self, error: str, hint: str, unchecked: bool = False) -> None:
-        self._deliver({"ok": False, "error": error, "hint": hint}, unchecked=unchecked)
+        self._deliver(Inspection(ok=False, error=error, hint=hint, unchecked=unchecked))
 
-    def _deliver(self, answer: dict, unchecked: bool = False) -> None:
+    def _deliver(self, answer: Inspection) -> None:
+        """The verdict, told for the target as asked (the child names it as it was given)."""
         target, app_dir, stamp = self._request or ("", None, None)
         self.cancel()
-        result = Inspection(
-            ok=bool(answer.get("ok")), target=target, app_dir=app_dir, stamp=stamp, unchecked=unchecked,
-            **{k: _str_or_none(answer.get(k)) for k in ("name", "kind", "file", "folder", "error", "hint")},
-        )
-        self.finished.emit(result)
-
-
-def _parse_answer(line: bytes) -> dict | None:
-    line = line.strip()
-    if not line.startswith(b"{"):
-        return None
-    try:
-        data = json.loads(line)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) and "ok" in data else None
-
-
-def _str_or_none(value) -> str | None:
-    return None if value is None else str(value)
+        self.finished.emit(answer.model_copy(update={"target": target, "app_dir": app_dir, "stamp": stamp}))

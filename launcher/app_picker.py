@@ -305,7 +305,7 @@ class AppRow(QWidget):
         text = self.text()
         if not text:
             self.inspector.cancel()
-            self._deliver(Inspection(False, "", self.app_dir(), error="no app chosen",
+            self._deliver(Inspection(ok=False, app_dir=self.app_dir(), error="no app chosen",
                                      hint="choose your app's .py file, or drop it on the window"))
             return
         target, app_dir = self.target(), self.app_dir()

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from launcher import prestart
-from launcher.app_inspector import Inspection, short_name
+from launcher.app_inspector import short_name
 from launcher.apply_changes import ApplyOutcome, ApplyRequest, PendingChange, form_config, pending_change
 from launcher.attached import AttachedSupervisor
 from launcher.browser import BrowserOpener, open_url
@@ -31,6 +31,7 @@ from launcher.serving_controller import ServingController, ServingState
 from launcher.supervisor_process import SupervisorProcess
 from launcher.worker import QueryOp
 from serving.core.config import LaunchConfig, Mode
+from serving.core.inspection import Inspection
 from serving.core.protocol import SupervisorRecord
 
 _INVALID = {

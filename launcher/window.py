@@ -19,7 +19,6 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QPushButton, QVB
 
 from launcher import dialogs, errors, machine, model_catalog
 from launcher import settings as settings_mod
-from launcher.app_inspector import Inspection
 from launcher.app_picker import PyFileDrops
 from launcher.apply_changes import PendingChange
 from launcher.config_form import ConfigForm
@@ -35,6 +34,7 @@ from launcher.status_panel import StatusAndLog
 from launcher.tray import Tray
 from launcher.worker import QueryOp
 from serving.core.config import ConfigError, LaunchConfig
+from serving.core.inspection import Inspection
 from serving.core.protocol import SupervisorRecord
 
 __all__ = ["TITLE", "MainWindow"]

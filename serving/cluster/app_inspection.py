@@ -4,7 +4,6 @@ user's code never runs in the supervisor and a broken app is refused with its fi
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
@@ -12,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from serving.core.config import AppSpec
+from serving.core.inspection import Inspection
 from serving.core.preflight import StartError
 from serving.core.target import AppLoadError, check_file, parse_target
 
@@ -61,15 +61,14 @@ class AppInspection:
                                  "does the app wait for input or a server at import time? "
                                  "`python FILE` should return (with `demo.launch()` under `if __name__ == \"__main__\":`)")
             time.sleep(0.1)
-        lines = [line for line in proc.stdout.read().splitlines() if line.startswith("{")]
-        try:
-            found = json.loads(lines[-1])
-        except (IndexError, ValueError):
+        answers = [found for line in proc.stdout.read().splitlines() if (found := Inspection.from_line(line))]
+        if not answers:
             raise StartError(f"importing {target} crashed (exit code {proc.returncode})",
-                             f"run `python {target.split(':')[0]}` to see why") from None
-        if not found["ok"]:
-            raise StartError(found["error"], found.get("hint") or "fix the app and start again")
-        return Found(f"{found['name']} · {found['kind']}", found["file"], list(found.get("warnings") or ()))
+                             f"run `python {target.split(':')[0]}` to see why")
+        found = answers[-1]
+        if not found.ok:
+            raise StartError(found.error or "the app cannot be loaded", found.hint or "fix the app and start again")
+        return Found(found.summary(), found.file or "", list(found.warnings))
 
     def kill(self) -> None:
         if self.proc.poll() is None:

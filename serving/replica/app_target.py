@@ -23,13 +23,13 @@ import argparse
 import contextlib
 import importlib
 import importlib.util
-import json
 import os
 import sys
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from serving.core.inspection import Inspection
 from serving.core.target import (  # noqa: F401 - absolute_target and portable_target: re-exported
     AppLoadError,
     Target,
@@ -240,28 +240,15 @@ def _describe(module) -> list[str]:
     return [f"{n} ({kind_of(b)})" for n, b in top_level_blocks(module)]
 
 
-@dataclass
-class Inspection:
-    ok: bool
-    target: str
-    folder: str | None = None
-    file: str | None = None
-    name: str | None = None
-    kind: str | None = None
-    error: str | None = None
-    hint: str | None = None
-    warnings: list[str] = field(default_factory=list)  # launch()/queue() settings that are not applied
-
-
 def inspect_target(text: str, app_dir: str | None = None, login_given: bool = False) -> Inspection:
     try:
         target = parse_target(text)
-        folder = str(app_folder(target, app_dir))
+        folder = str(target.folder(app_dir))
         app = load_app(target, app_dir, login_given)
     except AppLoadError as exc:
-        return Inspection(False, text, error=str(exc), hint=exc.hint)
-    return Inspection(True, text, folder=folder, file=app.file, name=app.name, kind=app.kind,
-                      warnings=app.settings.warnings)
+        return Inspection(ok=False, target=text, app_dir=app_dir, error=str(exc), hint=exc.hint)
+    return Inspection(ok=True, target=text, app_dir=app_dir, folder=folder, file=app.file, name=app.name,
+                      kind=app.kind, warnings=app.settings.warnings)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr
     result = inspect_target(args.target, args.app_dir, args.login_given)
     if args.json:
-        out.write(json.dumps(asdict(result)) + "\n")
+        out.write(result.to_line() + "\n")
     elif result.ok:
         out.write(f"{result.name} · {result.kind} in {result.file}\n")
         out.writelines(f"warning: {w}\n" for w in result.warnings)
