@@ -65,6 +65,7 @@ class ServingController(QObject):
     url_changed = Signal(str)
     changing_changed = Signal(bool)  # a change (an apply, or its rollback) is being deployed
     applied = Signal(object)  # AppliedEvent: the answer to an apply request (serving/core/apply_request.py)
+    download_progress = Signal(object)  # DownloadEvent: a Hub model fetched before deploying
     running_config_changed = Signal(object, object)  # (LaunchConfig | None, LaunchConfig): what the app serves
 
     owned = True  # False for a supervisor another launcher left running

@@ -61,6 +61,7 @@ class Session(QObject):
     changed = Signal()  # the session's state, or the controller's (state, url, changing): redraw
     status_changed = Signal(object)  # StatusEvent: the controller's latest
     phase_changed = Signal(str, str)  # (phase, message) as the supervisor says it
+    download_progress = Signal(object)  # DownloadEvent: the controller's, as it comes
     message_changed = Signal(str)  # a line for the status panel
     notice = Signal(str)  # a short line for the status bar
     start_began = Signal(object)  # LaunchConfig: checks begin (the window shows the steps)
@@ -219,6 +220,7 @@ class Session(QObject):
         controller.status_changed.connect(self.status_changed)
         controller.message_changed.connect(self.message_changed)
         controller.phase_changed.connect(self.phase_changed)
+        controller.download_progress.connect(self.download_progress)
         controller.url_changed.connect(lambda _url: self._follow())
         controller.error_reported.connect(self._on_supervisor_error)
         controller.changing_changed.connect(lambda _changing: self.changed.emit())

@@ -17,7 +17,8 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from launcher.icons import STATE_COLOURS
-from serving.core.protocol import StatusEvent
+from serving.core.download_progress import describe_event, percent
+from serving.core.protocol import DownloadEvent, StatusEvent
 
 # Where each step starts on the bar (0-100); deploying fills the rest with replicas ready.
 _CHECKING, _CLUSTER, _DEPLOYING, _READY = 5, 15, 30, 100
@@ -128,6 +129,14 @@ class StartProgress(QWidget):
         fraction = min(1.0, running / target) if target else 0.0
         self._set(self._deploy_words((running, target)), _DEPLOYING + int((_READY - _DEPLOYING - 5) * fraction),
                   step="deploying", doing=self._deploy_doing())
+
+    def follow_download(self, event: DownloadEvent) -> None:
+        """A Hub model coming before the deploy: the bar is the download's own, as LM Studio's."""
+        if not self._active:
+            return
+        self._launched = True
+        self._set(describe_event(event.as_json()), percent(event.done_bytes, event.total_bytes), step="downloading",
+                  doing=f"downloading {event.model}")
 
     def follow_state(self, state: str, checking: bool = False) -> None:
         """The window's state (ServingState values), with whether its pre-start check runs."""

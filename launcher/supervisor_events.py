@@ -10,7 +10,16 @@ from PySide6.QtCore import QTimer
 
 from launcher.logs import supervisor_logger
 from launcher.serving_controller import ServingController, ServingState, config_from, state_for_phase
-from serving.core.protocol import AppliedEvent, ErrorEvent, Event, LogEvent, PhaseEvent, StatusEvent, parse_event
+from serving.core.protocol import (
+    AppliedEvent,
+    DownloadEvent,
+    ErrorEvent,
+    Event,
+    LogEvent,
+    PhaseEvent,
+    StatusEvent,
+    parse_event,
+)
 
 
 class SupervisorEvents(ServingController):
@@ -74,5 +83,8 @@ class SupervisorEvents(ServingController):
             # answering: read it once that is done.
             QTimer.singleShot(1000, self, self.reload_running_config)
 
+    def _on_download(self, event: DownloadEvent) -> None:
+        self.download_progress.emit(event)
+
     _HANDLERS: ClassVar[dict] = {PhaseEvent: _on_phase, StatusEvent: _on_status, ErrorEvent: _on_error, LogEvent: _on_log,
-                               AppliedEvent: _on_applied}
+                               AppliedEvent: _on_applied, DownloadEvent: _on_download}

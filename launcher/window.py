@@ -166,6 +166,7 @@ class MainWindow(QMainWindow):
         session.status_changed.connect(self.status_table.show_status)
         session.status_changed.connect(self.start_progress.follow_status)
         session.phase_changed.connect(self.start_progress.follow_phase)
+        session.download_progress.connect(self.start_progress.follow_download)
         session.message_changed.connect(self.phase_label.setText)
         session.notice.connect(self.show_status_line)
         session.start_began.connect(
