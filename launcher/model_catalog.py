@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from serving.core.config import EMBEDDED_MODEL, ConfigError, Mode
+from serving.core.download_progress import human_bytes
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class ModelChoice:
     available_offline: bool = True
     source: str = "embedded"  # embedded | hub | cache | folder
     description: str = ""
+    size_on_disk: int | None = None  # bytes in the Hugging Face cache
 
     def fits(self, mode: Mode) -> bool:
         return (mode.value if isinstance(mode, Mode) else str(mode)) in self.tasks
@@ -36,6 +38,8 @@ class ModelChoice:
         if self.memory_mb:
             parts.append(f"~{_mb(self.memory_mb)} per replica")
         parts.append("offline" if self.available_offline else "needs a download")
+        if self.size_on_disk:
+            parts.append(f"{human_bytes(self.size_on_disk)} on disk")
         return " · ".join(parts)
 
 
@@ -55,6 +59,7 @@ def _from_entry(entry) -> ModelChoice:
         available_offline=bool(getattr(entry, "available_offline", True)),
         source=str(getattr(entry, "source", "hub")),
         description=str(getattr(entry, "description", "") or ""),
+        size_on_disk=getattr(entry, "size_on_disk", None),
     )
 
 

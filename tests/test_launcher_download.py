@@ -27,3 +27,12 @@ def test_download_events_reach_the_start_bar(qtbot):
     assert progress.value() == 45
     process.handle_event({"event": "phase", "time": 2.0, "phase": "error", "message": "no space"})
     assert progress.words_text().startswith("Failed while downloading org/gpt2")
+
+
+def test_the_picker_says_a_cached_models_size_on_disk():
+    from launcher.model_catalog import _from_entry
+    from serving.core.catalog import CatalogEntry
+
+    entry = CatalogEntry(name="org/gpt2", kind="causal", params_m=0.2, source="cache", available_offline=True,
+                         hub_id="org/gpt2", size_on_disk=927_700)
+    assert _from_entry(entry).details().endswith("offline · 927.7 kB on disk")
