@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 from serving.core.preflight import free_loopback_port
-from serving.front import port_relay
+from serving.front import draining, port_relay
 from serving.front.port_relay import PortRelay
 from serving.front.sessions import cookie_name, rendezvous
 from serving.replica.gradio_server import SessionAffinity
@@ -175,6 +175,63 @@ def test_a_dead_replicas_session_moves_once_and_stays(servers, relay):
     relay.point_at(DEPLOYMENT, {"aaaa": free_loopback_port()})  # no replica answers: Serve's proxy does
     with _client() as c:
         assert c.get(url + "/z").headers["x-server"] == str(proxy.port)
+
+
+def _wait(pred, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.02)
+
+
+def test_a_replica_scaled_down_keeps_serving_its_sessions_in_use_then_goes(servers, relay, monkeypatch):
+    a, b, _ = servers
+    monkeypatch.setattr(draining, "CHECK_S", 0.1)
+    relay.draining.drain_s, relay.draining.idle_s = 3.0, 1.0
+    url, name = f"http://127.0.0.1:{relay.port}", _cookie(relay)
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": b.port})
+    on_b, on_a = "bbbb.0001", "aaaa.0002"
+    with _client() as c:
+        assert c.get(url + "/x", headers={"cookie": f"{name}={on_b}"}).headers["x-server"] == str(b.port)
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port}, scaling_down=True)  # Serve stops bbbb: it is held
+    _wait(lambda: len(b.server.server_state.tasks) == 1)  # the relay's hold, in flight on bbbb
+    with _client() as c:
+        for _ in range(3):  # its session is in use: it stays on bbbb, past the idle time
+            assert c.get(url + "/y", headers={"cookie": f"{name}={on_b}"}).headers["x-server"] == str(b.port)
+            time.sleep(0.5)
+        assert c.get(url + "/y", headers={"cookie": f"{name}={on_a}"}).headers["x-server"] == str(a.port)
+        assert c.get(url + "/config").headers["x-server"] == str(a.port)  # new sessions go to the live ones
+        # Clients cannot hold a replica: the path is the relay's own.
+        assert c.get(url + draining.HOLD_PATH, headers={"cookie": f"{name}={on_b}"}).status_code == 404
+    _wait(lambda: "bbbb" not in relay.draining.replicas)  # idle for 1 s: let go
+    _wait(lambda: not b.server.server_state.tasks)
+    with _client() as c:  # its session moves
+        assert c.get(url + "/z", headers={"cookie": f"{name}={on_b}"}).headers["x-server"] == str(a.port)
+
+
+def test_only_a_scale_down_in_use_is_held_and_never_past_the_drain(servers, relay, monkeypatch):
+    a, b, _ = servers
+    monkeypatch.setattr(draining, "CHECK_S", 0.1)
+    relay.draining.drain_s, relay.draining.idle_s = 1.0, 10.0
+    url, name = f"http://127.0.0.1:{relay.port}", _cookie(relay)
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": b.port})
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port}, scaling_down=True)
+    assert not relay.draining.replicas  # no session of bbbb was in use: it goes at once
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": b.port})
+    with _client() as c:
+        c.get(url + "/x", headers={"cookie": f"{name}=bbbb.0003"})
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port})  # replaced by a new version: not held
+    assert not relay.draining.replicas
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": b.port})
+    with _client() as c:
+        c.get(url + "/x", headers={"cookie": f"{name}=bbbb.0003"})
+        relay.point_at(DEPLOYMENT, {"aaaa": a.port}, scaling_down=True)
+        _wait(lambda: "bbbb" in relay.draining.replicas)
+        start = time.monotonic()
+        while "bbbb" in relay.draining.replicas:  # in use all along: let go at the drain's end
+            assert c.get(url + "/y", headers={"cookie": f"{name}=bbbb.0003"}).status_code == 200
+            time.sleep(0.1)
+        assert 0.8 < time.monotonic() - start < 2.0
 
 
 def test_large_bodies_both_ways_and_a_stream_arrive_whole(servers, relay):

@@ -45,6 +45,9 @@ from serving.front.port_relay import PortRelay
 # poll costs the controller and us a few ms of CPU, which the models want.
 POLL_S = 0.2  # the first answer waits on the poll that sees the app running
 STEADY_POLL_S = 2.0
+# While your app may be scaled down: the relay must hold a removed replica before Serve's drain first
+# looks for requests in flight (graceful_shutdown_wait_loop_s, 2 s; serving/front/draining.py).
+SCALING_POLL_S = 0.5
 PROXY_START_TIMEOUT_S = 60  # as serve.start waits
 
 
@@ -231,7 +234,7 @@ class Supervisor(ChangesInPlace):
     def _watch(self) -> None:
         last = None
         while True:
-            self._wake.wait(STEADY_POLL_S if self._announced else POLL_S)
+            self._wake.wait(self._steady_poll() if self._announced else POLL_S)
             self._wake.clear()
             if self.stop_requested.is_set():
                 break
@@ -240,7 +243,7 @@ class Supervisor(ChangesInPlace):
                 self._take_apply_request()
             submitted = self._deploy_done.is_set()  # before the status: a RUNNING read earlier is the old version's
             status, targets = read_app_status()
-            self._point_relay()
+            self._point_relay(status)
             if status is None:
                 if self._deploy_error:
                     self._failed(f"deploying failed: {self._deploy_error}", "")
@@ -275,16 +278,24 @@ class Supervisor(ChangesInPlace):
                     self.open_browser = False
                     webbrowser.open(self.config.url)
 
-    def _point_relay(self) -> None:
+    def _steady_poll(self) -> float:
+        app = self.config.app
+        return SCALING_POLL_S if app and app.max_replicas > 1 and app.session_drain_s > 0 else STEADY_POLL_S
+
+    def _point_relay(self, status) -> None:
         """Requests go straight to the app's Gradio replicas once they serve HTTP themselves
-        (serving/front/port_relay.py); until then, and for what they cannot take, to Serve's proxy."""
+        (serving/front/port_relay.py); until then, and for what they cannot take, to Serve's proxy.
+        Replicas that leave while Serve is not rolling out a new version were scaled down: the relay
+        drains them (serving/front/draining.py)."""
         if self._relay is None:
             return
         from serving.ray_private import direct_ingress_replicas
 
         deployment, replicas = direct_ingress_replicas(APP_NAME)
         before = len(self._relay.replicas)
-        self._relay.point_at(deployment, replicas)
+        rollout = status is None or any(d.status.value == "UPDATING" for d in status.deployments.values())
+        self._relay.draining.drain_s = self.config.app.session_drain_s if self.config.app else 0.0
+        self._relay.point_at(deployment, replicas, scaling_down=not rollout)
         if len(replicas) != before:
             n = len(replicas)
             where = f"straight to the app's {n} Gradio replica{'s' * (n > 1)}" if n else "to Serve's proxy"

@@ -102,6 +102,10 @@ class AppSpec(_Replicas):
         "the folder `gradio-serve` was started in)."))
     max_ongoing_requests: int = Field(1000, ge=8, le=100_000, description=(
         "Requests one replica holds at once; each open page keeps a few streams open."))
+    session_drain_s: float = Field(60.0, ge=0, le=3600, description=(
+        "When scaling removes a replica, it keeps serving its sessions (their state lives in its "
+        "memory) while they are in use, for at most this long; new sessions go to the others. "
+        "0: it stops at once."))
 
 
 class ModelSlot(_Replicas):

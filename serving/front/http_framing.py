@@ -30,6 +30,7 @@ BAD_REQUEST = _answer(400, "Bad Request", "Invalid HTTP request received.")  # u
 # uvicorn with httptools sets no limit; h11 answers 400 past 16 KB but names 431 as the fitting status.
 HEAD_TOO_LARGE = _answer(431, "Request Header Fields Too Large", "Request header fields too large.")
 UNAVAILABLE = _answer(503, "Service Unavailable", "Service Unavailable")  # uvicorn's limit_concurrency answer
+NOT_FOUND = _answer(404, "Not Found", "Not Found")
 
 
 class Refused(Exception):

@@ -22,6 +22,8 @@ relaying there costs a fraction of a millisecond.
   the relay knows no replica. A replica that ends a connection before answering may have run
   the request (or died of it): only a GET or HEAD goes again; for any other the client's
   connection ends, as it would have with that replica alone, and never reaches a second one.
+- A replica that scaling removes keeps serving the sessions pinned to it for a while
+  (serving/front/draining.py); new sessions go to the others.
 - Slow or idle clients cannot starve the others: a head must be whole within HEAD_TIMEOUT_S,
   at most MAX_CONNECTIONS clients are served at once, and a client is not read while what it
   sent cannot go on (memory stays bounded).
@@ -34,12 +36,15 @@ import itertools
 import threading
 from collections import deque
 
-from serving.front.http_framing import UNAVAILABLE, Head, Refused, RequestFramer
+from serving.front.draining import Draining
+from serving.front.http_framing import NOT_FOUND, UNAVAILABLE, Head, Refused, RequestFramer
 from serving.front.sessions import (
+    HOLD_PATH,
     SessionRoutes,
     body_session_key,
     keyed_body_length,
     pinned_replica,
+    replica_of,
     session_key,
     starts_session,
 )
@@ -157,6 +162,9 @@ class _Connection:
 
     def _choose(self, head: Head) -> bool:
         """Sets where the head goes; False while the body that decides it is still coming."""
+        if head.scope.get("path") == HOLD_PATH:  # the relay's own (serving/front/draining.py)
+            self.refuse(NOT_FOUND)
+            return False
         if not self.routed:
             on = self.current is not None and not self.current.transport.is_closing()
             # One replica: the connection stays where it started.
@@ -197,7 +205,7 @@ class _Connection:
         self.close()
 
     async def connect(self, key: str) -> None:
-        port = self.relay.proxy_port if key == PROXY else self.relay.replicas.get(key)
+        port = self.relay.proxy_port if key == PROXY else self.relay.port_of(key)
         side = _Side(self, key)
         try:
             if port is None:
@@ -286,11 +294,12 @@ class PortRelay:
     that serve HTTP themselves (replica id -> port), empty until the supervisor hears of them;
     `proxy_port`: Serve's proxy."""
 
-    def __init__(self, host: str, port: int, proxy_port: int, app_name: str):
+    def __init__(self, host: str, port: int, proxy_port: int, app_name: str, drain_s: float = 0.0):
         self.host, self.port, self.proxy_port, self.app_name = host, port, proxy_port, app_name
         self.deployment = ""  # the Gradio deployment's name (its session cookie's)
         self.replicas: dict[str, int] = {}
         self.routes = SessionRoutes()
+        self.draining = Draining(drain_s)
         self.connections: set[_Connection] = set()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
@@ -305,13 +314,22 @@ class PortRelay:
         self._thread = threading.Thread(target=self._loop.run_forever, name="port-relay", daemon=True)
         self._thread.start()
 
-    def point_at(self, deployment: str, replicas: dict[str, int]) -> None:
-        """New requests go to these replicas (read by the relay's thread as they come)."""
+    def point_at(self, deployment: str, replicas: dict[str, int], scaling_down: bool = False) -> None:
+        """New requests go to these replicas (read by the relay's thread as they come). Called from
+        the supervisor's thread; `scaling_down`: those that left were removed by scaling, not replaced
+        by a new version, and are drained (serving/front/draining.py)."""
+        removed = {k: v for k, v in self.replicas.items() if k not in replicas}
         self.deployment, self.replicas = deployment, dict(replicas)
+        if scaling_down and removed and replicas and self._thread is not None:
+            self._loop.call_soon_threadsafe(self.draining.hold, removed)
 
     def gone(self, replica: str) -> None:
         """A replica that refused a connection: no more requests go to it until point_at names it again."""
         self.replicas = {k: v for k, v in self.replicas.items() if k != replica}
+        self.draining.release(replica)
+
+    def port_of(self, replica: str) -> int | None:
+        return self.replicas.get(replica) or self.draining.replicas.get(replica)
 
     def first_choice(self) -> str:
         """Where a connection relayed whole goes: the one replica, else Serve's proxy."""
@@ -324,8 +342,15 @@ class PortRelay:
             return PROXY
         scope = head.scope
         pinned = pinned_replica(scope, self.app_name, self.deployment)
-        key = None if pinned else session_key(scope) or (body_session_key(body) if body else None)
-        return self.routes.choose(pinned, starts_session(scope), candidates, key)[0][0]
+        if pinned and (own := replica_of(pinned)) in self.draining.replicas:
+            chosen = own  # its replica is being drained: it still holds the session
+        else:
+            key = None if pinned else session_key(scope) or (body_session_key(body) if body else None)
+            chosen = self.routes.choose(pinned, starts_session(scope), candidates, key)[0][0]
+            if not (pinned or key):
+                return chosen
+        self.draining.used(chosen)
+        return chosen
 
     def body_decides(self, head: Head) -> int:
         """How much of the request's body its route waits for: a POST whose small JSON body may name
@@ -338,7 +363,7 @@ class PortRelay:
     def _accept(self) -> asyncio.Protocol:
         if len(self.connections) >= MAX_CONNECTIONS:
             return _Busy()
-        conn = _Connection(self, routed=len(self.replicas) > 1)
+        conn = _Connection(self, routed=len(self.replicas) + len(self.draining.replicas) > 1)
         self.connections.add(conn)
         return conn.client
 
@@ -348,6 +373,7 @@ class PortRelay:
 
         async def close() -> None:
             self._server.close()
+            self.draining.release_all()
             for conn in list(self.connections):
                 conn.close()
             await asyncio.sleep(0)  # their connection_lost callbacks run

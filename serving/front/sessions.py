@@ -85,6 +85,9 @@ import time
 from collections import OrderedDict, defaultdict, deque
 
 EVENT_TAG = "~"
+# The app's port holds a replica that scaling removes with a request to this path (it counts as
+# in flight, so Serve's drain waits; serving/front/draining.py). Clients never reach it.
+HOLD_PATH = "/-/gradio-serve/hold"
 # GET /gradio_api/call/<api>/<event id> (and /call/v2/...): the last segment is the event id. Only a
 # GET (or HEAD) is a result's: `POST .../call/v2/<api>` has the same shape and is a submission.
 CALL_RESULT = re.compile(r"/gradio_api/call/(?:v2/)?[^/]+/([^/]+)/?$")

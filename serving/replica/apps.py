@@ -29,6 +29,7 @@ from serving.replica.sticky import session_router_config
 # it only awaits the models, so one is plenty. Each open page/queue stream counts
 # as an ongoing request, hence the high limit.
 INGRESS_MAX_ONGOING = 256
+GRACEFUL_SHUTDOWN_S = 20.0  # Serve's default wait for a stopping replica's requests in flight
 
 
 @serve.deployment(num_replicas=1, max_ongoing_requests=INGRESS_MAX_ONGOING)
@@ -156,6 +157,9 @@ def user_app_options(spec: AppSpec) -> dict:
     return {
         "name": APP_DEPLOYMENT, "max_ongoing_requests": spec.max_ongoing_requests,
         "ray_actor_options": {"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus},
+        # A replica that scaling removes may be held that long for its sessions (serving/front/draining.py);
+        # one replica alone is never scaled down (and a rollout waits less for open streams).
+        "graceful_shutdown_timeout_s": GRACEFUL_SHUTDOWN_S + (spec.session_drain_s if spec.max_replicas > 1 else 0),
         **_scaling(spec),
     }
 

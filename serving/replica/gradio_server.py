@@ -37,6 +37,7 @@ from serving.front.sessions import (
     CALL_RESULT,
     CALL_SUBMIT,
     EVENT_TAG,
+    HOLD_PATH,
     RESULT_METHODS,
     cookie_name,
     cookie_value,
@@ -75,6 +76,8 @@ class SessionAffinity:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if scope.get("path") == HOLD_PATH:
+            return await _hold(receive, send)
         name = cookie_name(self.app_name, self.deployment, scope)
         held = replica_of(cookie_value(scope, name))
         # A session starts at its entry (page, config, login); a cookie naming another replica moved here.
@@ -131,6 +134,15 @@ class SessionAffinity:
             answer["event_id"] += EVENT_TAG + self.replica
             return json.dumps(answer).encode()
         return body
+
+
+async def _hold(receive, send) -> None:
+    """A request that lasts until its client (the app's port) leaves: while it is in flight Serve's
+    drain keeps this replica serving the sessions it holds (serving/front/draining.py)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
 
 
 class GradioIngress(ASGIAppReplicaWrapper):
