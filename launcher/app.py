@@ -92,6 +92,23 @@ def desktop_integration(args: argparse.Namespace) -> int:
     return 0
 
 
+def startup_config(args: argparse.Namespace, saved):
+    """(the config to show, a problem to say or None): the saved settings, or --config's file, with --port
+    on top, by serving/core/flags.py's one merge as `gradio-serve up` does it (a relative app target is
+    relative to the file). A file that cannot be used is said, and the saved settings shown instead."""
+    from launcher.app_inspector import load_config
+    from serving.core.config import ConfigError
+    from serving.core.flags import ConfigOverrides
+
+    if args.config:
+        try:
+            return load_config(args.config, args.port), None
+        except ConfigError as exc:
+            problem = (f"{args.config} cannot be used:\n{exc}", "Fix the file; the saved settings are shown instead.")
+            return ConfigOverrides(port=args.port).over(saved, from_environment=False), problem
+    return ConfigOverrides(port=args.port).over(saved, from_environment=False), None
+
+
 def _install_signal_handlers(app, on_signal) -> None:
     """SIGTERM/SIGINT reach Python only when it runs: a wakeup fd makes the Qt loop notice them."""
     from PySide6.QtCore import QSocketNotifier
@@ -116,14 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from launcher import settings as settings_mod
-    from launcher.app_inspector import load_config
     from launcher.attached import find_running
     from launcher.errors import show_error
     from launcher.logs import launcher_logger, setup_file_logging
     from launcher.main_thread_gc import MainThreadGC
     from launcher.single_instance import SingleInstance, send_to_running
     from launcher.window import MainWindow
-    from serving.core.config import ConfigError, LaunchConfig
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app._gc = MainThreadGC(app)  # before any worker thread can collect a Qt object
@@ -161,22 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("launcher started (pid %d)", os.getpid())
     settings, settings_message = settings_mod.load()
 
-    config_problem = None
-    if args.config:
-        try:
-            settings.config = load_config(args.config)  # a relative app target: relative to the file
-        except ConfigError as exc:
-            config_problem = (
-                f"{args.config} cannot be used:\n{exc}",
-                "Fix the file; the saved settings are shown instead.",
-            )
-    if args.port is not None:
-        settings.config = LaunchConfig.from_dict(
-            {
-                **settings.config.model_dump(mode="json"),
-                "http": {**settings.config.http.model_dump(mode="json"), "port": args.port},
-            }
-        )
+    settings.config, config_problem = startup_config(args, settings.config)
 
     window = MainWindow(settings, open_browser=False if args.no_browser else None)
     if settings_message:

@@ -19,8 +19,9 @@ from PySide6.QtCore import QCoreApplication, QObject, QProcess, QTimer, Signal
 from launcher.logs import launcher_logger
 from launcher.supervisor_process import child_environment
 from serving.core.config import LaunchConfig
+from serving.core.flags import ConfigOverrides
 from serving.core.inspection import Inspection
-from serving.core.target import AppLoadError, Target, absolute_target, parse_target, try_parse  # light
+from serving.core.target import AppLoadError, Target, parse_target, try_parse  # light
 
 __all__ = ["AppInspector", "Inspection", "file_of", "file_stamp", "load_config", "normalize_target", "quick_check",
            "resolve_target", "short_name"]
@@ -48,18 +49,14 @@ def resolve_target(text: str) -> tuple[str, str | None]:
     return target.absolute, None if target.file else str(Path.cwd().resolve())
 
 
-def load_config(path: str | Path) -> LaunchConfig:
-    """LaunchConfig.load, your app's relative target taken relative to the file, as `gradio-serve up
-    --config` takes it (a module target then runs in the file's folder). Raises ConfigError."""
-    config = LaunchConfig.load(path)
-    if config.app is None:
-        return config
+def load_config(path: str | Path, port: int | None = None) -> LaunchConfig:
+    """A config file as `gradio-serve up --config` takes it (serving/core/flags.py's one merge): your app's
+    relative target relative to the file, a module target run in the file's folder; `port` on top.
+    Raises ConfigError."""
     try:
-        target, module_dir = absolute_target(config.app.target, Path(path).resolve().parent)
-    except AppLoadError:
-        return config  # said when it is checked
-    app = config.app.model_copy(update={"target": target, "app_dir": config.app.app_dir or module_dir})
-    return config.model_copy(update={"app": app})
+        return ConfigOverrides(config=str(path), port=port).over(from_environment=False)  # not a terminal's
+    except AppLoadError:  # a target that is none: taken as written, and said when it is checked
+        return ConfigOverrides(port=port).over(LaunchConfig.load(path), from_environment=False)
 
 
 def normalize_target(text: str) -> str:

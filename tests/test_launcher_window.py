@@ -602,6 +602,25 @@ def test_flags_parse():
         app_mod.parse_args(["--port", "0"])
 
 
+def test_startup_config_is_one_merge_of_config_and_port_over_the_saved_settings(tmp_path, monkeypatch):
+    """--config and --port go over the saved settings as `gradio-serve up` takes them, without what only a
+    terminal offers (Gradio's port variable, a password); a file that cannot be used is said."""
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "9999")
+    monkeypatch.setenv("GRADIO_SERVE_PASSWORD", "not-for-the-window")
+    saved = LaunchConfig.from_dict({"http": {"port": 8100}})
+    config, problem = app_mod.startup_config(app_mod.parse_args(["--port", "8123"]), saved)
+    assert problem is None and config.http.port == 8123 and config.http.password is None
+    assert config.models == saved.models
+    (tmp_path / "demo.py").write_text("")
+    (tmp_path / "c.json").write_text('{"mode": "app", "app": {"target": "demo.py"}}')
+    config, problem = app_mod.startup_config(app_mod.parse_args(["--config", str(tmp_path / "c.json")]), saved)
+    assert problem is None and config.app.target == str(tmp_path / "demo.py") and config.http.port == 8000
+    (tmp_path / "bad.json").write_text('{"models": []}')
+    args = app_mod.parse_args(["--config", str(tmp_path / "bad.json"), "--port", "8124"])
+    config, problem = app_mod.startup_config(args, saved)
+    assert "bad.json cannot be used" in problem[0] and config.http.port == 8124 and config.models == saved.models
+
+
 def test_desktop_flags_pass_through(monkeypatch, capsys):
     import types
 

@@ -2,7 +2,9 @@
 a configuration: a config file, the running app's configuration (apply) or the mode's default, then
 Gradio's own environment variables, then the flags; validated once, as a whole, by LaunchConfig.
 
-Light (argparse and the core's config): the CLI uses it, and the tests drive it directly.
+The flags become one typed ConfigOverrides, merged once by its over(): the CLI's flags and the
+launcher's (--config, --port) alike. Light (argparse, pydantic and the core's config): the CLI and the
+launcher use it, and the tests drive it directly.
 """
 
 from __future__ import annotations
@@ -12,7 +14,18 @@ import os
 import sys
 from pathlib import Path
 
-from serving.core.config import DTYPES, ConfigError, LaunchConfig, Mode, ModelSlot, default_config, read_config_file
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving.core.config import (
+    DTYPES,
+    ConfigError,
+    Dtype,
+    LaunchConfig,
+    Mode,
+    ModelSlot,
+    default_config,
+    read_config_file,
+)
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -64,8 +77,56 @@ def _per_slot(values: list | None, n: int, flag: str) -> list | None:
     return values
 
 
+class ConfigOverrides(BaseModel):
+    """What a command line asks on top of a configuration: `gradio-serve up/apply/export`'s flags (the
+    names of add_config_flags' destinations), or the launcher's --config and --port. None: not asked.
+    Merged once, by over(), for both."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    config: str | None = Field(None, description="A config file; it replaces the base.")
+    mode: Mode | None = None
+    app: str | None = None
+    app_dir: str | None = None
+    models: list[str] | None = None
+    # Per model slot (once for all, or once per --model); for your app, once.
+    num_cpus: list[float] | None = None
+    num_gpus: list[float] | None = None
+    replicas: list[int] | None = None
+    dtype: list[Dtype] | None = None
+    min_replicas: list[int] | None = None
+    max_replicas: list[int] | None = None
+    target_ongoing_requests: list[float] | None = None
+    cpus: int | None = None
+    gpus: int | None = None
+    address: str | None = None
+    port: int | None = None
+    host: str | None = None
+    root_path: str | None = None
+    username: str | None = None
+    password: str | None = None
+    password_file: str | None = None
+    dashboard: bool = False
+    trust_remote_code: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ConfigOverrides:
+        return cls(**{k: v for k in cls.model_fields if (v := getattr(args, k, None)) is not None})
+
+    def over(self, base: LaunchConfig | dict | None = None, *, from_environment: bool = True) -> LaunchConfig:
+        """Config file (or `base`, or the mode's default), then what a terminal offers (Gradio's
+        variables, $GRADIO_SERVE_PASSWORD, a password prompt; not for the window: `from_environment`
+        False), then these on top; validated as a whole."""
+        return _merge(self, base.model_dump(mode="json") if isinstance(base, LaunchConfig) else base,
+                      from_environment)
+
+
 def config_from_args(args: argparse.Namespace, base: dict | None = None) -> LaunchConfig:
     """Config file (or `base`, or the mode's default), then the flags on top; validated as a whole."""
+    return ConfigOverrides.from_args(args).over(base)
+
+
+def _merge(args: ConfigOverrides, base: dict | None, from_environment: bool) -> LaunchConfig:
     wants_app = bool(args.app) or args.mode == Mode.app.value
     explicit_http: set[str] = set()  # what the file (or the running app) decides: env defaults do not apply
     if args.config:
@@ -88,7 +149,7 @@ def config_from_args(args: argparse.Namespace, base: dict | None = None) -> Laun
         data = default_config(args.mode or Mode.summarize).model_dump(mode="json")
     # Gradio's own variables, as its users expect them to work.
     for key, var in (("port", "GRADIO_SERVER_PORT"), ("host", "GRADIO_SERVER_NAME")):
-        if key not in explicit_http and os.environ.get(var):
+        if from_environment and key not in explicit_http and os.environ.get(var):
             value = os.environ[var]
             if key == "port" and not value.isdigit():
                 raise ConfigError(f"{var}={value!r} is not a port number")
@@ -111,7 +172,7 @@ def config_from_args(args: argparse.Namespace, base: dict | None = None) -> Laun
             raise ConfigError("--app-dir goes with --app (your own Gradio app)")
         data["app"]["app_dir"] = str(os.path.abspath(args.app_dir))
     if data.get("mode") == Mode.app.value:
-        return _app_flags(args, data)
+        return _app_flags(args, data, from_environment)
     if args.models:
         # A config file's (or the running app's) slots keep their settings; the built-in defaults do not.
         old = data["models"] if args.config or base else []
@@ -133,11 +194,11 @@ def config_from_args(args: argparse.Namespace, base: dict | None = None) -> Laun
     if args.trust_remote_code:
         for slot in data["models"]:
             slot["trust_remote_code"] = True
-    _cluster_and_http_flags(args, data)
+    _cluster_and_http_flags(args, data, from_environment)
     return LaunchConfig.from_dict(data)
 
 
-def _cluster_and_http_flags(args: argparse.Namespace, data: dict) -> None:
+def _cluster_and_http_flags(args: ConfigOverrides, data: dict, from_environment: bool) -> None:
     cluster, http = data["cluster"], data["http"]
     for key, value in (("num_cpus", args.cpus), ("num_gpus", args.gpus), ("address", args.address)):
         if value is not None:
@@ -147,16 +208,16 @@ def _cluster_and_http_flags(args: argparse.Namespace, data: dict) -> None:
     for key in ("port", "host", "root_path", "username"):
         if getattr(args, key) is not None:
             http[key] = getattr(args, key)
-    password = _password(args)
+    password = _password(args, from_environment)
     if password is not None:
         http["password"] = password
-    elif http.get("username") and not http.get("password") and sys.stdin.isatty():
+    elif from_environment and http.get("username") and not http.get("password") and sys.stdin.isatty():
         import getpass
 
         http["password"] = getpass.getpass(f"Password for {http['username']}: ") or None
 
 
-def _password(args: argparse.Namespace) -> str | None:
+def _password(args: ConfigOverrides, from_environment: bool) -> str | None:
     """The login's password, from anywhere but the command line if possible."""
     if args.password_file:
         try:
@@ -168,7 +229,7 @@ def _password(args: argparse.Namespace) -> str | None:
         print("warning: --password shows in `ps` and in your shell's history; use --password-file FILE "
               "or GRADIO_SERVE_PASSWORD instead", file=sys.stderr)
         return args.password
-    return os.environ.get("GRADIO_SERVE_PASSWORD") or None
+    return (os.environ.get("GRADIO_SERVE_PASSWORD") or None) if from_environment else None
 
 
 def _warn_if_password_readable(path: str, data: dict) -> None:
@@ -176,7 +237,7 @@ def _warn_if_password_readable(path: str, data: dict) -> None:
         print(f"warning: {path} holds a password and other users can read it: chmod 600 {path}", file=sys.stderr)
 
 
-def _app_flags(args: argparse.Namespace, data: dict) -> LaunchConfig:
+def _app_flags(args: ConfigOverrides, data: dict, from_environment: bool) -> LaunchConfig:
     """Mode app: the replica and resource flags apply to your app; model flags make no sense."""
     if args.models:
         raise ConfigError("--model picks models for the built-in apps; with --app your own app is served. "
@@ -195,5 +256,5 @@ def _app_flags(args: argparse.Namespace, data: dict) -> LaunchConfig:
             app["autoscaling"] = {**(app.get("autoscaling") or {}), key: values[0]}
     if args.replicas and not any((args.min_replicas, args.max_replicas, args.target_ongoing_requests)):
         app["autoscaling"] = None  # a fixed count asked for replaces autoscaling
-    _cluster_and_http_flags(args, data)
+    _cluster_and_http_flags(args, data, from_environment)
     return LaunchConfig.from_dict(data)
