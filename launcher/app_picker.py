@@ -13,15 +13,7 @@ import html
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import (
-    QEvent,
-    QFileSystemWatcher,
-    QMimeData,
-    QObject,
-    Qt,
-    QTimer,
-    Signal,
-)
+from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QComboBox,
@@ -45,46 +37,12 @@ from launcher.app_inspector import (
 )
 from launcher.icons import STATE_COLOURS
 from launcher.logs import launcher_logger
+from launcher.py_drops import PyFileDrops
 from launcher.resource_boxes import COL_CPUS, COL_GPUS, COL_REPLICAS, ResourceBoxes
 from serving.core.config import MAX_CPUS_PER_REPLICA, MAX_GPUS_PER_REPLICA, AppSpec
 
 PLACEHOLDER = "path/to/app.py, app.py:demo or package.module:demo"
 EMPTY_TEXT = "Choose your app's .py file, or drop one on this window."
-
-
-def py_file_from_mime(mime: QMimeData) -> str | None:
-    """The first local .py file in a drag (a file manager's or an editor's tab), else None."""
-    if mime is None or not mime.hasUrls():
-        return None
-    for url in mime.urls():
-        if url.isLocalFile() and url.toLocalFile().lower().endswith(".py"):
-            return url.toLocalFile()
-    return None
-
-
-class PyFileDrops(QObject):
-    """Takes a .py file dropped on `widget` or any child of it that leaves the drag alone (an event
-    filter: the drag climbs from the child under the cursor), while `accepting()` says yes."""
-
-    dropped = Signal(str)
-
-    def __init__(self, widget: QWidget, accepting: Callable[[], bool]):
-        super().__init__(widget)
-        self._accepting = accepting
-        widget.setAcceptDrops(True)
-        widget.installEventFilter(self)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        kind = event.type()
-        if kind not in (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop):
-            return False
-        path = py_file_from_mime(event.mimeData())
-        if not path or not self._accepting():
-            return False
-        event.acceptProposedAction()
-        if kind == QEvent.Type.Drop:
-            self.dropped.emit(path)
-        return True
 
 
 class AppRow(QWidget):

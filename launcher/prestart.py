@@ -21,6 +21,17 @@ class PrestartReport:
     port_in_use: bool = False
     free_port: int | None = None
 
+    def refusal(self, port: int) -> tuple[str, str] | None:
+        """(message, hint) when the start cannot go on (models that will not do, the port taken); None: it can."""
+        if self.problems:
+            return ("\n".join(self.problems),
+                    "Pick another model, or switch mode (plain text-generation models only fit fan-out).")
+        if self.port_in_use:
+            suggestion = f" (for example {self.free_port})" if self.free_port else ""
+            return (f"Port {port} is already in use on this machine.",
+                    f"Choose another port{suggestion}, or stop the program using {port}.")
+        return None
+
 
 def prestart_check(config: LaunchConfig) -> PrestartReport:
     """Models exist and suit the mode, the port is free, and how much memory is free (worker thread)."""

@@ -165,21 +165,10 @@ class Session(QObject):
 
     def _after_check(self, config: LaunchConfig, report: prestart.PrestartReport, interactive: bool) -> None:
         self.form.set_memory_available(report.memory_available)
-        if report.problems:
+        refusal = report.refusal(config.http.port)
+        if refusal is not None:
             self._set(SessionState.idle)
-            show_error(
-                "\n".join(report.problems),
-                "Pick another model, or switch mode (plain text-generation models only fit fan-out).",
-            )
-            return
-        if report.port_in_use:
-            self._set(SessionState.idle)
-            port = config.http.port
-            suggestion = f" (for example {report.free_port})" if report.free_port else ""
-            show_error(
-                f"Port {port} is already in use on this machine.",
-                f"Choose another port{suggestion}, or stop the program using {port}.",
-            )
+            show_error(*refusal)
             return
         warnings = self.form.resource_warnings(config, report.memory_available, report.choices)
         fits = not warnings

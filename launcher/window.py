@@ -19,17 +19,18 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QPushButton, QVB
 
 from launcher import dialogs, errors, machine, model_catalog
 from launcher import settings as settings_mod
-from launcher.app_picker import PyFileDrops
 from launcher.apply_changes import PendingChange
 from launcher.config_form import ConfigForm
 from launcher.errors import show_error
-from launcher.icons import STATE_COLOURS, app_icon
+from launcher.icons import app_icon
 from launcher.launch_options import LaunchOptions
 from launcher.log_view import open_logs_folder
+from launcher.py_drops import PyFileDrops
 from launcher.serving_controller import ServingController, ServingState
 from launcher.session import Session, SessionState
 from launcher.settings import Settings
 from launcher.start_progress import StartProgress
+from launcher.state_words import apply_button_words, pending_line, plain, state_changing, state_line
 from launcher.status_panel import StatusAndLog
 from launcher.tray import Tray
 from launcher.worker import QueryOp
@@ -249,20 +250,8 @@ class MainWindow(QMainWindow):
         self.form.set_editable(session.editable())
         self.start_progress.follow_state(state.value, checking)
 
-        colour = STATE_COLOURS.get(state.value, "#9ca3af")
-        changing = None
-        if state is ServingState.running and session.changing():
-            changing = "applying changes…" if session.state is SessionState.applying else "updating…"
-            colour = STATE_COLOURS["starting"]
-        words = {
-            ServingState.stopped: "Checking…" if checking else "Stopped",
-            ServingState.starting: "Starting…",
-            ServingState.running: f"Running at <a href='{url}'>{url}</a>" if url else "Running",
-            ServingState.stopping: "Stopping…",
-            ServingState.error: "Checking…" if checking else "Failed (see the message and the log)",
-        }
-        text = words[state] + (f" · {changing}" if changing else "")
-        self.state_label.setText(f"<span style='color:{colour}; font-size:14pt'>●</span> {text}")
+        changing = state_changing(state, session.changing(), session.state is SessionState.applying)
+        self.state_label.setText(state_line(state, url, checking, changing))
         self.tray.set_state(state.value, url, changing)
         self.setWindowTitle(TITLE if state is ServingState.stopped else f"{TITLE} ({state.value})")
         self._update_pending()
@@ -281,23 +270,16 @@ class MainWindow(QMainWindow):
         self._pending = change
         self.apply_button.setVisible(running)
         self.apply_button.setEnabled(running and change.differs and not self.session.changing())
-        self.apply_button.setText("Restart to apply…" if change.restart else "Apply changes")
-        self.apply_button.setToolTip(
-            f"Changing {change.restart_words()} needs a restart: stop the app and start it with these settings"
-            if change.restart
-            else "Change the running app in place: the models are swapped while it keeps serving"
-        )
+        text, tooltip = apply_button_words(change)
+        self.apply_button.setText(text)
+        self.apply_button.setToolTip(tooltip)
         show = running and change.differs and self.session.state is not SessionState.applying
-        if show:
-            what = f"Changing {change.restart_words()} needs a restart." if change.restart else "Changes not applied yet."
-            colour = STATE_COLOURS["starting"]
-            self.pending_label.setText(f"<span style='color:{colour}'>{what}</span> <a href='revert'>Revert</a>")
+        self.pending_label.setText(pending_line(change))
         self.pending_label.setVisible(show)
 
     def state_text(self) -> str:
         """The state line without markup (tests and the tray read it)."""
-        label = self.state_label.text()
-        return label.split("</span>", 1)[-1].strip() if "</span>" in label else label
+        return plain(self.state_label.text())
 
     def show_status_line(self, text: str) -> None:
         self.statusBar().showMessage(text.replace("\n", " "), 15000)
