@@ -29,6 +29,7 @@ from serving.cluster.cluster_checks import (
     other_cluster,
 )
 from serving.cluster.hub_download import fetch_missing
+from serving.cluster.relay_feed import point_relay, replaces_replicas, steady_poll_s
 from serving.cluster.status_snapshot import UNSCHEDULABLE, first_line, read_app_status, status_snapshot
 from serving.core import paths
 from serving.core.config import APP_NAME, ConfigError, LaunchConfig
@@ -41,13 +42,7 @@ from serving.core.records import live_record, read_supervisor_record
 from serving.core.target import app_folder, parse_target
 from serving.front.port_relay import PortRelay
 
-# Serve's status is polled often while something changes, and less once it runs: each
-# poll costs the controller and us a few ms of CPU, which the models want.
-POLL_S = 0.2  # the first answer waits on the poll that sees the app running
-STEADY_POLL_S = 2.0
-# While your app may be scaled down: the relay must hold a removed replica before Serve's drain first
-# looks for requests in flight (graceful_shutdown_wait_loop_s, 2 s; serving/front/draining.py).
-SCALING_POLL_S = 0.5
+POLL_S = 0.2  # while it starts: the first answer waits on the poll that sees the app running (then relay_feed's)
 PROXY_START_TIMEOUT_S = 60  # as serve.start waits
 
 
@@ -189,6 +184,7 @@ class Supervisor(ChangesInPlace):
             # is submitted.
             proxy_port = free_loopback_port()
             self._relay = PortRelay(http.host, http.port, proxy_port, APP_NAME)
+            self._relay.draining.said = lambda line: self.events.emit("log", level="info", message=line)
             try:
                 self._relay.start()
             except OSError as exc:
@@ -234,7 +230,7 @@ class Supervisor(ChangesInPlace):
     def _watch(self) -> None:
         last = None
         while True:
-            self._wake.wait(self._steady_poll() if self._announced else POLL_S)
+            self._wake.wait(steady_poll_s(self.config) if self._announced else POLL_S)
             self._wake.clear()
             if self.stop_requested.is_set():
                 break
@@ -243,7 +239,11 @@ class Supervisor(ChangesInPlace):
                 self._take_apply_request()
             submitted = self._deploy_done.is_set()  # before the status: a RUNNING read earlier is the old version's
             status, targets = read_app_status()
-            self._point_relay(status)
+            if self._relay is not None:
+                # Replicas that leave outside a rollout of new code were scaled down: drained for their sessions.
+                rollout = status is None or bool(self._apply and replaces_replicas(self._apply["previous"], self.config))
+                if said := point_relay(self._relay, self.config, rollout):
+                    self.events.emit("log", level="info", message=said)
             if status is None:
                 if self._deploy_error:
                     self._failed(f"deploying failed: {self._deploy_error}", "")
@@ -277,29 +277,6 @@ class Supervisor(ChangesInPlace):
                 if self.open_browser:
                     self.open_browser = False
                     webbrowser.open(self.config.url)
-
-    def _steady_poll(self) -> float:
-        app = self.config.app
-        return SCALING_POLL_S if app and app.max_replicas > 1 and app.session_drain_s > 0 else STEADY_POLL_S
-
-    def _point_relay(self, status) -> None:
-        """Requests go straight to the app's Gradio replicas once they serve HTTP themselves
-        (serving/front/port_relay.py); until then, and for what they cannot take, to Serve's proxy.
-        Replicas that leave while Serve is not rolling out a new version were scaled down: the relay
-        drains them (serving/front/draining.py)."""
-        if self._relay is None:
-            return
-        from serving.ray_private import direct_ingress_replicas
-
-        deployment, replicas = direct_ingress_replicas(APP_NAME)
-        before = len(self._relay.replicas)
-        rollout = status is None or any(d.status.value == "UPDATING" for d in status.deployments.values())
-        self._relay.draining.drain_s = self.config.app.session_drain_s if self.config.app else 0.0
-        self._relay.point_at(deployment, replicas, scaling_down=not rollout)
-        if len(replicas) != before:
-            n = len(replicas)
-            where = f"straight to the app's {n} Gradio replica{'s' * (n > 1)}" if n else "to Serve's proxy"
-            self.events.emit("log", level="info", message=f"port {self.config.http.port} now goes {where}")
 
     def _write_status(self, snapshot: dict) -> None:
         self._snapshot = snapshot

@@ -51,6 +51,9 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-replicas", type=int, action="append", metavar="N", help="autoscale: most replicas per model")
     p.add_argument("--target-ongoing-requests", type=float, action="append", metavar="N",
                    help="autoscale: requests per replica Serve aims for")
+    p.add_argument("--session-drain", type=float, metavar="S", dest="session_drain_s",
+                   help="your app: a replica that scaling removes keeps serving its sessions while in use, "
+                        "for at most S seconds (default 60; 0: it stops at once)")
     p.add_argument("--cpus", type=int, help="CPUs of the local Ray cluster (default: all)")
     p.add_argument("--gpus", type=int, help="GPUs of the local Ray cluster (default: detected)")
     p.add_argument("--address", help="deploy to an existing Ray cluster ('auto', host:port, ray://host:port)")
@@ -97,6 +100,7 @@ class ConfigOverrides(BaseModel):
     min_replicas: list[int] | None = None
     max_replicas: list[int] | None = None
     target_ongoing_requests: list[float] | None = None
+    session_drain_s: float | None = None
     cpus: int | None = None
     gpus: int | None = None
     address: str | None = None
@@ -254,6 +258,8 @@ def _app_flags(args: ConfigOverrides, data: dict, from_environment: bool) -> Lau
         values = _per_slot(getattr(args, key), 1, flag)
         if values:
             app["autoscaling"] = {**(app.get("autoscaling") or {}), key: values[0]}
+    if args.session_drain_s is not None:
+        app["session_drain_s"] = args.session_drain_s
     if args.replicas and not any((args.min_replicas, args.max_replicas, args.target_ongoing_requests)):
         app["autoscaling"] = None  # a fixed count asked for replaces autoscaling
     _cluster_and_http_flags(args, data, from_environment)

@@ -7,8 +7,8 @@ stops it: its idle sessions' state would go with it. So the app's port (serving/
 - holds it with one request of its own (HOLD_PATH, answered by serving/replica/gradio_server.py
   when the request ends), which Serve's drain counts as in flight and waits for;
 - lets it go when none of its sessions was used for IDLE_S, or after the app's `session_drain_s`
-  (Serve force-stops it at `graceful_shutdown_timeout_s`, set to at least that). Its sessions then
-  move once to a live replica, as a dead replica's do.
+  (Serve force-stops it at `graceful_shutdown_timeout_s`, set to at least that), and ends the
+  streams still open there. Its sessions then move once to a live replica, as a dead replica's do.
 
 Only a scale-down is held: a new version's rollout replaces replicas whose code is gone (the
 supervisor tells which, from Serve's deployment status). A cookie-less session (keyed by its
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from serving.front.sessions import HOLD_PATH
 
@@ -51,6 +52,10 @@ class Draining:
         self._since: dict[str, float] = {}
         self._holds: dict[str, _Hold] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self.said: Callable[[str], None] = lambda _line: None  # what it does, for the supervisor's log
+        # Ends the clients' streams still open there (Gradio's heartbeats would hold it until Serve
+        # force-stops it): they reconnect, and their sessions move.
+        self.cut: Callable[[str], None] = lambda _replica: None
 
     def used(self, replica: str) -> None:
         self.last_used[replica] = time.monotonic()
@@ -63,6 +68,8 @@ class Draining:
                 self.last_used.pop(replica, None)
                 continue
             self.replicas[replica], self._since[replica] = port, now
+            self.said(f"replica {replica} was scaled down: it serves its sessions while they are in use, "
+                      f"for at most {self.drain_s:g} s")
             hold = _Hold(self, replica)
             self._holds[replica] = hold
             asyncio.get_running_loop().create_task(self._connect(hold, port))
@@ -74,8 +81,10 @@ class Draining:
         except OSError:
             self.release(hold.replica)
 
-    def release(self, replica: str) -> None:
-        self.replicas.pop(replica, None)
+    def release(self, replica: str, why: str = "it ended") -> None:
+        if self.replicas.pop(replica, None) is not None:
+            self.said(f"replica {replica} let go ({why}): its sessions move to the others")
+            self.cut(replica)
         self._since.pop(replica, None)
         self.last_used.pop(replica, None)
         hold = self._holds.pop(replica, None)
@@ -84,7 +93,7 @@ class Draining:
 
     def release_all(self) -> None:
         for replica in list(self.replicas):
-            self.release(replica)
+            self.release(replica, "the app stops")
 
     def _schedule(self) -> None:
         if self.replicas and self._timer is None:
@@ -94,7 +103,8 @@ class Draining:
         self._timer = None
         now = time.monotonic()
         for replica in list(self.replicas):
-            idle = now - self.last_used.get(replica, 0.0) > min(self.idle_s, self.drain_s)
-            if idle or now - self._since[replica] > self.drain_s:
-                self.release(replica)
+            if now - self.last_used.get(replica, 0.0) > min(self.idle_s, self.drain_s):
+                self.release(replica, "its sessions are idle")
+            elif now - self._since[replica] > self.drain_s:
+                self.release(replica, "its drain is over")
         self._schedule()

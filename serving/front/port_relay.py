@@ -300,6 +300,7 @@ class PortRelay:
         self.replicas: dict[str, int] = {}
         self.routes = SessionRoutes()
         self.draining = Draining(drain_s)
+        self.draining.cut = self._cut
         self.connections: set[_Connection] = set()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
@@ -326,7 +327,13 @@ class PortRelay:
     def gone(self, replica: str) -> None:
         """A replica that refused a connection: no more requests go to it until point_at names it again."""
         self.replicas = {k: v for k, v in self.replicas.items() if k != replica}
-        self.draining.release(replica)
+        self.draining.release(replica, "it refused a connection")
+
+    def _cut(self, replica: str) -> None:
+        """Ends every client connection that reached `replica` (on the relay's thread)."""
+        for conn in list(self.connections):
+            if replica in conn.upstreams:
+                conn.close()
 
     def port_of(self, replica: str) -> int | None:
         return self.replicas.get(replica) or self.draining.replicas.get(replica)

@@ -176,7 +176,14 @@ def build_user_app(config: LaunchConfig) -> Application:
     deployment = serve.deployment(ServedApp).options(
         request_router_config=session_router_config(), **user_app_options(spec))
     # A new target (or login) starts fresh replicas; replicas and resources alone do not.
-    return _pinned(deployment, target, app_dir, auth, http.root_path).bind(target, app_dir, auth, http.root_path)
+    return _pinned(deployment, *user_app_identity(config)).bind(target, app_dir, auth, http.root_path)
+
+
+def user_app_identity(config: LaunchConfig) -> tuple:
+    """What your app's replicas are made of: a change starts new ones (a rollout), anything else
+    (replicas, resources) changes the running ones."""
+    spec, http = config.app, config.http
+    return spec.target, spec.app_dir, http.username, http.password, http.root_path
 
 
 def slot_groups(config: LaunchConfig, entries: list[CatalogEntry]) -> list[list[int]]:
