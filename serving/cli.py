@@ -3,7 +3,7 @@
     gradio-serve up [--mode fanout] [--model REF ...] [--config FILE] [--port N] [--open] [--events]
     gradio-serve up --app path/to/demo.py[:NAME] [--replicas N] [--num-cpus N]   (your own Gradio app)
     gradio-serve apply [--model REF ...] [--replicas N ...]     (change the running app in place)
-    gradio-serve status [--json]
+    gradio-serve status [--json | --watch]
     gradio-serve down
     gradio-serve models [--json] [--remove NAME]
     gradio-serve export -o serve-config.yaml
@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--timeout", type=float, default=900, help="seconds to wait for the change (default 900)")
 
     st = sub.add_parser("status", help="show what is running")
-    st.add_argument("--json", action="store_true", help="one JSON object (record, phase, deployments)")
+    st.add_argument("--json", action="store_true", help="one JSON object (record, phase, deployments, metrics)")
+    st.add_argument("--watch", action="store_true", help="refresh in place every 2 s, as top (Ctrl-C ends it)")
     sub.add_parser("down", help="stop the running app")
     models = sub.add_parser("models", help="list the models that can be served")
     models.add_argument("--json", action="store_true", help="a JSON list")
@@ -139,8 +140,11 @@ def cmd_apply(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from serving.core.metrics_table import metrics_lines, read_metrics, watch
     from serving.core.records import live_record, read_status_record
 
+    if getattr(args, "watch", False) and not args.json:
+        return watch(lambda: cmd_status(argparse.Namespace(json=False, watch=False)))
     record = live_record()
     if not record:
         if args.json:
@@ -151,8 +155,8 @@ def cmd_status(args) -> int:
     status = read_status_record()
     if args.json:
         # The two records as written, merged (status.json's keys win), as before the models.
-        print(json.dumps({"running": True, **record.as_json(), **(paths.read_json(paths.status_record()) or {})},
-                         indent=2))
+        print(json.dumps({"running": True, **record.as_json(), **(paths.read_json(paths.status_record()) or {}),
+                          "metrics": paths.read_json(paths.metrics_record())}, indent=2))
         return 0
     phase = status.phase.value if status and status.phase else "starting"
     print(f"{phase}: {record.url}  (supervisor pid {record.pid}, "
@@ -163,6 +167,7 @@ def cmd_status(args) -> int:
     widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[3])  # MESSAGE unpadded
+    print("\n" + "\n".join(metrics_lines(read_metrics())))
     return 0
 
 

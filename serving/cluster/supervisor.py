@@ -29,6 +29,7 @@ from serving.cluster.cluster_checks import (
     other_cluster,
 )
 from serving.cluster.hub_download import fetch_missing
+from serving.cluster.metrics_reader import start_metrics
 from serving.cluster.relay_feed import point_relay, replaces_replicas, steady_poll_s
 from serving.cluster.status_snapshot import UNSCHEDULABLE, first_line, read_app_status, status_snapshot
 from serving.core import paths
@@ -103,6 +104,7 @@ class Supervisor(ChangesInPlace):
                 return 0  # stopped while a model downloaded: nothing started yet
             self._start_ray()
             self._deploy(entries)
+            start_metrics(self)  # what it is doing, every ~2 s, until the stop (#22)
             self._watch()
             return 0
         except (ConfigError, StartError) as exc:

@@ -68,6 +68,8 @@ class EventWriter:
             return f"{record.get('level', 'info')}: {record['message']}"
         if kind == "status":
             return None  # humans get phase lines; `gradio-serve status` shows the table
+        if kind == "metrics":
+            return None  # `gradio-serve status --watch` shows them
         return json.dumps(record, default=str)
 
 

@@ -46,6 +46,10 @@ def status_record() -> Path:
     return state_dir() / "status.json"
 
 
+def metrics_record() -> Path:
+    return state_dir() / "metrics.json"  # the last metrics event (serving/cluster/metrics_reader.py)
+
+
 def supervisor_log() -> Path:
     return log_dir() / "supervisor.log"
 

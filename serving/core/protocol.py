@@ -21,6 +21,10 @@ every one has "event" (the discriminator) and "time" (Unix seconds):
    "eta_s": float|None, "finished": bool}
       a Hub model being fetched before deploying (serving/cluster/hub_download.py), at most twice a
       second; done_bytes counts what an earlier, stopped start left too.
+  {"event": "metrics", "window_s": float, "deployments": [DeploymentFigures]}
+      what each deployment is doing (requests/s, p50/p95 latency, in flight, queued, errors, tokens/s and
+      batch size for models, each replica's CPU and memory), from Ray's metrics, every ~2 s while it
+      runs (serving/cluster/metrics_reader.py); also the record metrics.json.
   {"event": "applied", "id": str, "ok": bool, "message": str, "hint": str[, "config": LaunchConfig]}
       the answer to the apply request `id` (serving/core/apply_request.py): ok once the new
       configuration runs, with that configuration (the supervisor record holds it already), or
@@ -154,7 +158,38 @@ class AppliedEvent(_Event, ApplyAnswer):
         return ApplyAnswer(id=self.id, ok=self.ok, message=self.message, hint=self.hint)
 
 
-Event = Annotated[PhaseEvent | StatusEvent | ErrorEvent | LogEvent | AppliedEvent | DownloadEvent,
+class ReplicaFigures(_Wire):
+    pid: int | None = None
+    cpu_percent: float = Field(0.0, description="Of one core (100 = one core busy), as top shows it.")
+    memory_bytes: int = Field(0, description="Resident memory.")
+
+
+class DeploymentFigures(_Wire):
+    """One deployment's figures over the last `window_s` (serving/cluster/prometheus_figures.py)."""
+
+    name: str
+    label: str = ""
+    requests_per_s: float = 0.0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    in_flight: int = 0
+    queued: int = 0
+    errors: int = Field(0, description="Since the replicas started.")
+    errors_per_s: float = 0.0
+    replicas: int = 0
+    tokens_per_s: float | None = Field(None, description="Models only.")
+    batch_size: float | None = Field(None, description="Models only: the batch in use, averaged over replicas.")
+    processes: list[ReplicaFigures] = Field(default_factory=list, description="Each replica's process, when seen.")
+
+
+class MetricsEvent(_Event):
+    event: Literal["metrics"] = "metrics"
+    window_s: float = 0.0
+    deployments: list[DeploymentFigures] = Field(default_factory=list)
+
+
+Event = Annotated[PhaseEvent | StatusEvent | ErrorEvent | LogEvent | AppliedEvent | DownloadEvent
+                  | MetricsEvent,
                   Field(discriminator="event")]
 _EVENT = TypeAdapter(Event)
 

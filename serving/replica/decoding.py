@@ -88,6 +88,7 @@ class DecodeLoop:
         # logits per prompt token (an 8k-token prompt on SmolLM2: ~1.6 GB in float32).
         self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self.max_positions = _max_positions(model.config)
+        self.on_step: Callable[[int], None] | None = None  # rows that got a token this step; 0: idle (#22)
 
     def submit(self, prompt: list[int], sampling: Sampling,
                on_tokens: Callable[[list[int]], None] | None = None) -> Future[list[int]]:
@@ -143,7 +144,12 @@ class DecodeLoop:
                         rows = rows + new
                     else:
                         cache, mask = self._step(rows, cache, mask)
+                    stepped = len(rows)  # each row got one token
                     rows, cache, mask = self._retire(rows, cache, mask)
+                if self.on_step is not None:
+                    self.on_step(stepped)
+                    if not rows:
+                        self.on_step(0)
             except BaseException as exc:  # every row in flight gets the error; the loop goes on
                 log.exception("decoding failed")
                 for row in rows + new:

@@ -20,6 +20,7 @@ from ray import serve
 from serving.core.catalog import CatalogEntry
 from serving.core.config import Generation, Mode, ModelSlot
 from serving.replica.batcher import Batcher
+from serving.replica.serve_figures import ModelFigures
 from serving.replica.startup_gc import collector_paused, thaw_and_collect
 
 log = logging.getLogger("ray.serve")
@@ -50,6 +51,7 @@ class ModelDeployment:
         self._settings: dict[int, Generation] = {}  # each slot's decoding settings
         self._batchers: dict[int | None, Batcher] = {}  # per slot, for models that use generate()
         self._max_batch = MAX_BATCH_SIZE
+        self._figures = ModelFigures()  # tokens/s and the batch in use, for the status
 
     async def reconfigure(self, config: dict) -> None:
         slots = {int(i): ModelSlot.model_validate(s) for i, s in config["slots"].items()}
@@ -79,6 +81,8 @@ class ModelDeployment:
                 # The old weights go once their last answers are out (serving/replica/startup_gc.py).
                 asyncio.get_running_loop().run_in_executor(None, thaw_and_collect, old.close(), THAW_AFTER_S)
             self._weights_key = weights_key
+            if self.runner.loop is not None:
+                self.runner.loop.on_step = self._figures.step
         self._settings = {i: s.generation for i, s in slots.items()}
 
     @staticmethod
@@ -97,6 +101,7 @@ class ModelDeployment:
         runner = self.runner  # a swap mid-batch does not change the model under this batch
         answers = runner.generate(texts, self._settings.get(slot))
         log.info("generated a batch of %d in %.2f s", len(texts), answers[0].latency_s)
+        self._figures.batch(len(texts), sum(len(ids) for ids in runner.tokenizer([a.text for a in answers])["input_ids"]))
         return [a.as_dict() for a in answers]
 
     def _batcher(self, slot: int | None) -> Batcher:

@@ -46,6 +46,7 @@ from serving.front.sessions import (
     starts_session,
 )
 from serving.ray_private import asgi_app_wrapper
+from serving.replica.serve_figures import count_event_errors
 from serving.replica.startup_gc import collector_paused
 from serving.replica.sticky import session_router_config
 
@@ -166,7 +167,8 @@ class GradioIngress(ASGIAppReplicaWrapper):
             if not isinstance(blocks, gr.Blocks):
                 raise TypeError(f"the Gradio builder returned {type(blocks).__name__}, not a gr.Blocks "
                                 "(gr.Interface, gr.ChatInterface and gr.Blocks all are)")
-            # launch()'s default, not mount_gradio_app's: an exception's text (paths, secrets) stays hidden.
+            count_event_errors(blocks)  # Gradio answers an error with 200: counted for the status (#22)
+        # launch()'s default, not mount_gradio_app's: an exception's text (paths, secrets) stays hidden.
             kwargs = {"show_error": False, **self._gradio_mount_kwargs}
             app = gr.mount_gradio_app(FastAPI(), blocks, path="/", **kwargs)
         context = serve.get_replica_context()
