@@ -59,6 +59,7 @@ class ServingController(QObject):
 
     state_changed = Signal(str)  # ServingState value
     status_changed = Signal(object)  # StatusEvent: the latest one
+    metrics_changed = Signal(object)  # MetricsEvent: what each deployment is doing, every ~2 s
     message_changed = Signal(str)  # the latest phase message, for the status line
     phase_changed = Signal(str, str)  # (phase, message) as the supervisor says it (serving/core/events.py)
     error_reported = Signal(str, str)  # message, hint

@@ -60,6 +60,7 @@ class SessionState(str, enum.Enum):
 class Session(QObject):
     changed = Signal()  # the session's state, or the controller's (state, url, changing): redraw
     status_changed = Signal(object)  # StatusEvent: the controller's latest
+    metrics_changed = Signal(object)  # MetricsEvent: the controller's figures, every ~2 s
     phase_changed = Signal(str, str)  # (phase, message) as the supervisor says it
     download_progress = Signal(object)  # DownloadEvent: the controller's, as it comes
     message_changed = Signal(str)  # a line for the status panel
@@ -207,6 +208,7 @@ class Session(QObject):
         self.controller = controller
         controller.state_changed.connect(self._on_serving_state)
         controller.status_changed.connect(self.status_changed)
+        controller.metrics_changed.connect(self.metrics_changed)
         controller.message_changed.connect(self.message_changed)
         controller.phase_changed.connect(self.phase_changed)
         controller.download_progress.connect(self.download_progress)

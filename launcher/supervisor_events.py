@@ -16,6 +16,7 @@ from serving.core.protocol import (
     ErrorEvent,
     Event,
     LogEvent,
+    MetricsEvent,
     PhaseEvent,
     StatusEvent,
     parse_event,
@@ -86,5 +87,9 @@ class SupervisorEvents(ServingController):
     def _on_download(self, event: DownloadEvent) -> None:
         self.download_progress.emit(event)
 
+    def _on_metrics(self, event: MetricsEvent) -> None:
+        self.metrics_changed.emit(event)
+
     _HANDLERS: ClassVar[dict] = {PhaseEvent: _on_phase, StatusEvent: _on_status, ErrorEvent: _on_error, LogEvent: _on_log,
-                               AppliedEvent: _on_applied, DownloadEvent: _on_download}
+                               AppliedEvent: _on_applied, DownloadEvent: _on_download,
+                               MetricsEvent: _on_metrics}
