@@ -259,10 +259,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--login-given", action="store_true",
                    help="a login is given with --username/--password (it replaces the app's own)")
+    p.add_argument("--when-asked", action="store_true",
+                   help="import Gradio now, the app once a line comes on stdin (a reload's check, kept warm)")
     args = p.parse_args(argv)
     out = sys.stdout
     # The user's code may print; keep stdout for the answer.
     sys.stdout = sys.stderr
+    if args.when_asked:
+        import tempfile
+
+        import gradio as gr  # the slow part, done before the save it will check
+
+        with gr.Blocks():  # and what Gradio imports on its first Blocks (its routes)
+            pass
+        if not sys.stdin.readline():
+            return 0  # not needed after all
+        # Bytecode of its own: a .pyc of the same second and size as the saved file would be stale.
+        pyc = tempfile.TemporaryDirectory(prefix="gradio-serve-pyc-")
+        sys.pycache_prefix = pyc.name
     result = inspect_target(args.target, args.app_dir, args.login_given)
     if args.json:
         out.write(result.to_line() + "\n")
@@ -272,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         out.write(f"error: {result.error}\n" + (f"  hint: {result.hint}\n" if result.hint else ""))
     out.flush()
+    if args.when_asked:
+        pyc.cleanup()
+        os._exit(0 if result.ok else 2)  # at once: a second of teardown would slow the replicas' swap
     return 0 if result.ok else 2
 
 

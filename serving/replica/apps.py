@@ -20,6 +20,7 @@ from ray.serve import Application
 
 from serving.core.catalog import CatalogEntry, resolve_models
 from serving.core.config import APP_DEPLOYMENT, AppSpec, LaunchConfig, Mode, _Replicas, default_config
+from serving.replica.app_swap import CodeSwap
 from serving.replica.deployments import ModelDeployment, model_user_config
 from serving.replica.gradio_server import GradioIngress as UserGradioIngress
 from serving.replica.startup_gc import collector_paused
@@ -98,8 +99,9 @@ class GradioIngress:
                                        root_path=self.root_path)
 
 
-class ServedApp(UserGradioIngress):
-    """`gradio-serve up --app`: the user's Gradio app, imported in this replica, served unchanged."""
+class ServedApp(CodeSwap, UserGradioIngress):
+    """`gradio-serve up --app`: the user's Gradio app, imported in this replica, served unchanged (and
+    swapped for its new code on a reload: serving/replica/app_swap.py)."""
 
     def __init__(self, target: str, app_dir: str | None, auth: list[str] | None, root_path: str | None = None):
         self._target, self._app_dir, self._auth, self._root_path = target, app_dir, auth, root_path
@@ -115,6 +117,10 @@ class ServedApp(UserGradioIngress):
         self._gradio_mount_kwargs = apply(app.blocks, app.settings, overrides)
         return app.blocks
 
+    def _app_folder(self):
+        from serving.core.target import app_folder, parse_target
+
+        return app_folder(parse_target(self._target), self._app_dir)
 
 
 def deployment_name(index: int) -> str:
@@ -164,7 +170,8 @@ def user_app_options(spec: AppSpec) -> dict:
     }
 
 
-def build_user_app(config: LaunchConfig) -> Application:
+def build_user_app(config: LaunchConfig, code: dict | None = None) -> Application:
+    """`code`: the reloaded code's stamp (and files) as user_config (serving/replica/app_swap.py)."""
     spec, http = config.app, config.http
     auth = [http.username, http.password] if http.username else None
     target, app_dir = spec.target, spec.app_dir
@@ -173,8 +180,11 @@ def build_user_app(config: LaunchConfig) -> Application:
         from serving.replica.app_target import portable_target
 
         target, app_dir = portable_target(spec.target, spec.app_dir)[0], None
-    deployment = serve.deployment(ServedApp).options(
-        request_router_config=session_router_config(), **user_app_options(spec))
+    # A reload swaps the code in every replica at once (Serve's default updates a fifth at a time).
+    rollout = {"rolling_update_percentage": 1.0} if spec.reload else {}
+    deployment = serve.deployment(ServedApp, **rollout).options(
+        request_router_config=session_router_config(), **user_app_options(spec),
+        **({"user_config": code} if spec.reload else {}))
     # A new target (or login) starts fresh replicas; replicas and resources alone do not.
     return _pinned(deployment, *user_app_identity(config)).bind(target, app_dir, auth, http.root_path)
 
@@ -214,9 +224,9 @@ def group_options(config: LaunchConfig, group: list[int]) -> dict:
     }
 
 
-def build_app(config: LaunchConfig, entries: list[CatalogEntry] | None = None) -> Application:
+def build_app(config: LaunchConfig, entries: list[CatalogEntry] | None = None, code: dict | None = None) -> Application:
     if config.app:
-        return build_user_app(config)
+        return build_user_app(config, code)
     entries = entries or resolve_models(config)
     models, routes = [], [0] * len(config.models)
     for group in slot_groups(config, entries):

@@ -160,17 +160,21 @@ class GradioIngress(ASGIAppReplicaWrapper):
         # Importing Gradio and the app: ~0.4 s less (serving/replica/startup_gc.py). The app is code we do not know:
         # what it left unreachable is collected before the freeze.
         with collector_paused(collect_first=True):
-            import gradio as gr
-            from fastapi import FastAPI
+            return self._gradio_asgi_app()
 
-            blocks = self._gradio_builder()
-            if not isinstance(blocks, gr.Blocks):
-                raise TypeError(f"the Gradio builder returned {type(blocks).__name__}, not a gr.Blocks "
-                                "(gr.Interface, gr.ChatInterface and gr.Blocks all are)")
-            count_event_errors(blocks)  # Gradio answers an error with 200: counted for the status (#22)
+    def _gradio_asgi_app(self):
+        """The builder's app, mounted, in SessionAffinity (also what a reload swaps in: serving/replica/app_swap.py)."""
+        import gradio as gr
+        from fastapi import FastAPI
+
+        blocks = self._gradio_builder()
+        if not isinstance(blocks, gr.Blocks):
+            raise TypeError(f"the Gradio builder returned {type(blocks).__name__}, not a gr.Blocks "
+                            "(gr.Interface, gr.ChatInterface and gr.Blocks all are)")
+        count_event_errors(blocks)  # Gradio answers an error with 200: counted for the status (#22)
         # launch()'s default, not mount_gradio_app's: an exception's text (paths, secrets) stays hidden.
-            kwargs = {"show_error": False, **self._gradio_mount_kwargs}
-            app = gr.mount_gradio_app(FastAPI(), blocks, path="/", **kwargs)
+        kwargs = {"show_error": False, **self._gradio_mount_kwargs}
+        app = gr.mount_gradio_app(FastAPI(), blocks, path="/", **kwargs)
         context = serve.get_replica_context()
         # The session cookie's Path is where the app is served (Gradio's root_path: --root-path or the app's own).
         app.add_middleware(SessionAffinity, replica=context.replica_id.unique_id, app_name=context.app_name,

@@ -1,0 +1,180 @@
+"""Reload on save (`gradio-serve up --app demo.py --reload`): the supervisor's side.
+
+watchfiles follows the app's folder (its .py files; not .git, __pycache__, .venv, ...). On a save the new
+code is imported in a child process first, one started ahead with Gradio already imported, so a check
+costs only the app's own import. Broken: a `log` warning with the file, line and fix, and the running
+version goes on. Good: a redeploy whose only change is the app deployment's user_config (a code stamp,
+and on a cluster the saved files, which its replicas run from a copy of); the version is pinned, so Serve
+calls every replica's `reconfigure()`, which swaps the app in place (serving/replica/app_swap.py), and
+replicas started later get the same code. The user's code never runs in the supervisor.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from serving.cluster.app_inspection import APP_IMPORT_TIMEOUT_S
+from serving.core.config import APP_NAME, AppSpec
+from serving.core.inspection import Inspection
+from serving.core.target import app_folder, parse_target
+
+WATCH_STEP_MS = 50  # an editor's save is a burst of events: taken once the folder is quiet that long
+SWAP_TIMEOUT_S = 120  # the replicas' reconfigure, seen as the app RUNNING again
+STATUS_POLL_S = 0.05
+
+
+class WarmCheck:
+    """The inspector child (`python -m serving.replica.app_target --when-asked`), kept one ahead."""
+
+    def __init__(self, spec: AppSpec, login_given: bool):
+        self._argv = [sys.executable, "-m", "serving.replica.app_target", spec.target, "--json", "--when-asked"]
+        self._argv += (["--app-dir", spec.app_dir] if spec.app_dir else []) + (["--login-given"] if login_given else [])
+        self.target = spec.target
+        self._next: subprocess.Popen | None = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen:
+        return subprocess.Popen(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sys.stderr,
+                                text=True)
+
+    def check(self) -> Inspection:
+        proc, self._next = self._next or self._spawn(), None
+        timer = threading.Timer(APP_IMPORT_TIMEOUT_S, proc.kill)
+        timer.start()
+        try:
+            proc.stdin.write("check\n")
+            proc.stdin.flush()
+            for line in proc.stdout:  # the verdict, without waiting for the child's exit
+                if found := Inspection.from_line(line):
+                    threading.Thread(target=proc.wait, daemon=True).start()  # it ends on its own
+                    return found
+        except OSError:
+            pass  # the child ended early (killed while stopping, or by the timer)
+        finally:
+            timer.cancel()
+        if proc.wait() < 0:
+            return Inspection(ok=False, target=self.target,
+                              error=f"importing {self.target} took more than {APP_IMPORT_TIMEOUT_S} s",
+                              hint="does the app wait for input or a server at import time?")
+        return Inspection(ok=False, target=self.target, error=f"importing {self.target} crashed "
+                          f"(exit code {proc.returncode})", hint=f"run `python {self.target.split(':')[0]}` to see why")
+
+    def warm_up(self) -> None:
+        """The next save's check, started once this one's swap is done: its import of Gradio (seconds on
+        a small machine) must not slow the replicas' swap."""
+        if self._next is None:
+            self._next = self._spawn()
+
+    def close(self) -> None:
+        proc, self._next = self._next, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+
+
+class Reloader:
+    """Needs of the supervisor: config, events, _announced (a save before the app first runs waits)."""
+
+    def __init__(self, supervisor):
+        self.supervisor = supervisor
+        spec = supervisor.config.app
+        self.folder = app_folder(parse_target(spec.target), spec.app_dir).resolve()
+        self.code: dict | None = None  # the app deployment's user_config since the first reload
+        # While Serve reconfigures the replicas it leaves them out of their target group, yet they serve:
+        # the app's port keeps sending to them (serving/cluster/relay_feed.py is not asked meanwhile).
+        self.swapping = threading.Event()
+        self._files: dict[str, str] = {}  # what was saved, for replicas that run in a copy of the folder
+        self._stop = threading.Event()
+        self._check = WarmCheck(spec, login_given=bool(supervisor.config.http.username))
+        self._thread = threading.Thread(target=self._follow, name="reloader", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def start_for(cls, supervisor) -> Reloader | None:
+        app = supervisor.config.app
+        return cls(supervisor) if app is not None and app.reload else None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._check.close()
+
+    def _follow(self) -> None:
+        from watchfiles import PythonFilter, watch
+
+        self._say("info", f"reload on save: watching {self.folder}")
+        for changes in watch(self.folder, watch_filter=PythonFilter(), step=WATCH_STEP_MS, stop_event=self._stop,
+                             rust_timeout=500, yield_on_timeout=False):
+            while not self.supervisor._announced and not self._stop.wait(0.1):
+                pass  # the first version (or an apply) is still deploying
+            if self._stop.is_set():
+                return
+            try:
+                self.reload(sorted({Path(path) for _, path in changes}))
+            except Exception as exc:  # noqa: BLE001 - the watch goes on; the running version too
+                self._say("warning", f"reload failed, the running version goes on: {type(exc).__name__}: {exc}")
+            if not self._stop.is_set():
+                self._check.warm_up()
+
+    def reload(self, changed: list[Path]) -> bool:
+        started = time.monotonic()
+        names = ", ".join(p.name for p in changed) or "the app"
+        verdict = self._check.check()
+        checked = time.monotonic()
+        if self._stop.is_set():
+            return False
+        if not verdict.ok:
+            self._say("warning", f"{names} not reloaded, the running version goes on: {verdict.error}"
+                      + (f" (fix: {verdict.hint})" if verdict.hint else ""))
+            return False
+        config = self.supervisor.config
+        if config.cluster.address:
+            self._files.update(_saved(self.folder, changed))
+        self.code = {"code": f"{time.time_ns():x}", "files": dict(self._files)}
+        self.swapping.set()
+        try:
+            self._redeploy(config)
+            running = self._wait_running()
+        finally:
+            self.swapping.clear()
+        if not running:
+            self._say("warning", f"{names}: the replicas did not take the new code within {SWAP_TIMEOUT_S} s")
+            return False
+        now = time.monotonic()
+        self._say("info", f"reloaded {names} in {now - started:.2f} s (checked in {checked - started:.2f} s, swapped "
+                  f"in {now - checked:.2f} s): every replica runs the new code")
+        return True
+
+    def _redeploy(self, config) -> None:
+        from serving.ray_private import submit_app
+        from serving.replica.apps import build_app
+
+        submit_app(build_app(config, code=self.code), name=APP_NAME, route_prefix="/")
+
+    def _wait_running(self) -> bool:
+        from serving.cluster.status_snapshot import read_app_status
+
+        deadline = time.monotonic() + SWAP_TIMEOUT_S
+        while time.monotonic() < deadline and not self._stop.is_set():
+            status, _ = read_app_status()
+            if status is not None and str(status.status.value) == "RUNNING":
+                return True
+            time.sleep(STATUS_POLL_S)
+        return False
+
+    def _say(self, level: str, message: str) -> None:
+        self.supervisor.events.emit("log", level=level, message=message)
+
+
+def _saved(folder: Path, changed: list[Path]) -> dict[str, str]:
+    """The saved .py files that still exist, by their path in the app's folder."""
+    saved = {}
+    for path in (p.resolve() for p in changed):
+        if path.suffix == ".py" and path.is_file() and folder in path.parents:
+            try:
+                saved[path.relative_to(folder).as_posix()] = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+    return saved

@@ -1,0 +1,116 @@
+"""Reload on save, inside a replica: the app's new code swapped into the running replica.
+
+The supervisor (serving/cluster/reloader.py) checks a saved app in a child process, then redeploys
+with a new code stamp in the deployment's user_config. Serve calls `reconfigure()` on every replica
+(the deployment's version is pinned, so nothing restarts) and on each new one. Here the app's modules
+are imported anew and the ASGI app this replica serves is swapped: ~0.2 s, where a new replica takes
+seconds. A replica never stops serving meanwhile: the old app answers until the new one is ready, and
+if the new code fails here after all, the old one goes on (and the error is logged).
+
+The swapped app is built as the first one (GradioIngress's `_gradio_asgi_app`), so SessionAffinity stays
+around it and sessions keep their replica. Gradio keeps a session's state in the app that served it:
+events already running finish on the old app; a page's next request reaches the new one, which does not
+know its session, so an open tab is reloaded to go on (as after Gradio's own reload of a changed layout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from serving.ray_private import swap_asgi_app
+
+log = logging.getLogger("ray.serve")
+
+# The old app's queue and lifespan end this long after a swap: events it runs finish first.
+OLD_APP_GRACE_S = 60.0
+
+
+class CodeSwap:
+    """A mixin for an ingress that serves a user's file (ServedApp): needs `_gradio_asgi_app()` and
+    `_app_folder()`. user_config: {"code": stamp, "files": {relative path: text}}; the files come only
+    where the replicas run in a copy of the app's folder (a cluster's working_dir)."""
+
+    _code = ""  # the stamp this replica serves; "" is the code it started with
+
+    async def reconfigure(self, config: dict | None) -> None:
+        stamp = (config or {}).get("code", "")
+        if stamp == self._code:
+            return
+        started = time.monotonic()
+        try:
+            app = await asyncio.to_thread(self._rebuild, (config or {}).get("files") or {})
+            old = await swap_asgi_app(self, app)
+        except Exception as exc:  # noqa: BLE001 - the user's code: the running version goes on
+            log.error("reload %s failed, the previous version keeps serving: %s: %s", stamp,
+                      type(exc).__name__, exc)
+            return
+        self._code = stamp
+        log.info("reloaded the app (%s) in %.2f s", stamp, time.monotonic() - started)
+        if old is not None:
+            asyncio.get_running_loop().call_later(OLD_APP_GRACE_S, lambda: asyncio.ensure_future(_end(old)))
+
+    def _rebuild(self, files: dict[str, str]):
+        folder = self._app_folder()
+        write_files(folder, files)
+        forget_modules(folder)
+        # Fresh bytecode: a save within the same second and of the same size would else reuse a stale .pyc.
+        with tempfile.TemporaryDirectory(prefix="gradio-serve-pyc-") as pyc, _pycache_prefix(pyc):
+            return self._gradio_asgi_app()
+
+
+def write_files(folder: Path, files: dict[str, str]) -> None:
+    """The saved files, written into this replica's copy of the app's folder (atomically: replicas on one
+    machine share the copy)."""
+    root = folder.resolve()
+    for relative, text in files.items():
+        path = (root / relative).resolve()
+        if root not in path.parents:
+            raise ValueError(f"{relative!r} is outside the app's folder")
+        with contextlib.suppress(OSError):
+            if path.read_text(encoding="utf-8") == text:
+                continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+
+
+def forget_modules(folder: Path) -> list[str]:
+    """Drop the modules imported from the app's folder (the app and its sibling modules, not packages
+    installed there), so that the next import reads them anew."""
+    root = str(folder.resolve()) + os.sep
+    gone = []
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and os.path.abspath(file).startswith(root) and not _installed(file):
+            del sys.modules[name]
+            gone.append(name)
+    importlib.invalidate_caches()
+    return gone
+
+
+def _installed(file: str) -> bool:
+    return any(part in ("site-packages", "dist-packages") for part in Path(file).parts)
+
+
+@contextlib.contextmanager
+def _pycache_prefix(path: str):
+    before = sys.pycache_prefix
+    sys.pycache_prefix = path
+    try:
+        yield
+    finally:
+        sys.pycache_prefix = before
+
+
+async def _end(lifespan) -> None:
+    with contextlib.suppress(Exception):
+        await lifespan.shutdown()
