@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_flags(up)
     up.add_argument("--open", action="store_true", help="open the browser when the app is ready")
+    up.add_argument("--reload", action="store_true", help="your app: reload it in every replica when a .py file "
+                    "in its folder is saved (a broken save is reported; the running version goes on)")
     up.add_argument("--events", action="store_true", help=argparse.SUPPRESS)  # the launcher's protocol
 
     ap = sub.add_parser("apply", help="change the running app in place (models, replicas, settings); "

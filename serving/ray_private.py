@@ -143,6 +143,20 @@ def asgi_app_wrapper():
     return ASGIAppReplicaWrapper
 
 
+async def swap_asgi_app(wrapper, app):
+    """Serve the ASGI `app` from now on in this replica's ingress `wrapper`, its lifespan started
+    (Serve builds an ingress's app once, with `_set_asgi_app`); returns the old app's lifespan, for the
+    caller to shut down. Requests go through the wrapper's `__call__`, which reads `_asgi_app` each time."""
+    old_app, old_lifespan = wrapper._asgi_app, getattr(wrapper, "_serve_asgi_lifespan", None)
+    wrapper._set_asgi_app(app)
+    try:
+        await wrapper._run_asgi_lifespan_startup()
+    except BaseException:
+        wrapper._asgi_app, wrapper._serve_asgi_lifespan = old_app, old_lifespan
+        raise
+    return old_lifespan
+
+
 # -- the HTTP request a request router sees (PendingRequest.args[0]) -------------------------------
 
 

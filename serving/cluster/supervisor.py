@@ -17,7 +17,7 @@ import time
 import webbrowser
 from dataclasses import dataclass, field
 
-from serving.cluster import local_cluster
+from serving.cluster import local_cluster, reaper
 from serving.cluster.app_inspection import AppInspection
 from serving.cluster.changes import ChangesInPlace
 from serving.cluster.cluster_checks import (
@@ -31,6 +31,7 @@ from serving.cluster.cluster_checks import (
 from serving.cluster.hub_download import fetch_missing
 from serving.cluster.metrics_reader import start_metrics
 from serving.cluster.relay_feed import point_relay, replaces_replicas, steady_poll_s
+from serving.cluster.reloader import Reloader
 from serving.cluster.status_snapshot import UNSCHEDULABLE, first_line, read_app_status, status_snapshot
 from serving.core import paths
 from serving.core.config import APP_NAME, ConfigError, LaunchConfig
@@ -71,6 +72,7 @@ class Supervisor(ChangesInPlace):
     _app_found: str = ""  # "demo · gr.Blocks"
     _slots_of: dict = field(default_factory=dict)  # model deployment name -> the slot indexes it answers
     _relay: PortRelay | None = None  # the app's port, on a cluster we started (serving/front/port_relay.py)
+    _reloader: Reloader | None = None  # --reload: a save swaps the app's code in (serving/cluster/reloader.py)
 
     # -- checks before anything starts ----------------------------------------
     def preflight(self) -> list:
@@ -104,6 +106,7 @@ class Supervisor(ChangesInPlace):
                 return 0  # stopped while a model downloaded: nothing started yet
             self._start_ray()
             self._deploy(entries)
+            self._reloader = Reloader.start_for(self)
             start_metrics(self)  # what it is doing, every ~2 s, until the stop (#22)
             self._watch()
             return 0
@@ -209,7 +212,7 @@ class Supervisor(ChangesInPlace):
         from serving.replica.apps import build_app, deployment_name, slot_groups
 
         entries = entries or ([] if self.config.app else resolve_models(self.config))
-        app = build_app(self.config, entries)
+        app = build_app(self.config, entries, self._reloader and self._reloader.code)  # an apply keeps reloaded code
         # Which slots each model deployment answers (slots of one model share one), for the status.
         self._slots_of = {deployment_name(g[0]): g for g in slot_groups(self.config, entries)} if entries else {}
         self._deploy_error = None
@@ -241,7 +244,7 @@ class Supervisor(ChangesInPlace):
                 self._take_apply_request()
             submitted = self._deploy_done.is_set()  # before the status: a RUNNING read earlier is the old version's
             status, targets = read_app_status()
-            if self._relay is not None:
+            if self._relay is not None and not (self._reloader and self._reloader.swapping.is_set()):
                 # Replicas that leave outside a rollout of new code were scaled down: drained for their sessions.
                 rollout = status is None or bool(self._apply and replaces_replicas(self._apply["previous"], self.config))
                 if said := point_relay(self._relay, self.config, rollout):
@@ -292,6 +295,8 @@ class Supervisor(ChangesInPlace):
             return
         if self._inspection is not None:
             self._inspection.kill()  # a start that failed while the app was being imported
+        if self._reloader is not None:
+            self._reloader.stop()
         import ray
 
         if not ray.is_initialized():
@@ -368,13 +373,7 @@ class Supervisor(ChangesInPlace):
             paths.status_record().unlink(missing_ok=True)
 
     def _start_reaper(self) -> None:
-        """A watchdog in its own session that ends our process group if we die hard.
-
-        Ray's agents outlive a SIGKILLed driver (measured: 50 s and more)."""
-        self._reaper = subprocess.Popen(
-            [sys.executable, "-m", "serving.cluster.reaper", str(os.getpgid(0)), str(os.getpid())],
-            stdin=subprocess.PIPE, start_new_session=True,
-        )
+        self._reaper = reaper.start()  # ends our process group if we die hard
 
     # -- events ---------------------------------------------------------------------------
     def phase(self, phase: Phase, message: str, url: str | None = None) -> None:

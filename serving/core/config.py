@@ -106,6 +106,9 @@ class AppSpec(_Replicas):
         "When scaling removes a replica, it keeps serving its sessions (their state lives in its "
         "memory) while they are in use, for at most this long; new sessions go to the others. "
         "0: it stops at once."))
+    reload: bool = Field(False, description=(
+        "Reload on save: a saved .py file in the app's folder is checked, then swapped into every "
+        "replica; a broken one is reported and the running version goes on."))
 
 
 class ModelSlot(_Replicas):

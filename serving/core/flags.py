@@ -101,6 +101,7 @@ class ConfigOverrides(BaseModel):
     max_replicas: list[int] | None = None
     target_ongoing_requests: list[float] | None = None
     session_drain_s: float | None = None
+    reload: bool = False  # `up --reload` only
     cpus: int | None = None
     gpus: int | None = None
     address: str | None = None
@@ -177,6 +178,8 @@ def _merge(args: ConfigOverrides, base: dict | None, from_environment: bool) -> 
         data["app"]["app_dir"] = str(os.path.abspath(args.app_dir))
     if data.get("mode") == Mode.app.value:
         return _app_flags(args, data, from_environment)
+    if args.reload:
+        raise ConfigError("--reload reloads your own app when its files change: it goes with --app")
     if args.models:
         # A config file's (or the running app's) slots keep their settings; the built-in defaults do not.
         old = data["models"] if args.config or base else []
@@ -260,6 +263,8 @@ def _app_flags(args: ConfigOverrides, data: dict, from_environment: bool) -> Lau
             app["autoscaling"] = {**(app.get("autoscaling") or {}), key: values[0]}
     if args.session_drain_s is not None:
         app["session_drain_s"] = args.session_drain_s
+    if args.reload:
+        app["reload"] = True
     if args.replicas and not any((args.min_replicas, args.max_replicas, args.target_ongoing_requests)):
         app["autoscaling"] = None  # a fixed count asked for replaces autoscaling
     _cluster_and_http_flags(args, data, from_environment)
