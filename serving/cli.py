@@ -21,6 +21,7 @@ import time
 from serving.core import paths
 from serving.core.config import ConfigError
 from serving.core.flags import add_config_flags, config_from_args
+from serving.core.preflight import StartError
 
 EXAMPLES = """examples:
   gradio-serve up --app demo.py                       your own Gradio app, unchanged
@@ -80,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     add_config_flags(ex)
     ex.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
     ex.add_argument("--kuberay", action="store_true", help="wrap it in a KubeRay RayService manifest")
+    from serving.cluster.join_node import add_commands
+
+    add_commands(sub)  # join, leave
     return p
 
 
@@ -268,13 +272,19 @@ def _log_traceback() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"up": cmd_up, "apply": cmd_apply, "status": cmd_status, "down": cmd_down, "models": cmd_models, "export": cmd_export}
+    from serving.cluster.join_node import cmd_join, cmd_leave
+
+    handler = {"up": cmd_up, "apply": cmd_apply, "status": cmd_status, "down": cmd_down, "models": cmd_models,
+               "export": cmd_export, "join": cmd_join, "leave": cmd_leave}
     from serving.core.target import AppLoadError
 
     try:
         return handler[args.command](args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except StartError as exc:
+        print(f"error: {exc}" + (f"\n  hint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
         return 2
     except AppLoadError as exc:
         print(f"error: {exc}" + (f"\n  hint: {exc.hint}" if exc.hint else ""), file=sys.stderr)

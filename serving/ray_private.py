@@ -98,18 +98,21 @@ def app_status_and_targets(app_name: str):
     return details._get_status().applications.get(app_name), targets
 
 
-def direct_ingress_replicas(app_name: str) -> tuple[str, dict[str, int]]:
+def direct_ingress_replicas(app_name: str) -> tuple[str, dict[str, int | None]]:
     """(`app_name`'s ingress deployment, its running replicas' own HTTP ports by replica id). The
     replicas serve HTTP themselves with Serve's direct ingress (RAY_SERVE_ENABLE_DIRECT_INGRESS=1
-    in the controller's environment); without it, or while none runs, the ports are empty."""
+    in the controller's environment); without it, or while none runs, the ports are empty. A
+    replica on another machine has None: it listens on that machine's loopback (Serve's HTTP host)."""
     client = serve_client()
     if client is None:
         return "", {}
     import ray
 
+    here = ray.util.get_node_ip_address()
     groups = ray.get(client._controller.get_target_groups.remote(app_name))
     for group in groups:
-        replicas = {t.name.rpartition("#")[2]: t.port for t in group.targets if t.name.startswith("SERVE_REPLICA::")}
+        replicas = {t.name.rpartition("#")[2]: t.port if t.ip in (here, "127.0.0.1") else None
+                    for t in group.targets if t.name.startswith("SERVE_REPLICA::")}
         if group.protocol == "HTTP" and replicas:
             return group.ingress_deployment_name, replicas
     return "", {}
@@ -251,11 +254,16 @@ def wrap_grpc_port_binding(wrap) -> bool:
 # -- ray.init's private options ---------------------------------------------------------------------
 
 
-def local_cluster_init_options(node_ip: str, worker_niceness: int) -> dict:
+def local_cluster_init_options(node_ip: str, worker_niceness: int, notice_dead_nodes: bool = False) -> dict:
     """ray.init keywords for a local cluster that Ray marks private: the node's IP (every Ray
-    process binds there) and the nice level of Ray's workers (Ray's own default is 15)."""
+    process binds there) and the nice level of Ray's workers (Ray's own default is 15).
+    `notice_dead_nodes`: GCS takes a node that stops answering for dead in ~3 s rather than ~30 s, so
+    Serve replaces its replicas and sessions move before clients give up (machines that joined)."""
     _checked()
+    dead_nodes = {"health_check_period_ms": 1000, "health_check_timeout_ms": 1000,
+                  "health_check_failure_threshold": 3} if notice_dead_nodes else {}
     return {"_node_ip_address": node_ip, "_system_config": {
+        **dead_nodes,
         "worker_niceness": worker_niceness,
         # The raylet's first look for its own object store comes before the store listens, and the
         # next look was 1 s later (on the way to every start). Look every 50 ms, for as long in all (10 s).
@@ -320,6 +328,29 @@ def token_source() -> str | None:
         return f"RAY_AUTH_TOKEN_PATH={path}" if os.path.isfile(os.path.expanduser(path)) else None
     default = os.path.expanduser("~/.ray/auth_token")
     return default if os.path.isfile(default) else None
+
+
+def use_cluster_token(path: str) -> None:
+    """Ray's token authentication, with the token in `path`, for this driver and the cluster it starts."""
+    _checked()
+    from ray._raylet import Config
+
+    os.environ.pop("RAY_AUTH_TOKEN", None)  # it would win over the file
+    os.environ["RAY_AUTH_MODE"], os.environ["RAY_AUTH_TOKEN_PATH"] = "token", path
+    Config.initialize("")  # Ray caches its config at import: read the mode again
+
+
+def cluster_nodes(gcs_address: str) -> list[dict]:
+    """The cluster's nodes as `ray.nodes()` lists them, read from its GCS without joining it as a driver."""
+    _checked()
+    from ray._private import services, state
+
+    global_state = state.GlobalState()
+    global_state._initialize_global_state(services._get_gcs_client_options(gcs_address))
+    try:
+        return global_state.node_table()
+    finally:
+        global_state.disconnect()
 
 
 def use_token_if_available() -> str | None:

@@ -2,7 +2,8 @@
 
 Everything here reaches the cluster's processes through the environment or Ray's own start-up
 (an existing cluster, `--address`, is left as it is):
-- every port on 127.0.0.1 (serving/cluster/loopback.py);
+- every port on 127.0.0.1 (serving/cluster/loopback.py), unless other machines may join: then
+  Ray's ports are on the LAN address asked for, with a token (serving/cluster/joining.py);
 - each worker's setup hook (serving/cluster/worker_setup.py): Serve without pandas, gRPC on loopback;
 - no autoscaler monitor, and no dashboard unless asked for; ray.init finds its raylet sooner
   (serving/ray_private.py);
@@ -26,7 +27,12 @@ def start(cluster: ClusterConfig) -> None:
 
     from serving.ray_private import local_cluster_init_options
 
-    prepare(include_dashboard=cluster.include_dashboard)
+    node_ip = "127.0.0.1"
+    if cluster.join_address:
+        from serving.cluster.joining import open_head
+
+        node_ip = open_head(cluster.join_address)
+    prepare(include_dashboard=cluster.include_dashboard, loopback=node_ip == "127.0.0.1")
     ray.init(
         # Our own cluster, always: without "local", ray.init joins RAY_ADDRESS or a cluster
         # started by `ray start` (even a dead one's leftover file) and refuses our options.
@@ -36,16 +42,17 @@ def start(cluster: ClusterConfig) -> None:
         # Ray runs its workers (our model replicas, the ingress, Serve's proxy) at nice 15, so
         # any other program, and Ray's own daemons, preempt the models. A model server the
         # user started should get its fair share, as the plain Gradio app would.
-        **local_cluster_init_options(node_ip="127.0.0.1", worker_niceness=0),
+        **local_cluster_init_options(node_ip=node_ip, worker_niceness=0, notice_dead_nodes=bool(cluster.join_address)),
     )
 
 
-def prepare(include_dashboard: bool) -> None:
+def prepare(include_dashboard: bool, loopback: bool = True) -> None:
     """Call once, ray imported, right before `ray.init(address="local", ...)`."""
     from serving.cluster.loopback import keep_ray_on_loopback
     from serving.ray_private import look_for_the_new_node_often, run_in_every_worker, skip_unused_head_processes
 
-    keep_ray_on_loopback()  # every Ray port on 127.0.0.1
+    if loopback:
+        keep_ray_on_loopback()  # every Ray port on 127.0.0.1
     run_in_every_worker(worker_setup.HOOK)
     skip_unused_head_processes(dashboard=include_dashboard)
     look_for_the_new_node_often()

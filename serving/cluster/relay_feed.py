@@ -32,7 +32,10 @@ def point_relay(relay: PortRelay, config: LaunchConfig, rollout: bool) -> str | 
     Serve's proxy does); a line to log when their number changed."""
     from serving.ray_private import direct_ingress_replicas
 
-    deployment, replicas = direct_ingress_replicas(APP_NAME)
+    deployment, ports = direct_ingress_replicas(APP_NAME)
+    # A replica on another machine (one that joined) is reached through Serve's proxy, whose router
+    # keeps its sessions there (serving/replica/sticky.py).
+    replicas = {replica: port or relay.proxy_port for replica, port in ports.items()}
     before = len(relay.replicas)
     relay.draining.drain_s = config.app.session_drain_s if config.app else 0.0
     relay.point_at(deployment, replicas, scaling_down=not rollout)

@@ -90,7 +90,8 @@ class Supervisor(ChangesInPlace):
         entries = fetch_missing(resolve_models(self.config), self.config.models, self.events, self.stop_requested)
         if not self.config.cluster.address:  # on a cluster, _deploy checks Serve's port
             check_port_free(self.config.http.host, self.config.http.port)
-            check_local_resources(self.config)
+            if not self.config.cluster.join_address:  # what this machine lacks, one that joins may bring
+                check_local_resources(self.config)
         if self.config.app:
             self._inspection = AppInspection.start(self.config.app, login_given=bool(self.config.http.username))
         return entries
@@ -156,9 +157,14 @@ class Supervisor(ChangesInPlace):
             self._start_reaper()
             self.owns_cluster = True
             local_cluster.start(cluster)
+            if cluster.join_address:
+                from serving.cluster.joining import invitation
+
+                self.events.emit("log", level="info", message=invitation(cluster.join_address))
         # Ray's core worker installs its own SIGTERM handler, which dies mid-cleanup: take it back.
         self._install_signal_handlers()
-        check_cluster_resources(self.config, ray.cluster_resources())
+        if not cluster.join_address:
+            check_cluster_resources(self.config, ray.cluster_resources())
         self._write_record()
 
     def _deploy(self, entries) -> None:
@@ -268,7 +274,7 @@ class Supervisor(ChangesInPlace):
                              f"see the full error in {paths.supervisor_log()}")
                 continue
             stuck = [d for d in snapshot["deployments"] if UNSCHEDULABLE in d["message"]]
-            if stuck:
+            if stuck and not self.config.cluster.join_address:  # else it waits for a machine to join
                 self._failed(f"{stuck[0]['name']} cannot be placed: {first_line(stuck[0]['message'])}",
                              "lower the CPUs/GPUs/replicas asked for, or add machines to the cluster")
                 continue

@@ -125,6 +125,9 @@ class ModelSlot(_Replicas):
     generation: Generation = Field(default_factory=Generation)
 
 
+JOIN_PORT = 6379  # Ray's own default head port
+
+
 class ClusterConfig(_Strict):
     """Where Ray runs: a local cluster this app starts, or an existing one."""
 
@@ -132,6 +135,43 @@ class ClusterConfig(_Strict):
     num_cpus: int | None = Field(None, ge=1, le=4096, description="CPUs of the local cluster (default: all).")
     num_gpus: int | None = Field(None, ge=0, le=64, description="GPUs of the local cluster (default: detected).")
     include_dashboard: bool = Field(False, description="Start Ray's dashboard (127.0.0.1 only); costs ~1 GB.")
+    join_address: str | None = Field(None, description=(
+        "Let other machines join this one's cluster (`gradio-serve join`): the LAN address, IP or IP:PORT "
+        f"(port {JOIN_PORT} by default), its Ray head listens on, with Ray's token authentication."))
+
+    @field_validator("join_address")
+    @classmethod
+    def _a_lan_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, port = split_join_address(value)
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address (or IP:PORT) of this machine") from None
+        if ip.is_loopback or ip.is_unspecified:
+            raise ValueError(f"{value!r}: other machines cannot reach it; give this machine's LAN address")
+        if not 1 <= port <= 65535:
+            raise ValueError(f"{value!r}: the port must be 1-65535")
+        return f"[{host}]:{port}" if ip.version == 6 else f"{host}:{port}"
+
+    @model_validator(mode="after")
+    def _join_own_cluster_only(self):
+        if self.join_address and self.address:
+            raise ValueError("join_address opens a cluster this app starts; with address (a cluster someone "
+                             "else runs) let machines join that cluster instead")
+        return self
+
+
+def split_join_address(value: str) -> tuple[str, int]:
+    """("IP", port) of `IP`, `IP:PORT` or `[IPv6]:PORT`."""
+    if value.startswith("["):
+        host, _, port = value[1:].partition("]:")
+        return host.rstrip("]"), int(port) if port.isdigit() else JOIN_PORT
+    host, colon, port = value.rpartition(":")
+    if not colon or ":" in host:  # no port (IPv6 without brackets is all host)
+        return value, JOIN_PORT
+    return host, int(port) if port.isdigit() else -1
 
 
 class HttpConfig(_Strict):

@@ -57,6 +57,9 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus", type=int, help="CPUs of the local Ray cluster (default: all)")
     p.add_argument("--gpus", type=int, help="GPUs of the local Ray cluster (default: detected)")
     p.add_argument("--address", help="deploy to an existing Ray cluster ('auto', host:port, ray://host:port)")
+    p.add_argument("--allow-join", metavar="IP[:PORT]", dest="join_address",
+                   help="let other machines join this one's cluster (`gradio-serve join`): its Ray head listens on "
+                        "this LAN address (port 6379 by default), with a token; the app's port stays as it is")
     p.add_argument("--port", type=int, help="HTTP port (default: $GRADIO_SERVER_PORT, else 8000)")
     p.add_argument("--host", help="interface to listen on (default: $GRADIO_SERVER_NAME, else 127.0.0.1)")
     p.add_argument("--root-path", metavar="PATH", help="behind a reverse proxy: the URL prefix it serves the app "
@@ -105,6 +108,7 @@ class ConfigOverrides(BaseModel):
     cpus: int | None = None
     gpus: int | None = None
     address: str | None = None
+    join_address: str | None = None
     port: int | None = None
     host: str | None = None
     root_path: str | None = None
@@ -207,7 +211,8 @@ def _merge(args: ConfigOverrides, base: dict | None, from_environment: bool) -> 
 
 def _cluster_and_http_flags(args: ConfigOverrides, data: dict, from_environment: bool) -> None:
     cluster, http = data["cluster"], data["http"]
-    for key, value in (("num_cpus", args.cpus), ("num_gpus", args.gpus), ("address", args.address)):
+    for key, value in (("num_cpus", args.cpus), ("num_gpus", args.gpus), ("address", args.address),
+                       ("join_address", args.join_address)):
         if value is not None:
             cluster[key] = value
     if args.dashboard:

@@ -40,6 +40,7 @@ from serving.front.draining import Draining
 from serving.front.http_framing import NOT_FOUND, UNAVAILABLE, Head, Refused, RequestFramer
 from serving.front.sessions import (
     HOLD_PATH,
+    REPLICA_HEADER,
     SessionRoutes,
     body_session_key,
     keyed_body_length,
@@ -145,7 +146,7 @@ class _Connection:
                     self.connecting = asyncio.get_running_loop().create_task(self.connect(key))
                     break
                 self.chosen = None
-                upstream.transport.write(item.raw)
+                upstream.transport.write(self.relay.head_for(key, item))
                 self.current, self.awaiting = upstream, True
                 self.resend = item if item.resendable else None
             else:
@@ -319,7 +320,8 @@ class PortRelay:
         """New requests go to these replicas (read by the relay's thread as they come). Called from
         the supervisor's thread; `scaling_down`: those that left were removed by scaling, not replaced
         by a new version, and are drained (serving/front/draining.py)."""
-        removed = {k: v for k, v in self.replicas.items() if k not in replicas}
+        # (one reached through Serve's proxy, on another machine, cannot be held: its proxy picks)
+        removed = {k: v for k, v in self.replicas.items() if k not in replicas and v != self.proxy_port}
         self.deployment, self.replicas = deployment, dict(replicas)
         if scaling_down and removed and replicas and self._thread is not None:
             self._loop.call_soon_threadsafe(self.draining.hold, removed)
@@ -334,6 +336,14 @@ class PortRelay:
         for conn in list(self.connections):
             if replica in conn.upstreams:
                 conn.close()
+
+    def head_for(self, key: str, head: Head) -> bytes:
+        """A request head as it goes to `key`: through Serve's proxy to a replica on another machine, it
+        names that replica (REPLICA_HEADER), for the proxy's router (serving/replica/sticky.py)."""
+        if key != PROXY and self.replicas.get(key) == self.proxy_port:
+            line, _, rest = head.raw.partition(b"\r\n")
+            return line + b"\r\n" + REPLICA_HEADER + b": " + key.encode() + b"\r\n" + rest
+        return head.raw
 
     def port_of(self, replica: str) -> int | None:
         return self.replicas.get(replica) or self.draining.replicas.get(replica)

@@ -167,6 +167,18 @@ def starts_session(scope: dict) -> bool:
     return scope.get("method") in ("GET", "POST") and SESSION_ENTRY.search(scope.get("path", "")) is not None
 
 
+# The replica the app's port chose for a request it sends through Serve's proxy (one on another
+# machine, which the port cannot reach itself): the proxy's router honours it.
+REPLICA_HEADER = b"x-gradio-serve-replica"
+
+
+def replica_asked(scope: dict) -> str | None:
+    for key, value in scope.get("headers") or ():
+        if key.lower() == REPLICA_HEADER:
+            return value.decode("latin-1")
+    return None
+
+
 def pinned_replica(scope: dict, app_name: str, deployment_name: str) -> str | None:
     """The replica this request belongs to (its session cookie, or its event id), if any."""
     event = event_replica(scope.get("path", ""), scope.get("method", "GET"))

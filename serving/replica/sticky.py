@@ -20,7 +20,7 @@ from __future__ import annotations
 from ray.serve.config import RequestRouterConfig
 from ray.serve.request_router import PendingRequest, RequestRouter, RunningReplica
 
-from serving.front.sessions import SessionRoutes, pinned_replica, session_key, starts_session
+from serving.front.sessions import SessionRoutes, pinned_replica, replica_asked, session_key, starts_session
 from serving.ray_private import http_scope, router_deployment
 
 
@@ -44,6 +44,8 @@ class GradioSessionRouter(RequestRouter):
         starts = scope is not None and starts_session(scope)
         key = session_key(scope) if scope is not None and not pinned else None
         by_id = {r.replica_id.unique_id: r for r in candidate_replicas}
+        if not pinned and scope is not None and (asked := replica_asked(scope)) in by_id:
+            return [[by_id[asked]]]  # the app's port chose it (a replica on another machine)
         return [[by_id[i] for i in rank] for rank in self._routes.choose(pinned, starts, list(by_id), key)]
 
 
