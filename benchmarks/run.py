@@ -26,7 +26,7 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks import load, streaming
+from benchmarks import load, reload, streaming
 from benchmarks.common import (
     ARTICLE,
     EMBEDDED,
@@ -288,6 +288,12 @@ class Bench:
             "runs": runs,
         }
 
+    # -- reload on save: ours with 2 replicas vs Gradio's own `gradio demo.py` -------------------
+    def reload(self) -> None:
+        results, details = reload.measure(self.work, self.env)
+        self.results.update(results)
+        self.details["reload"] = details
+
     # -- the launcher window ------------------------------------------------------------------
     def gui(self, runs: int = 3) -> None:
         env = {**self.env, "QT_QPA_PLATFORM": "offscreen"}
@@ -355,7 +361,7 @@ def start_profile(timed_events: list, ready_s: float, first_s: float) -> list[li
     return [*rows, [round(first_s, 2), "first answer (gradio_client, summarize)"]]
 
 
-SECTIONS = ["cold", "redeploy", "fanout", "throughput", "proxy", "byo", "tokens", "gui"]
+SECTIONS = ["cold", "redeploy", "fanout", "throughput", "proxy", "byo", "tokens", "gui", "reload"]
 
 
 def code_version() -> str:

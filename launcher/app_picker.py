@@ -16,6 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QCompleter,
     QFileDialog,
@@ -102,6 +103,9 @@ class AppRow(QWidget):
             replicas_tip="Copies of your app serving in parallel; each browser session stays with one",
         )
         self.cpus, self.gpus, self.replicas = self.boxes.cpus, self.boxes.gpus, self.boxes.replicas
+        self.reload = QCheckBox("Reload when the file changes")
+        self.reload.setToolTip("A saved .py file in the app's folder is checked, then swapped into every replica;\n"
+                               "a broken save is shown in the log and the running version goes on")
         self.found = QLabel()
         self.found.setObjectName("appFound")
         self.found.setWordWrap(True)
@@ -122,6 +126,7 @@ class AppRow(QWidget):
         grid.addWidget(self.gpus, 1, 3)
         grid.addWidget(self.replicas, 1, 4)
         grid.addWidget(self.found, 2, 0, 1, 5)
+        grid.addWidget(self.reload, 3, 0, 1, 5)
         grid.setColumnStretch(0, 1)
         for col, width in ((2, COL_CPUS), (3, COL_GPUS), (4, COL_REPLICAS)):
             grid.setColumnMinimumWidth(col, width)
@@ -134,6 +139,7 @@ class AppRow(QWidget):
         self.choose.clicked.connect(self.choose_file)
         for box in (self.cpus, self.gpus, self.replicas):
             box.valueChanged.connect(lambda _v: self.changed.emit())
+        self.reload.toggled.connect(lambda _on: self.changed.emit())
 
     # ---- values ------------------------------------------------------------------
 
@@ -147,6 +153,7 @@ class AppRow(QWidget):
             self.cpus.setValue(values.num_cpus)
             self.gpus.setValue(values.num_gpus)
             self.replicas.setValue(values.replicas)
+            self.reload.setChecked(values.reload)
         finally:
             self._loading = False
         self._update_autoscaling()
@@ -170,7 +177,7 @@ class AppRow(QWidget):
         """The app as LaunchConfig data (validated by the caller, which names the field)."""
         data = self._base.model_dump(mode="json") if self._base else {}
         data.update(target=self.target(), app_dir=self.app_dir(), num_cpus=self.cpus.value(),
-                    num_gpus=self.gpus.value(), replicas=self.replicas.value())
+                    num_gpus=self.gpus.value(), replicas=self.replicas.value(), reload=self.reload.isChecked())
         return data
 
     def set_target(self, text: str) -> None:
@@ -208,6 +215,7 @@ class AppRow(QWidget):
     def set_editable(self, editable: bool) -> None:
         self.target_box.setEnabled(editable)
         self.choose.setEnabled(editable)
+        self.reload.setEnabled(editable)  # the watch starts with the app: a change waits for the next start
         self.boxes.set_editable(editable)
         self._update_autoscaling()
 

@@ -24,7 +24,7 @@ from serving.core.target import app_folder, parse_target
 
 WATCH_STEP_MS = 50  # an editor's save is a burst of events: taken once the folder is quiet that long
 SWAP_TIMEOUT_S = 120  # the replicas' reconfigure, seen as the app RUNNING again
-STATUS_POLL_S = 0.05
+STATUS_POLL_S = 0.2  # each poll costs the controller, which is busy with the swap
 
 
 class WarmCheck:
