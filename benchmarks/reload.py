@@ -40,6 +40,7 @@ if __name__ == "__main__":
 '''
 BROKEN = APP.replace("def answer(text: str) -> str:", "def answer(text: str) -> str\n")  # a SyntaxError
 GAP_S = 2.0  # between two saves (of the two apps): a person saves seconds apart
+FAILED: dict[str, int] = {}  # url -> polls that failed (an answer cut mid-way, a refused connection)
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -56,7 +57,8 @@ def ask(url: str, timeout: float = 5.0) -> str | None:
                     data = json.loads(line[5:])
                     if isinstance(data, list) and data:
                         return data[0]
-    except (OSError, ValueError, KeyError):
+    except Exception:  # noqa: BLE001 - a cut or refused answer: counted, and asked again
+        FAILED[url] = FAILED.get(url, 0) + 1
         return None
     return None
 
@@ -119,6 +121,7 @@ def measure(work: Path, env: dict, saves: int = 5) -> tuple[dict, dict]:
                  "of the saved version to a new client (POST gradio_api/call/answer, then its result, every 20 ms)",
         "ours_s": [round(x, 3) for x in ours], "gradio_s": [round(x, 3) for x in theirs],
         "ours_median_s": results["reload_first_answer_s"], "gradio_median_s": results["gradio_reload_first_answer_s"],
+        "failed_polls": {"ours": FAILED.get(surl, 0), "gradio": FAILED.get(gurl, 0)},
         "ours_supervisor_says": phases, "broken_save_keeps_old_version": kept, "broken_save_reported": said[-1:] if said else [],
     }
     return results, details
