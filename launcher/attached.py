@@ -148,7 +148,8 @@ class AttachedSupervisor(ServingController):
             return
         self._set_url(status.url)
         if "deployments" in status.model_fields_set:  # a status has been seen, not just an apply answer
-            self.last_status = StatusEvent(app_status=status.app_status, deployments=status.deployments)
+            self.last_status = StatusEvent(app_status=status.app_status, deployments=status.deployments,
+                                           machines=status.machines)
             self.status_changed.emit(self.last_status)
         state = state_for_phase(status.phase.value if status.phase else None)
         if state is not None and state is not ServingState.stopped:

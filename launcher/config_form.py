@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from launcher import machine, model_catalog
 from launcher.app_picker import AppRow
+from launcher.join_row import JoinRow
 from launcher.logs import launcher_logger
 from launcher.model_catalog import ModelChoice
 from launcher.model_rows import ModelRows
@@ -155,6 +156,9 @@ class ConfigForm(QWidget):
         cluster_row.addWidget(self.cluster_box)
         cluster_row.addWidget(self.cluster_address, 1)
         outer.addLayout(cluster_row)
+        self.join_row = JoinRow()  # cluster.join_address: other machines join the cluster started here
+        self.join_row.changed.connect(self._on_edited)
+        outer.addWidget(self.join_row)
 
     # ---- config <-> widgets -------------------------------------------------
 
@@ -176,6 +180,7 @@ class ConfigForm(QWidget):
             button.setChecked(True)
             self.cluster_box.setChecked(config.cluster.address is not None)
             self.cluster_address.setText(config.cluster.address or "")
+            self.join_row.set_join_address(config.cluster.join_address)
             self._set_bounds()
             if config.mode is Mode.app:
                 # The model rows keep what they held (or the default), for a switch back.
@@ -200,6 +205,7 @@ class ConfigForm(QWidget):
             data["models"], data["app"] = [row.slot_dict() for row in self.rows], None
         data["http"]["port"] = self.port.value()
         data["cluster"]["address"] = self._address()
+        data["cluster"]["join_address"] = None if self._address() is not None else self.join_row.join_address()
         return data
 
     def _address(self) -> str | None:
@@ -296,6 +302,7 @@ class ConfigForm(QWidget):
 
     def _on_cluster_toggled(self, checked: bool) -> None:
         self.cluster_address.setEnabled(checked and self._editable)
+        self.join_row.set_editable(self._editable and not checked)  # machines join a cluster started here only
         self._set_bounds()  # someone else's cluster: not this machine's numbers
         self._on_edited()
 
@@ -317,6 +324,7 @@ class ConfigForm(QWidget):
         for w in (self.mode_summarize, self.mode_fanout, self.mode_app, self.port, self.cluster_box):
             w.setEnabled(editable)
         self.cluster_address.setEnabled(editable and self.cluster_box.isChecked())
+        self.join_row.set_editable(editable and not self.cluster_box.isChecked())
         self.slots_panel.set_editable(editable)
         self.app_row.set_editable(editable)
         self.add_button.setEnabled(editable and self.mode() is Mode.fanout and len(self.rows) < MAX_MODEL_SLOTS)

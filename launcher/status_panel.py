@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from launcher.log_view import LogView
+from launcher.machines_label import MachinesLabel
 from serving.core.protocol import StatusEvent
 
 _STATUS_COLOURS = {
@@ -53,8 +54,10 @@ class StatusTable(QTableWidget):
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.setMinimumHeight(90)
+        self.machines = MachinesLabel()  # under the table (StatusAndLog places it): each machine, when several
 
     def show_status(self, event: StatusEvent) -> None:
+        self.machines.show_machines(event)
         deployments = event.deployments
         self.setRowCount(len(deployments))
         for row, d in enumerate(deployments):
@@ -78,6 +81,7 @@ class StatusTable(QTableWidget):
 
     def clear_status(self) -> None:
         self.setRowCount(0)
+        self.machines.clear()
 
     def rows(self) -> list[tuple[str, ...]]:
         """The table's text, row by row (tests and the tray tooltip read it)."""
@@ -99,6 +103,7 @@ class StatusAndLog(QSplitter):
         status_layout.addWidget(self.phase_label)
         self.status_table = StatusTable()
         status_layout.addWidget(self.status_table)
+        status_layout.addWidget(self.status_table.machines)
         log_box = QGroupBox("Log")
         log_layout = QVBoxLayout(log_box)
         self.log_view = LogView()

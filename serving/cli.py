@@ -146,6 +146,7 @@ def cmd_apply(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from serving.core.machines_text import machines_lines
     from serving.core.metrics_table import metrics_lines, read_metrics, watch
     from serving.core.records import live_record, read_status_record
 
@@ -173,6 +174,9 @@ def cmd_status(args) -> int:
     widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[3])  # MESSAGE unpadded
+    if machines := machines_lines(status.machines if status else [], status.deployments if status else [],
+                                  record.join_command, record.token_file):
+        print("\nMACHINES\n  " + "\n  ".join(machines))
     print("\n" + "\n".join(metrics_lines(read_metrics())))
     return 0
 

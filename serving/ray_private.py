@@ -79,8 +79,9 @@ def submit_app(app, name: str, route_prefix: str) -> None:
     _run(app, name=name, route_prefix=route_prefix, _blocking=False)
 
 
-def app_status_and_targets(app_name: str):
-    """(`app_name`'s ApplicationStatusOverview, each deployment's target replica count).
+def app_status_and_targets(app_name: str, placements: list | None = None):
+    """(`app_name`'s ApplicationStatusOverview, each deployment's target replica count); `placements`, if
+    given, is refilled with each replica's deployment, replica_id, node_id, node_ip and state.
 
     serve.status() drops the target (DeploymentStatusOverview has none); the details have it.
     `ServeInstanceDetails._get_status()` is what serve.status() builds its answer with, so one
@@ -95,6 +96,10 @@ def app_status_and_targets(app_name: str):
     if app is None:
         return None, {}
     targets = {name: d.target_num_replicas for name, d in app.deployments.items()}
+    if placements is not None:
+        fields = {"replica_id", "node_id", "node_ip", "state"}
+        placements[:] = [{"deployment": name, **r.model_dump(mode="json", include=fields)}
+                         for name, d in app.deployments.items() for r in d.replicas]
     return details._get_status().applications.get(app_name), targets
 
 

@@ -173,6 +173,17 @@ def test_a_machine_joins_with_the_token_and_serves_half_the_app(hosts, tmp_path)
         pids = [p for p in _replicas_by_title() if netns_of(p) in (a, b)]
         assert sorted(netns_of(p) for p in pids) == sorted([a, b]), (pids, [netns_of(p) for p in pids])
 
+        # The status lists both machines, each with the app's replica on it; `gradio-serve status` says so too.
+        state_a = Path(env_a["GRADIO_SERVE_STATE_DIR"])
+        machines = _machines_when(state_a, lambda ms: len(ms) == 2 and all(
+            [(r["deployment"], r["state"]) for r in m["replicas"]] == [("app", "RUNNING")] for m in ms))
+        assert [(m["address"], m["head"]) for m in machines] == [(A_TO_B, True), (B_ADDR, False)], machines
+        assert machines[1]["cpus"] == 2, machines
+        assert json.loads((state_a / "supervisor.json").read_text())["join_command"].startswith(
+            f"gradio-serve join {A_TO_B}:6379 --token-file ")
+        said = in_ns(a, [PY, "-m", "serving.cli", "status"], env_a, timeout=60)
+        assert said.returncode == 0 and f"{B_ADDR}: 2 CPUs" in said.stdout and "another machine joins" in said.stdout, said
+
         # Sessions from the client's namespace, through A's address only, keep their state on either host.
         used = in_ns(c, [PY, "-c", CLIENT, url, "6", "3"], env_c)
         assert used.returncode == 0, used.stderr[-2000:]
@@ -205,6 +216,10 @@ def test_a_machine_joins_with_the_token_and_serves_half_the_app(hosts, tmp_path)
         sessions = json.loads(again.stdout.strip().splitlines()[-1])
         assert all(netns_of(int(who.removeprefix("pid "))) == a for calls in sessions for _, who in calls), sessions
         print(f"after B died, 4 new sessions answered from A in {time.monotonic() - start:.1f} s")
+        up.wait_for(lambda e: e.get("event") == "log" and e.get("level") == "warning"
+                    and f"machine {B_ADDR} left or died" in e.get("message", ""), 60)
+        machines = _machines_when(state_a, lambda ms: len(ms) == 1)
+        assert machines[0]["address"] == A_TO_B, machines
     finally:
         if join is not None and join.poll() is None:
             os.killpg(join.pid, signal.SIGKILL)
@@ -215,6 +230,20 @@ def test_a_machine_joins_with_the_token_and_serves_half_the_app(hosts, tmp_path)
                                        check=False).stdout.split():
                 os.kill(int(line), signal.SIGKILL)
             shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)
+
+
+def _machines_when(state: Path, ok, timeout: float = 60) -> list[dict]:
+    """The status record's machines once `ok` accepts them (the supervisor reads the nodes every ~2 s)."""
+    deadline, machines = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            machines = json.loads((state / "status.json").read_text()).get("machines")
+        except (OSError, ValueError):
+            machines = None
+        if machines is not None and ok(machines):
+            return machines
+        time.sleep(0.5)
+    raise AssertionError(f"the status record's machines: {machines}")
 
 
 def _replicas_by_title() -> list[int]:

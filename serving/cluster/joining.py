@@ -63,7 +63,16 @@ def open_head(join_address: str) -> str:
     return host
 
 
+def join_command(join_address: str) -> str:
+    return f"gradio-serve join {join_address} --token-file {shlex.quote('PATH/TO/COPY')}"
+
+
 def invitation(join_address: str) -> str:
     """What to run on the other machine, and how its token gets there."""
     return (f"other machines can join: copy {token_path()} to one (it is secret: anyone with it can run code "
-            f"here), then run there `gradio-serve join {join_address} --token-file {shlex.quote('PATH/TO/COPY')}`")
+            f"here), then run there `{join_command(join_address)}`")
+
+
+def record_fields(join_address: str | None) -> dict:
+    """The supervisor record's join_command and token_file (serving/core/protocol.py), for the launcher."""
+    return {"join_command": join_command(join_address), "token_file": str(token_path())} if join_address else {}

@@ -11,11 +11,12 @@ from serving.core.config import APP_DEPLOYMENT, APP_NAME, LaunchConfig
 UNSCHEDULABLE = "to be scheduled"  # not "to initialize": slow starts are not an error
 
 
-def read_app_status():
-    """This app's status overview and each deployment's target replica count, in one call."""
+def read_app_status(placements: list | None = None):
+    """This app's status overview and each deployment's target replica count, in one call (and, into
+    `placements`, where each replica runs: serving/cluster/machines.py)."""
     from serving.ray_private import app_status_and_targets
 
-    return app_status_and_targets(APP_NAME)
+    return app_status_and_targets(APP_NAME, placements)
 
 
 def status_snapshot(status, targets: dict | None, config: LaunchConfig, app_found: str, slots_of: dict) -> dict:

@@ -17,7 +17,7 @@ import time
 import webbrowser
 from dataclasses import dataclass, field
 
-from serving.cluster import local_cluster, reaper
+from serving.cluster import joining, local_cluster, reaper
 from serving.cluster.app_inspection import AppInspection
 from serving.cluster.changes import ChangesInPlace
 from serving.cluster.cluster_checks import (
@@ -29,6 +29,7 @@ from serving.cluster.cluster_checks import (
     other_cluster,
 )
 from serving.cluster.hub_download import fetch_missing
+from serving.cluster.machines import MachineWatch
 from serving.cluster.metrics_reader import start_metrics
 from serving.cluster.relay_feed import point_relay, replaces_replicas, steady_poll_s
 from serving.cluster.reloader import Reloader
@@ -73,6 +74,7 @@ class Supervisor(ChangesInPlace):
     _slots_of: dict = field(default_factory=dict)  # model deployment name -> the slot indexes it answers
     _relay: PortRelay | None = None  # the app's port, on a cluster we started (serving/front/port_relay.py)
     _reloader: Reloader | None = None  # --reload: a save swaps the app's code in (serving/cluster/reloader.py)
+    _machines: MachineWatch = field(default_factory=MachineWatch)  # the status's machines (serving/cluster/machines.py)
 
     # -- checks before anything starts ----------------------------------------
     def preflight(self) -> list:
@@ -158,9 +160,7 @@ class Supervisor(ChangesInPlace):
             self.owns_cluster = True
             local_cluster.start(cluster)
             if cluster.join_address:
-                from serving.cluster.joining import invitation
-
-                self.events.emit("log", level="info", message=invitation(cluster.join_address))
+                self.events.emit("log", level="info", message=joining.invitation(cluster.join_address))
         # Ray's core worker installs its own SIGTERM handler, which dies mid-cleanup: take it back.
         self._install_signal_handlers()
         if not cluster.join_address:
@@ -249,7 +249,7 @@ class Supervisor(ChangesInPlace):
                 self.apply_pending.clear()
                 self._take_apply_request()
             submitted = self._deploy_done.is_set()  # before the status: a RUNNING read earlier is the old version's
-            status, targets = read_app_status()
+            status, targets = read_app_status(self._machines.placements)
             if self._relay is not None and not (self._reloader and self._reloader.swapping.is_set()):
                 # Replicas that leave outside a rollout of new code were scaled down: drained for their sessions.
                 rollout = status is None or bool(self._apply and replaces_replicas(self._apply["previous"], self.config))
@@ -260,6 +260,7 @@ class Supervisor(ChangesInPlace):
                     self._failed(f"deploying failed: {self._deploy_error}", "")
                 continue
             snapshot = status_snapshot(status, targets, self.config, self._app_found, self._slots_of)
+            snapshot["machines"] = self._machines.poll(self.events)
             if snapshot != last:
                 self.events.emit("status", **snapshot)
                 self._write_status(snapshot)
@@ -369,6 +370,7 @@ class Supervisor(ChangesInPlace):
         record = SupervisorRecord(
             pid=os.getpid(), pgid=os.getpgid(0), url=self.config.url, address=self.config.cluster.address,
             owns_cluster=self.owns_cluster, started=self._started, config=self.config.model_dump(mode="json"),
+            **joining.record_fields(self.config.cluster.join_address),
         )
         paths.write_json_atomic(paths.supervisor_record(), record.as_json())
 

@@ -12,8 +12,9 @@ every one has "event" (the discriminator) and "time" (Unix seconds):
       where the start or stop has got to; `deploying` after `running` is a change being applied.
   {"event": "status", "app_status": str, "deployments": [
        {"name": str, "label": str, "model": str, "status": STATUS,
-        "replicas_running": int, "replicas_target": int, "message": str}]}
-      Serve's view of the app, sent whenever it changes.
+        "replicas_running": int, "replicas_target": int, "message": str}], "machines": [Machine]}
+      Serve's view of the app, sent whenever it changes; `machines`: the cluster's live machines (address,
+      CPUs, GPUs, memory) and which replicas run on each (serving/cluster/machines.py), head first.
   {"event": "error", "message": str, "hint": str}
       what went wrong and what to do; a `phase` error follows.
   {"event": "log", "level": "info"|"warning"|"error", "message": str}
@@ -122,10 +123,30 @@ class DeploymentStatus(_Wire):
     message: str = ""
 
 
+class ReplicaPlace(_Wire):
+    deployment: str
+    replica_id: str
+    state: str = Field("RUNNING", description="Serve's ReplicaState (STARTING, RUNNING, STOPPING, ...).")
+
+
+class Machine(_Wire):
+    """One machine (Ray node) of the cluster and the replicas of this app on it."""
+
+    address: str = Field(description="The node's IP.")
+    node_id: str = ""
+    head: bool = Field(False, description="The cluster's head: the machine that serves (unless --address).")
+    alive: bool = True
+    cpus: float = 0.0
+    gpus: float = 0.0
+    memory_bytes: int = Field(0, description="What Ray may use of its memory.")
+    replicas: list[ReplicaPlace] = Field(default_factory=list)
+
+
 class StatusEvent(_Event):
     event: Literal["status"] = "status"
     app_status: str = Field(description="Serve's ApplicationStatus (APP_STATUSES).")
     deployments: list[DeploymentStatus] = Field(default_factory=list)
+    machines: list[Machine] = Field(default_factory=list, description="Empty from a supervisor that does not say.")
 
 
 class ErrorEvent(_Event):
@@ -223,6 +244,8 @@ class SupervisorRecord(_Wire):
     owns_cluster: bool = False
     started: float | None = Field(None, description="When the supervisor started (tells a reused pid).")
     config: dict | None = Field(None, description="The LaunchConfig it serves, as JSON.")
+    join_command: str | None = Field(None, description="With join_address: what to run on a machine that joins.")
+    token_file: str | None = Field(None, description="With join_address: the cluster token's file, to copy there.")
 
 
 class StatusRecord(_Wire):
@@ -232,4 +255,5 @@ class StatusRecord(_Wire):
     url: str | None = None
     app_status: str = "NOT_STARTED"
     deployments: list[DeploymentStatus] = Field(default_factory=list)
+    machines: list[Machine] = Field(default_factory=list)
     applied: ApplyAnswer | None = None
