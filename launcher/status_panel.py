@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from launcher.charts import MetricsCharts
 from launcher.log_view import LogView
 from launcher.machines_label import MachinesLabel
 from serving.core.protocol import StatusEvent
@@ -54,6 +55,7 @@ class StatusTable(QTableWidget):
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.setMinimumHeight(90)
+        self.charts = MetricsCharts()  # under the table (StatusAndLog places it): the last minutes, live
         self.machines = MachinesLabel()  # under the table (StatusAndLog places it): each machine, when several
 
     def show_status(self, event: StatusEvent) -> None:
@@ -81,6 +83,7 @@ class StatusTable(QTableWidget):
 
     def clear_status(self) -> None:
         self.setRowCount(0)
+        self.charts.clear()
         self.machines.clear()
 
     def rows(self) -> list[tuple[str, ...]]:
@@ -103,6 +106,7 @@ class StatusAndLog(QSplitter):
         status_layout.addWidget(self.phase_label)
         self.status_table = StatusTable()
         status_layout.addWidget(self.status_table)
+        status_layout.addWidget(self.status_table.charts)
         status_layout.addWidget(self.status_table.machines)
         log_box = QGroupBox("Log")
         log_layout = QVBoxLayout(log_box)

@@ -165,6 +165,7 @@ class MainWindow(QMainWindow):
         self.options.open_browser_changed.connect(self._on_open_browser_toggled)
         session.changed.connect(self._draw)
         session.status_changed.connect(self.status_table.show_status)
+        session.metrics_changed.connect(self.status_table.charts.show_metrics)
         session.status_changed.connect(self.start_progress.follow_status)
         session.phase_changed.connect(self.start_progress.follow_phase)
         session.download_progress.connect(self.start_progress.follow_download)
