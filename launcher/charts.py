@@ -3,9 +3,10 @@
 the last five minutes. Fed by the supervisor's `metrics` events (every ~2 s; serving/core/protocol.py's
 MetricsEvent); hidden until the first arrives, cleared with the status table.
 
-Drawn with QPainter, not pyqtgraph: under PySide6 6.12.0 on Python 3.11 pyqtgraph's many Python
-overrides and emits lose references to None and True on every paint (launcher/pyside_fixes.py) and the
-process dies within minutes, and importing it (with numpy) costs ~0.8 s on the GUI thread. An event here
+Drawn with QPainter, not pyqtgraph: importing pyqtgraph (with numpy) costs ~0.8 s on the GUI thread, and
+in a background thread it still stalled the GUI for 53-62 ms (the stall figure's goal is 100 ms, measured
+8 ms). (Under PySide6 6.12.0 its many Python overrides also crashed the process: that release loses a
+reference to None or True on every void call and emit, and is excluded in pyproject.toml.) An event here
 appends one point per series to a bounded deque and asks for one repaint: well under a millisecond.
 """
 
@@ -17,7 +18,6 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
-from launcher import pyside_fixes
 from serving.core.protocol import MetricsEvent
 
 HISTORY_S = 300.0  # the last five minutes
@@ -36,7 +36,6 @@ class Chart(QWidget):
         self._colours: dict[str, QColor] = {}
         self._now = 0.0
         self.setMinimumSize(160, 80)
-        pyside_fixes.void_override_loses_none()
 
     def add(self, time: float, values: dict[str, tuple[float | None, QColor]]) -> None:
         """One event's values; a series missing from it gets a gap (a deployment that went)."""
@@ -68,10 +67,9 @@ class Chart(QWidget):
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
         try:
-            pyside_fixes.keeping_none(self._paint, painter)  # its QPainter calls each lose one (pyside_fixes)
+            self._paint(painter)
         finally:
             painter.end()
-        pyside_fixes.give_back_none()
 
     def _paint(self, p: QPainter) -> None:
         palette = self.palette()
@@ -140,9 +138,6 @@ class MetricsCharts(QWidget):
         return self._colours[deployment]
 
     def show_metrics(self, event: MetricsEvent) -> None:
-        pyside_fixes.keeping_none(self._show, event)
-
-    def _show(self, event: MetricsEvent) -> None:
         rows: dict[str, dict] = {key: {} for key in self.charts}
         for d in event.deployments:
             name, colour = d.label or d.name, self.colour(d.label or d.name)

@@ -1,7 +1,7 @@
 """The status panel's live charts (launcher/charts.py) draw the supervisor's `metrics` events, fed through the
 real controller (SupervisorProcess.handle_event -> metrics_changed), for one deployment and several; and the
-process survives it: PySide6 6.12.0 loses a reference to True on each emit() and one to None on each Python
-paintEvent (launcher/pyside_fixes.py), which crashed pytest at exit once charts had drawn. Offscreen Qt."""
+process survives it: PySide6 6.12.0 lost a reference to True on each emit() and one to None on each void call
+(excluded in pyproject.toml), which crashed pytest at exit once charts had drawn. Offscreen Qt."""
 
 from __future__ import annotations
 
