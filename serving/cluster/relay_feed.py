@@ -10,14 +10,16 @@ from serving.front.port_relay import PortRelay
 # Serve's status is polled often while something changes, and less once it runs: each poll costs
 # the controller and us a few ms of CPU, which the models want.
 STEADY_POLL_S = 2.0
-# While your app may be scaled down: the relay must hold a removed replica before Serve's drain first
+# While autoscaling may scale your app down: the relay must hold a removed replica before Serve's drain first
 # looks for requests in flight (graceful_shutdown_wait_loop_s, 2 s).
 SCALING_POLL_S = 0.5
 
 
 def steady_poll_s(config: LaunchConfig) -> float:
+    """Once the app runs. (An apply is polled at the supervisor's start pace: it removes replicas then.)"""
     app = config.app
-    return SCALING_POLL_S if app and app.max_replicas > 1 and app.session_drain_s > 0 else STEADY_POLL_S
+    scales = app and app.autoscaling and app.autoscaling.max_replicas > 1
+    return SCALING_POLL_S if scales and app.session_drain_s > 0 else STEADY_POLL_S
 
 
 def replaces_replicas(before: LaunchConfig, after: LaunchConfig) -> bool:
