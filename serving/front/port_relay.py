@@ -333,13 +333,11 @@ class PortRelay:
 
     def _cut(self, replica: str) -> None:
         """Ends every client connection that reached `replica` (on the relay's thread)."""
-        for conn in list(self.connections):
-            if replica in conn.upstreams:
-                conn.close()
+        for conn in [c for c in self.connections if replica in c.upstreams]:
+            conn.close()
 
     def head_for(self, key: str, head: Head) -> bytes:
-        """A request head as it goes to `key`: through Serve's proxy to a replica on another machine, it
-        names that replica (REPLICA_HEADER), for the proxy's router (serving/replica/sticky.py)."""
+        """The head as it goes to `key`: to Serve's proxy for a replica on another machine, naming it (sticky.py)."""
         if key != PROXY and self.replicas.get(key) == self.proxy_port:
             line, _, rest = head.raw.partition(b"\r\n")
             return line + b"\r\n" + REPLICA_HEADER + b": " + key.encode() + b"\r\n" + rest
