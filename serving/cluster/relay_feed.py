@@ -38,9 +38,10 @@ def point_relay(relay: PortRelay, config: LaunchConfig, rollout: bool) -> str | 
     # A replica on another machine (one that joined) is reached through Serve's proxy, whose router
     # keeps its sessions there (serving/replica/sticky.py).
     replicas = {replica: port or relay.proxy_port for replica, port in ports.items()}
+    elsewhere = frozenset(replica for replica, port in ports.items() if port is None)
     before = len(relay.replicas)
     relay.draining.drain_s = config.app.session_drain_s if config.app else 0.0
-    relay.point_at(deployment, replicas, scaling_down=not rollout)
+    relay.point_at(deployment, replicas, scaling_down=not rollout, via_proxy=elsewhere)
     if len(replicas) == before:
         return None
     n = len(replicas)

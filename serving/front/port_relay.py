@@ -300,6 +300,7 @@ class PortRelay:
         self.deployment = ""  # the Gradio deployment's name (its session cookie's)
         self.replicas: dict[str, int] = {}
         self.routes = SessionRoutes()
+        self.via_proxy: frozenset[str] = frozenset()
         self.draining = Draining(drain_s)
         self.draining.cut = self._cut
         self.connections: set[_Connection] = set()
@@ -316,13 +317,13 @@ class PortRelay:
         self._thread = threading.Thread(target=self._loop.run_forever, name="port-relay", daemon=True)
         self._thread.start()
 
-    def point_at(self, deployment: str, replicas: dict[str, int], scaling_down: bool = False) -> None:
-        """New requests go to these replicas (read by the relay's thread as they come). Called from
-        the supervisor's thread; `scaling_down`: those that left were removed by scaling, not replaced
-        by a new version, and are drained (serving/front/draining.py)."""
-        # (one reached through Serve's proxy, on another machine, cannot be held: its proxy picks)
-        removed = {k: v for k, v in self.replicas.items() if k not in replicas and v != self.proxy_port}
-        self.deployment, self.replicas = deployment, dict(replicas)
+    def point_at(self, deployment: str, replicas: dict[str, int], scaling_down: bool = False,
+                 via_proxy: frozenset[str] = frozenset()) -> None:
+        """New requests go to these replicas (read by the relay's thread as they come); from the supervisor's
+        thread. `scaling_down`: those that left were scaled down, not replaced by new code: they are drained
+        (serving/front/draining.py), but for `via_proxy` ones, on another machine behind Serve's proxy."""
+        removed = {k: v for k, v in self.replicas.items() if k not in replicas and k not in self.via_proxy}
+        self.deployment, self.replicas, self.via_proxy = deployment, dict(replicas), via_proxy
         if scaling_down and removed and replicas and self._thread is not None:
             self._loop.call_soon_threadsafe(self.draining.hold, removed)
 
@@ -338,7 +339,7 @@ class PortRelay:
 
     def head_for(self, key: str, head: Head) -> bytes:
         """The head as it goes to `key`: to Serve's proxy for a replica on another machine, naming it (sticky.py)."""
-        if key != PROXY and self.replicas.get(key) == self.proxy_port:
+        if key in self.via_proxy:
             line, _, rest = head.raw.partition(b"\r\n")
             return line + b"\r\n" + REPLICA_HEADER + b": " + key.encode() + b"\r\n" + rest
         return head.raw
