@@ -222,6 +222,12 @@ def test_only_a_scale_down_in_use_is_held_and_never_past_the_drain(servers, rela
         c.get(url + "/x", headers={"cookie": f"{name}=bbbb.0003"})
     relay.point_at(DEPLOYMENT, {"aaaa": a.port})  # replaced by a new version: not held
     assert not relay.draining.replicas
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "cccc": b.port})  # cccc died, and its port is bbbb's now
+    with _client() as c:
+        c.get(url + "/x", headers={"cookie": f"{name}=cccc.0004"})
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port}, scaling_down=True)
+    time.sleep(0.5)
+    assert not relay.draining.replicas  # bbbb answered that it is not cccc: nothing held
     relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": b.port})
     with _client() as c:
         c.get(url + "/x", headers={"cookie": f"{name}=bbbb.0003"})

@@ -32,10 +32,20 @@ class _Hold(asyncio.Protocol):
     def __init__(self, draining: Draining, replica: str):
         self.draining, self.replica = draining, replica
         self.transport: asyncio.Transport | None = None
+        self.confirmed = False
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        transport.write(f"GET {HOLD_PATH} HTTP/1.1\r\nHost: {UPSTREAM_HOST}\r\n\r\n".encode())
+        transport.write(f"GET {HOLD_PATH}?replica={self.replica} HTTP/1.1\r\nHost: {UPSTREAM_HOST}\r\n\r\n".encode())
+
+    def data_received(self, data: bytes) -> None:
+        if self.confirmed:
+            return
+        self.confirmed = True
+        if data.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
+            self.draining.confirm(self.replica)
+        else:  # not that replica (its port is another's now): nothing to hold
+            self.draining.release(self.replica)
 
     def connection_lost(self, exc) -> None:
         self.draining.release(self.replica)  # the replica ended (or was force-stopped)
@@ -51,6 +61,7 @@ class Draining:
         self.last_used: dict[str, float] = {}  # replica -> when a session's request last went there
         self._since: dict[str, float] = {}
         self._holds: dict[str, _Hold] = {}
+        self._ports: dict[str, int] = {}  # held, not yet confirmed by the replica itself
         self._timer: asyncio.TimerHandle | None = None
         self.said: Callable[[str], None] = lambda _line: None  # what it does, for the supervisor's log
         # Ends the clients' streams still open there (Gradio's heartbeats would hold it until Serve
@@ -67,9 +78,7 @@ class Draining:
             if self.drain_s <= 0 or now - self.last_used.get(replica, -1e9) > min(self.idle_s, self.drain_s):
                 self.last_used.pop(replica, None)
                 continue
-            self.replicas[replica], self._since[replica] = port, now
-            self.said(f"replica {replica} was scaled down: it serves its sessions while they are in use, "
-                      f"for at most {self.drain_s:g} s")
+            self._ports[replica], self._since[replica] = port, now
             hold = _Hold(self, replica)
             self._holds[replica] = hold
             asyncio.get_running_loop().create_task(self._connect(hold, port))
@@ -81,7 +90,16 @@ class Draining:
         except OSError:
             self.release(hold.replica)
 
+    def confirm(self, replica: str) -> None:
+        """The replica answered its hold: its sessions' requests go there from now on."""
+        if (port := self._ports.pop(replica, None)) is not None:
+            self.replicas[replica] = port
+            self.said(f"replica {replica} was scaled down: it serves its sessions while they are in use, "
+                      f"for at most {self.drain_s:g} s")
+            self._schedule()
+
     def release(self, replica: str, why: str = "it ended") -> None:
+        self._ports.pop(replica, None)
         if self.replicas.pop(replica, None) is not None:
             self.said(f"replica {replica} let go ({why}): its sessions move to the others")
             self.cut(replica)
@@ -92,7 +110,7 @@ class Draining:
             hold.transport.close()
 
     def release_all(self) -> None:
-        for replica in list(self.replicas):
+        for replica in [*self.replicas, *self._ports]:
             self.release(replica, "the app stops")
 
     def _schedule(self) -> None:

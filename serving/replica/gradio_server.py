@@ -78,7 +78,7 @@ class SessionAffinity:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         if scope.get("path") == HOLD_PATH:
-            return await _hold(receive, send)
+            return await _hold(scope, receive, send, self.replica)
         name = cookie_name(self.app_name, self.deployment, scope)
         held = replica_of(cookie_value(scope, name))
         # A session starts at its entry (page, config, login); a cookie naming another replica moved here.
@@ -137,12 +137,18 @@ class SessionAffinity:
         return body
 
 
-async def _hold(receive, send) -> None:
+async def _hold(scope, receive, send, me: str) -> None:
     """A request that lasts until its client (the app's port) leaves: while it is in flight Serve's
-    drain keeps this replica serving the sessions it holds (serving/front/draining.py)."""
+    drain keeps this replica serving the sessions it holds (serving/front/draining.py). It names the
+    replica it means (a dead one's port may be another's now): another answers 404 at once."""
+    if scope.get("query_string", b"").decode("latin-1") != f"replica={me}":
+        await send({"type": "http.response.start", "status": 404, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})  # held: the app's port may route here
+    await send({"type": "http.response.body", "body": b"", "more_body": True})
     while (await receive())["type"] != "http.disconnect":
         pass
-    await send({"type": "http.response.start", "status": 204, "headers": []})
     await send({"type": "http.response.body", "body": b""})
 
 
