@@ -98,11 +98,13 @@ class Draining:
                       f"for at most {self.drain_s:g} s")
             self._schedule()
 
-    def release(self, replica: str, why: str = "it ended") -> None:
+    def release(self, replica: str, why: str = "it ended", cut: bool = False) -> None:
+        """`cut`: we let go of a live replica: the streams still open there end too (a dead one's ended)."""
         self._ports.pop(replica, None)
         if self.replicas.pop(replica, None) is not None:
             self.said(f"replica {replica} let go ({why}): its sessions move to the others")
-            self.cut(replica)
+            if cut:
+                self.cut(replica)
         self._since.pop(replica, None)
         self.last_used.pop(replica, None)
         hold = self._holds.pop(replica, None)
@@ -122,7 +124,7 @@ class Draining:
         now = time.monotonic()
         for replica in list(self.replicas):
             if now - self.last_used.get(replica, 0.0) > min(self.idle_s, self.drain_s):
-                self.release(replica, "its sessions are idle")
+                self.release(replica, "its sessions are idle", cut=True)
             elif now - self._since[replica] > self.drain_s:
-                self.release(replica, "its drain is over")
+                self.release(replica, "its drain is over", cut=True)
         self._schedule()
