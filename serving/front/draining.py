@@ -4,8 +4,9 @@ Gradio keeps a session's state in its replica's memory. When autoscaling (or an 
 replicas) removes a replica, Serve stops routing to it and, once no request is in flight there,
 stops it: its idle sessions' state would go with it. So the app's port (serving/front/port_relay.py):
 - keeps sending the requests of sessions pinned to it there, while new sessions go to the others;
-- holds it with one request of its own (HOLD_PATH, answered by serving/replica/gradio_server.py
-  when the request ends), which Serve's drain counts as in flight and waits for;
+- holds it with one request of its own (HOLD_PATH?replica=<id>, answered by
+  serving/replica/gradio_server.py), which Serve's drain counts as in flight and waits for; its
+  sessions go there only once that very replica answered (a dead one's port may be its replacement's);
 - lets it go when none of its sessions was used for IDLE_S, or after the app's `session_drain_s`
   (Serve force-stops it at `graceful_shutdown_timeout_s`, set to at least that), and ends the
   streams still open there. Its sessions then move once to a live replica, as a dead replica's do.
