@@ -184,13 +184,19 @@ def test_the_terminal_line_is_rewritten_in_place_and_a_log_gets_plain_lines():
 # -- stop, kill, resume -------------------------------------------------------------------------------
 
 
-def test_stop_keeps_what_came_and_the_next_start_continues_from_there(hub, tiny_files):
+def stopped_partway(hub) -> Recorder:
+    """A download of org/gpt2 (asked for by two slots) at 300 kB/s, stopped after 0.4 s: its events."""
     hub.bytes_per_s = 300_000
     stop = threading.Event()
     config = LaunchConfig.from_dict({"mode": "fanout", "models": [{"model": "org/gpt2"}, {"model": "org/gpt2"}]})
     events = Recorder()
     stop_after(stop, events, 0.4)
     hub_download.fetch_missing(catalog.resolve_models(config), config.models, events, stop)
+    return events
+
+
+def test_stop_keeps_what_came_and_the_next_start_continues_from_there(hub, tiny_files):
+    events = stopped_partway(hub)
     said = [e for e in events.events if e["event"] == "phase"]
     assert said and said[-1]["phase"] == "stopped" and "next start continues" in said[-1]["message"]
     parts = list(Path(os.environ["HF_HUB_CACHE"]).rglob("*.incomplete"))
@@ -238,12 +244,7 @@ def test_a_supervisor_killed_mid_download_is_continued_by_the_next_start(hub, ti
 
 
 def test_a_file_changed_on_the_server_is_fetched_anew(hub, tiny_files):
-    hub.bytes_per_s = 300_000
-    stop = threading.Event()
-    config = LaunchConfig.from_dict({"mode": "fanout", "models": [{"model": "org/gpt2"}, {"model": "org/gpt2"}]})
-    events = Recorder()
-    stop_after(stop, events, 0.4)
-    hub_download.fetch_missing(catalog.resolve_models(config), config.models, events, stop)
+    stopped_partway(hub)
     assert len(list(Path(os.environ["HF_HUB_CACHE"]).rglob("*.incomplete"))) == 1
     old = hub.commit("org/gpt2")
     changed = dict(old.files)

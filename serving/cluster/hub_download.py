@@ -31,7 +31,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from serving.core.catalog import CatalogEntry, offline
+from serving.core.catalog import CatalogEntry, hub_refusal, offline
 from serving.core.config import ConfigError
 from serving.core.download_progress import human_bytes, percent
 from serving.core.events import EventWriter, Phase
@@ -109,17 +109,11 @@ def plan(repo_id: str, trust_remote_code: bool = False, endpoint: str | None = N
          cache: Path | None = None) -> Plan:
     """What to fetch, with sizes and etags, from one model-info call."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
-
     try:
         info = HfApi(endpoint=endpoint).model_info(repo_id, files_metadata=True)
-    except GatedRepoError:
-        raise ConfigError(f"{repo_id} is a gated model: accept its terms on https://huggingface.co/{repo_id} "
-                          "and log in here with `hf auth login`, then start again") from None
-    except RepositoryNotFoundError:
-        raise ConfigError(f"{repo_id} is not on the Hugging Face hub, or it is private: check the name, "
-                          "or log in with `hf auth login` if it is yours") from None
     except Exception as exc:  # noqa: BLE001 - no network, the Hub down: said as such
+        if refusal := hub_refusal(repo_id, exc):
+            raise refusal from None
         raise StartError(f"cannot reach the Hugging Face hub to download {repo_id}: {type(exc).__name__}: {exc}",
                          "check the connection and start again; what was downloaded is kept") from None
     siblings = {s.rfilename: s for s in info.siblings or []}

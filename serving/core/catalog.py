@@ -214,22 +214,29 @@ def _fetch_config(hub_id: str) -> Path | None:
         socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=3).close()
     except OSError:
         return None
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
-
     try:
         config = Path(hf_hub_download(hub_id, "config.json", etag_timeout=5))
         for optional in ("tokenizer_config.json", "chat_template.jinja"):  # tell instruct from causal
             with contextlib.suppress(Exception):  # transformers 5 saves the template in its own file
                 hf_hub_download(hub_id, optional, etag_timeout=5)
         return config.parent
-    except GatedRepoError:
-        raise ConfigError(f"{hub_id} is a gated model: accept its terms on https://huggingface.co/{hub_id} "
-                          "and log in here with `hf auth login`, then start again") from None
-    except RepositoryNotFoundError:
-        raise ConfigError(f"{hub_id} is not on the Hugging Face hub, or it is private: check the name, "
-                          "or log in with `hf auth login` if it is yours") from None
-    except Exception:  # noqa: BLE001 - offline or the hub is down: "cannot use it" (the caller says so)
+    except Exception as exc:  # noqa: BLE001 - offline or the hub is down: "cannot use it" (the caller says so)
+        if refusal := hub_refusal(hub_id, exc):
+            raise refusal from None
         return None
+
+
+def hub_refusal(repo_id: str, exc: BaseException) -> ConfigError | None:
+    """The Hub's answer for a gated or an unknown (or private) model, said with what to do; None otherwise."""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    if isinstance(exc, GatedRepoError):  # (a RepositoryNotFoundError too: asked first)
+        return ConfigError(f"{repo_id} is a gated model: accept its terms on https://huggingface.co/{repo_id} "
+                           "and log in here with `hf auth login`, then start again")
+    if isinstance(exc, RepositoryNotFoundError):
+        return ConfigError(f"{repo_id} is not on the Hugging Face hub, or it is private: check the name, "
+                           "or log in with `hf auth login` if it is yours")
+    return None
 
 
 def offline() -> bool:
