@@ -184,11 +184,16 @@ def _wait(pred, timeout: float = 15.0) -> None:
         time.sleep(0.02)
 
 
+def _draining(relay, monkeypatch, drain_s: float, idle_s: float) -> tuple[str, str]:
+    """The relay drains for `drain_s`, lets go after `idle_s` unused, looks every 0.1 s: (url, cookie name)."""
+    monkeypatch.setattr(draining, "CHECK_S", 0.1)
+    relay.draining.drain_s, relay.draining.idle_s = drain_s, idle_s
+    return f"http://127.0.0.1:{relay.port}", _cookie(relay)
+
+
 def test_a_replica_scaled_down_keeps_serving_its_sessions_in_use_then_goes(servers, relay, monkeypatch):
     a, b, _ = servers
-    monkeypatch.setattr(draining, "CHECK_S", 0.1)
-    relay.draining.drain_s, relay.draining.idle_s = 3.0, 1.0
-    url, name = f"http://127.0.0.1:{relay.port}", _cookie(relay)
+    url, name = _draining(relay, monkeypatch, drain_s=3.0, idle_s=1.0)
     relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": b.port})
     on_b, on_a = "bbbb.0001", "aaaa.0002"
     with _client() as c:
@@ -211,9 +216,7 @@ def test_a_replica_scaled_down_keeps_serving_its_sessions_in_use_then_goes(serve
 
 def test_only_a_scale_down_in_use_is_held_and_never_past_the_drain(servers, relay, monkeypatch):
     a, b, _ = servers
-    monkeypatch.setattr(draining, "CHECK_S", 0.1)
-    relay.draining.drain_s, relay.draining.idle_s = 1.0, 10.0
-    url, name = f"http://127.0.0.1:{relay.port}", _cookie(relay)
+    url, name = _draining(relay, monkeypatch, drain_s=1.0, idle_s=10.0)
     relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": b.port})
     relay.point_at(DEPLOYMENT, {"aaaa": a.port}, scaling_down=True)
     assert not relay.draining.replicas  # no session of bbbb was in use: it goes at once
