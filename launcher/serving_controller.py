@@ -29,6 +29,7 @@ class ServingState(str, enum.Enum):
 
 _PHASE_STATE = {
     Phase.validating.value: ServingState.starting,
+    Phase.downloading.value: ServingState.starting,  # a start's model download (the status record's phase)
     Phase.starting_cluster.value: ServingState.starting,
     Phase.deploying.value: ServingState.starting,
     Phase.running.value: ServingState.running,

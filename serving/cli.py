@@ -117,11 +117,17 @@ def cmd_up(args) -> int:
 def cmd_apply(args) -> int:
     from serving.core import apply_request
     from serving.core.process_group import pid_alive
-    from serving.core.records import live_record
+    from serving.core.protocol import Phase
+    from serving.core.records import live_record, read_status_record
 
     record = live_record()
     if not record:
         print("Nothing is running; start it with `gradio-serve up` (it takes the same flags).", file=sys.stderr)
+        return 3
+    status = read_status_record()
+    if status and status.phase is Phase.downloading:
+        print("error: the app is still downloading its model; apply the change once it runs "
+              "(`gradio-serve status` shows how far it has got)", file=sys.stderr)
         return 3
     config = config_from_args(args, base=record.config)
     restart = apply_request.restart_needed(record.config, config.model_dump(mode="json"))
@@ -146,8 +152,10 @@ def cmd_apply(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from serving.core.download_progress import describe_event
     from serving.core.machines_text import machines_lines
     from serving.core.metrics_table import metrics_lines, read_metrics, watch
+    from serving.core.protocol import Phase
     from serving.core.records import live_record, read_status_record
 
     if getattr(args, "watch", False) and not args.json:
@@ -160,6 +168,11 @@ def cmd_status(args) -> int:
             print("Nothing is running. Start it with `gradio-serve up` or the launcher.")
         return 3
     status = read_status_record()
+    if status and status.phase is Phase.downloading and not args.json:
+        print(f"downloading: {describe_event(status.download.as_json() if status.download else {})}\n"
+              f"  (supervisor pid {record.pid}; then serves at {record.url}; `gradio-serve down` stops it, "
+              "the next start continues the download)")
+        return 0
     if args.json:
         # The two records as written, merged (status.json's keys win), as before the models.
         print(json.dumps({"running": True, **record.as_json(), **(paths.read_json(paths.status_record()) or {}),
@@ -183,14 +196,20 @@ def cmd_status(args) -> int:
 
 def cmd_down(args) -> int:
     from serving.core.process_group import pid_alive, stop_group
-    from serving.core.records import live_record
+    from serving.core.protocol import Phase
+    from serving.core.records import live_record, read_status_record
 
     record = live_record()
     if not record:
         print("Nothing is running.")
         return 0
     pid = record.pid
-    print(f"Stopping the app at {record.url} (pid {pid})…")
+    status = read_status_record()
+    if status and status.phase is Phase.downloading:
+        print(f"Stopping the start at {record.url} (pid {pid}), which is downloading "
+              f"{status.download.model if status.download else 'a model'}; the next start continues it…")
+    else:
+        print(f"Stopping the app at {record.url} (pid {pid})…")
     # SIGTERM to the supervisor alone: it ends Serve, the cluster and its group itself. Killing is
     # left for a group it leads with a cluster of its own (on someone else's cluster, only the app goes).
     owns_group = record.owns_cluster and record.pgid == pid

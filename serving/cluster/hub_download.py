@@ -276,11 +276,13 @@ def _verify(part: Path, f: HubFile) -> None:
 
 
 def fetch_missing(entries: list[CatalogEntry], slots: list, events: EventWriter, stop: threading.Event,
-                  endpoint: str | None = None, free: Callable[[Path], int] = free_space) -> list[CatalogEntry]:
+                  endpoint: str | None = None, free: Callable[[Path], int] = free_space,
+                  told: Callable[[dict], None] | None = None) -> list[CatalogEntry]:
     """Each Hub model not whole in the cache, fetched; the entries, pointing at their snapshots.
 
     Local folders, the embedded model and models already whole need nothing (and no network).
-    A stop keeps what came, says so as the `stopped` phase, and returns (the caller checks `stop`)."""
+    A stop keeps what came, says so as the `stopped` phase, and returns (the caller checks `stop`).
+    `told` gets each `download` event's fields too (the supervisor's records: download_records.py)."""
     todo: dict[str, bool] = {}  # hub id -> trust_remote_code
     for entry, slot in zip(entries, slots, strict=True):
         if entry.hub_id and entry.source in ("hub", "cache") and not _whole(entry):
@@ -298,7 +300,7 @@ def fetch_missing(entries: list[CatalogEntry], slots: list, events: EventWriter,
         already = p.have_bytes
         events.emit("log", level="info", message=f"downloading {p.repo_id} from the Hub: {len(p.files)} files, "
                     f"{human_bytes(p.total)}" + (f" ({human_bytes(already)} already here)" if already else ""))
-        progress = Progress(p.repo_id, p.total, already, lambda **fields: events.emit("download", **fields))
+        progress = Progress(p.repo_id, p.total, already, lambda **fields: _say(events, told, fields))
         progress.emit()
         try:
             where[p.repo_id] = download(p, progress, stop, endpoint)
@@ -311,6 +313,12 @@ def fetch_missing(entries: list[CatalogEntry], slots: list, events: EventWriter,
         progress.emit(finished=True)
     return [e.model_copy(update={"source": "cache", "available_offline": True, "path": str(where[e.hub_id])})
             if e.hub_id in where else e for e in entries]
+
+
+def _say(events: EventWriter, told: Callable[[dict], None] | None, fields: dict) -> None:
+    if told is not None:
+        told(fields)  # first: the records name this supervisor before the event tells anyone to look
+    events.emit("download", **fields)
 
 
 def _whole(entry: CatalogEntry) -> bool:

