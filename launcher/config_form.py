@@ -101,6 +101,7 @@ class ConfigForm(QWidget):
         self.slots_panel = ModelRows(ingress_cpus=lambda: self._base.ingress_cpus)
         self.slots_panel.changed.connect(self._on_edited)
         self.slots_panel.remove_requested.connect(self.remove_slot)
+        self.slots_panel.catalog_changed.connect(self.set_choices)  # My models listed it anew
         self.slots_panel.set_choices(self.choices, Mode.summarize)
         models_layout.addWidget(self.slots_panel)
         self.app_row = AppRow()

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import shiboken6
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from launcher.model_catalog import ModelChoice
+from launcher.my_models import MyModels
 from launcher.resource_boxes import COL_CPUS, COL_GPUS, COL_REPLICAS
 from launcher.slot_row import COL_BUTTON, SlotRow
 from serving.core.config import Mode, ModelSlot
@@ -22,6 +24,7 @@ from serving.core.config import Mode, ModelSlot
 class ModelRows(QWidget):
     changed = Signal()  # a row was edited
     remove_requested = Signal(object)  # SlotRow: its remove button was pressed
+    catalog_changed = Signal(list)  # list[ModelChoice]: My models listed the catalog anew (a model removed)
 
     def __init__(self, ingress_cpus: Callable[[], float]):
         super().__init__()
@@ -33,13 +36,20 @@ class ModelRows(QWidget):
         self._choices: list[ModelChoice] = []
         self._advanced = False
         self._native_bf16: bool | None = None
+        self.my_models: MyModels | None = None  # the dialog, while it is open
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
         header = QHBoxLayout()
         header.setSpacing(6)
         header.addSpacing(18 + 6)
-        header.addWidget(QLabel("Model"), 1)
+        header.addWidget(QLabel("Model"))
+        self.my_models_button = QPushButton("My models…")
+        self.my_models_button.setFlat(True)
+        self.my_models_button.setToolTip("The models downloaded to this machine, their size on disk; remove one")
+        self.my_models_button.clicked.connect(self.show_my_models)
+        header.addWidget(self.my_models_button)
+        header.addStretch(1)
         header.addSpacing(COL_BUTTON + 6)
         for text, width in (("CPUs", COL_CPUS), ("GPUs", COL_GPUS), ("Replicas", COL_REPLICAS)):
             label = QLabel(text)
@@ -61,6 +71,14 @@ class ModelRows(QWidget):
         self.rows.append(row)
         self.rows_layout.addWidget(row)
         return row
+
+    def show_my_models(self) -> MyModels:
+        if self.my_models is None or not shiboken6.isValid(self.my_models):  # closed: deleted
+            self.my_models = MyModels(self)
+            self.my_models.catalog.connect(self.catalog_changed)
+        self.my_models.show()
+        self.my_models.raise_()
+        return self.my_models
 
     def drop(self, row: SlotRow) -> None:
         self.rows.remove(row)

@@ -68,18 +68,26 @@ def remove(name: str, cache: Path | None = None) -> Removed:
     folder = repo_folder(name, cache)
     if not folder.is_dir():
         raise ConfigError(f"{name} is not in the Hugging Face cache ({cache}); `gradio-serve models` lists what is")
-    _refuse_if_serving(name)
+    if reason := in_use(name):
+        raise ConfigError(reason)
     freed = size_on_disk(name, cache)
     shutil.rmtree(folder)
     shutil.rmtree(cache / ".locks" / folder.name, ignore_errors=True)  # huggingface_hub's lock files
     return Removed(name, folder, freed)
 
 
-def _refuse_if_serving(name: str) -> None:
-    from serving.core.records import live_record
+def in_use(name: str) -> str | None:
+    """Why `name` cannot be removed now (the running app serves it, or a start downloads it); None if it can.
+    The launcher asks before its confirmation; remove() asks again."""
+    from serving.core.protocol import Phase
+    from serving.core.records import live_record, read_status_record
 
     record = live_record()
     models = [slot.get("model") for slot in ((record.config or {}).get("models") or [])] if record else []
-    if name in models:
-        raise ConfigError(f"{name} is being served now (at {record.url}): stop the app first (`gradio-serve down`), "
-                          "or change the model in place (`gradio-serve apply --model ...`)")
+    if name not in models:
+        return None
+    status = read_status_record()
+    if status and status.phase is Phase.downloading:
+        return f"{name} is being downloaded now by the app starting at {record.url}: stop it first (`gradio-serve down`)"
+    return (f"{name} is being served now (at {record.url}): stop the app first (`gradio-serve down`), "
+            "or change the model in place (`gradio-serve apply --model ...`)")
