@@ -26,7 +26,7 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks import load, reload, streaming
+from benchmarks import load, relay_tail, reload, starts, streaming
 from benchmarks.common import (
     ARTICLE,
     EMBEDDED,
@@ -67,6 +67,12 @@ class Bench:
 
     # -- cold start and first answer: `gradio-serve up`, embedded model, warm cache ------------
     def cold(self) -> None:
+        """Ours and the same model's plain app, one after the other (the order alternating), each from
+        the command to its first answer."""
+        self._colds = getattr(self, "_colds", 0) + 1
+        plain_first = self._colds % 2 == 0
+        if plain_first:
+            plain = starts.plain_first_answer(self.env, self.logfile("cold-plain"), EMBEDDED)
         port = free_port()
         up = Up(["--model", EMBEDDED, "--port", str(port)], self.env, self.logfile("cold"))
         try:
@@ -76,10 +82,17 @@ class Bench:
             first = time.monotonic() - up.t0
         finally:
             up.stop()
+        if not plain_first:
+            plain = starts.plain_first_answer(self.env, self.logfile("cold-plain"), EMBEDDED)
         self.results["cold_start_s"] = round(ready, 2)
         self.results["first_answer_s"] = round(first, 2)
+        self.results["first_answer_vs_plain_ratio"] = round(first / plain, 3)
         self.details["cold"] = {"command": f"gradio-serve up --events --model {EMBEDDED} --port N",
                                 "ready_s": round(ready, 2), "first_answer_s": round(first, 2),
+                                "plain_first_answer_s": round(plain, 2),
+                                "plain": f"python -m benchmarks.plain_app --mode summarize --model {EMBEDDED} "
+                                         "(demo.launch()), command to its first answer; run "
+                                         + ("before" if plain_first else "after") + " ours",
                                 "profile": start_profile(up.timed_events, ready, first)}
 
     # -- warm redeploy vs cold, and time to first token ------------------------------------------
@@ -288,6 +301,19 @@ class Bench:
             "runs": runs,
         }
 
+    # -- a user's app: until ready, against `python demo.py` --------------------------------------
+    def ready(self) -> None:
+        ratio, details = starts.app_ready(self.work, self.env, rep=getattr(self, "_readies", 0))
+        self._readies = getattr(self, "_readies", 0) + 1
+        self.results["app_ready_vs_plain_ratio"] = round(ratio, 3)
+        self.details["app_ready"] = details
+
+    # -- the app's port under 200 sessions, against the replicas' own ports --------------------
+    def relay(self) -> None:
+        results, details = relay_tail.measure(self.env, self.logfile("relay"))
+        self.results.update(results)
+        self.details["relay_tail"] = details
+
     # -- reload on save: ours with 2 replicas vs Gradio's own `gradio demo.py` -------------------
     def reload(self) -> None:
         results, details = reload.measure(self.work, self.env)
@@ -361,7 +387,7 @@ def start_profile(timed_events: list, ready_s: float, first_s: float) -> list[li
     return [*rows, [round(first_s, 2), "first answer (gradio_client, summarize)"]]
 
 
-SECTIONS = ["cold", "redeploy", "fanout", "throughput", "proxy", "byo", "tokens", "gui", "reload"]
+SECTIONS = ["cold", "ready", "redeploy", "fanout", "throughput", "proxy", "relay", "byo", "tokens", "gui", "reload"]
 
 
 def code_version() -> str:
