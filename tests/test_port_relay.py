@@ -18,7 +18,8 @@ import uvicorn
 from serving.core.preflight import free_loopback_port
 from serving.front import draining, port_relay
 from serving.front.port_relay import PortRelay
-from serving.front.sessions import cookie_name, rendezvous
+from serving.front.sessions import HOLD_PATH, SWAP_KEY_ENV, SWAP_KEY_HEADER, SWAP_PATH, cookie_name, rendezvous
+from serving.replica import gradio_server
 from serving.replica.gradio_server import SessionAffinity
 
 APP, DEPLOYMENT = "gradio-serve", "app"
@@ -104,6 +105,45 @@ def _client() -> httpx.Client:
 
 def _cookie(relay) -> str:
     return cookie_name(APP, DEPLOYMENT, {"headers": [(b"host", f"127.0.0.1:{relay.port}".encode())]})
+
+
+@pytest.mark.parametrize("path", [HOLD_PATH, SWAP_PATH])
+@pytest.mark.parametrize("routed", [False, True])
+def test_our_own_paths_are_refused_to_clients_and_reach_no_replica(servers, relay, path, routed):
+    """The hold (draining) and the reload's swap are the supervisor's, straight to a replica's port."""
+    a, b, _ = servers
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": b.port} if routed else {"aaaa": a.port})
+    with _client() as c:
+        answer = c.post(f"http://127.0.0.1:{relay.port}{path}?code=1&replica=aaaa", headers={SWAP_KEY_HEADER: "k"})
+    assert answer.status_code == 404 and "x-server" not in answer.headers
+
+
+def _asgi_swap(headers: list, method: str = "POST", query: bytes = b"code=abc") -> tuple[int, list]:
+    """The status a replica's own port answers to SWAP_PATH, and the stamps its app was asked to swap."""
+    asked: list[str] = []
+
+    async def swap(stamp: str) -> bool:
+        asked.append(stamp)
+        return True
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": SWAP_PATH, "query_string": query, "headers": headers}
+    asyncio.run(gradio_server._swap(scope, send, swap))
+    return sent[0]["status"], asked
+
+
+def test_a_replica_swaps_its_code_only_at_the_clusters_key(monkeypatch):
+    monkeypatch.delenv(SWAP_KEY_ENV, raising=False)
+    assert _asgi_swap([(SWAP_KEY_HEADER.encode(), b"")]) == (404, [])  # a cluster we did not start: no key
+    monkeypatch.setenv(SWAP_KEY_ENV, "the-key")
+    assert _asgi_swap([]) == (404, [])
+    assert _asgi_swap([(SWAP_KEY_HEADER.encode(), b"a-guess")]) == (404, [])
+    assert _asgi_swap([(SWAP_KEY_HEADER.encode(), b"the-key")], method="GET") == (404, [])
+    assert _asgi_swap([(SWAP_KEY_HEADER.encode(), b"the-key")]) == (200, ["abc"])
 
 
 def test_one_replica_takes_whole_connections_once_the_relay_hears_of_it(servers, relay):

@@ -39,7 +39,7 @@ from collections import deque
 from serving.front.draining import Draining
 from serving.front.http_framing import NOT_FOUND, UNAVAILABLE, Head, Refused, RequestFramer
 from serving.front.sessions import (
-    HOLD_PATH,
+    OWN_PATHS,
     REPLICA_HEADER,
     SessionRoutes,
     body_session_key,
@@ -163,7 +163,7 @@ class _Connection:
 
     def _choose(self, head: Head) -> bool:
         """Sets where the head goes; False while the body that decides it is still coming."""
-        if head.scope.get("path") == HOLD_PATH:  # the relay's own (serving/front/draining.py)
+        if head.scope.get("path") in OWN_PATHS:  # ours, to the replicas' own ports (draining, reload)
             self.refuse(NOT_FOUND)
             return False
         if not self.routed:

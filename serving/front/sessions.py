@@ -88,6 +88,12 @@ EVENT_TAG = "~"
 # The app's port holds a replica that scaling removes with a request to this path (it counts as
 # in flight, so Serve's drain waits; serving/front/draining.py). Clients never reach it.
 HOLD_PATH = "/-/gradio-serve/hold"
+# The supervisor's reload on save asks each local replica to swap in the saved code here, straight to
+# its own port (serving/cluster/reloader.py); only with the cluster's key, and never from a client.
+SWAP_PATH = "/-/gradio-serve/swap"
+SWAP_KEY_ENV = "GRADIO_SERVE_SWAP_KEY"
+SWAP_KEY_HEADER = "x-gradio-serve-key"
+OWN_PATHS = (HOLD_PATH, SWAP_PATH)
 # GET /gradio_api/call/<api>/<event id> (and /call/v2/...): the last segment is the event id. Only a
 # GET (or HEAD) is a result's: `POST .../call/v2/<api>` has the same shape and is a submission.
 CALL_RESULT = re.compile(r"/gradio_api/call/(?:v2/)?[^/]+/([^/]+)/?$")

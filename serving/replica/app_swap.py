@@ -39,23 +39,35 @@ class CodeSwap:
     where the replicas run in a copy of the app's folder (a cluster's working_dir)."""
 
     _code = ""  # the stamp this replica serves; "" is the code it started with
+    _swapping: asyncio.Lock | None = None
 
     async def reconfigure(self, config: dict | None) -> None:
-        stamp = (config or {}).get("code", "")
-        if stamp == self._code:
-            return
-        started = time.monotonic()
-        try:
-            app = await asyncio.to_thread(self._rebuild, (config or {}).get("files") or {})
-            old = await swap_asgi_app(self, app)
-        except Exception as exc:  # noqa: BLE001 - the user's code: the running version goes on
-            log.error("reload %s failed, the previous version keeps serving: %s: %s", stamp,
-                      type(exc).__name__, exc)
-            return
-        self._code = stamp
+        await self._swap((config or {}).get("code", ""), (config or {}).get("files") or {})
+
+    async def swap_now(self, stamp: str) -> bool:
+        """The supervisor's direct ask (SWAP_PATH, serving/replica/gradio_server.py): the saved code, from
+        the app's folder this replica shares; Serve's reconfigure with the same stamp then finds it done."""
+        return await self._swap(stamp, {})
+
+    async def _swap(self, stamp: str, files: dict[str, str]) -> bool:
+        if self._swapping is None:
+            self._swapping = asyncio.Lock()
+        async with self._swapping:  # the direct ask and Serve's reconfigure of one save: swapped once
+            if stamp == self._code:
+                return True
+            started = time.monotonic()
+            try:
+                app = await asyncio.to_thread(self._rebuild, files)
+                old = await swap_asgi_app(self, app)
+            except Exception as exc:  # noqa: BLE001 - the user's code: the running version goes on
+                log.error("reload %s failed, the previous version keeps serving: %s: %s", stamp,
+                          type(exc).__name__, exc)
+                return False
+            self._code = stamp
         log.info("reloaded the app (%s) in %.2f s", stamp, time.monotonic() - started)
         if old is not None:
             asyncio.get_running_loop().call_later(OLD_APP_GRACE_S, lambda: asyncio.ensure_future(_end(old)))
+        return True
 
     def _rebuild(self, files: dict[str, str]):
         folder = self._app_folder()

@@ -26,9 +26,10 @@ What differs from Ray's, and why:
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote, urlsplit
 
 from ray import serve
@@ -39,6 +40,9 @@ from serving.front.sessions import (
     EVENT_TAG,
     HOLD_PATH,
     RESULT_METHODS,
+    SWAP_KEY_ENV,
+    SWAP_KEY_HEADER,
+    SWAP_PATH,
     cookie_name,
     cookie_value,
     new_cookie_value,
@@ -67,8 +71,9 @@ class SessionAffinity:
     Under https it is `SameSite=None; Secure`, as Gradio's own login cookie, so the app also
     keeps its sessions inside another site's iframe; plain http keeps `SameSite=Lax`."""
 
-    def __init__(self, app, replica: str, app_name: str, deployment: str, root_path: str | None = None):
-        self.app, self.replica = app, replica
+    def __init__(self, app, replica: str, app_name: str, deployment: str, root_path: str | None = None,
+                 swap: Callable[[str], Awaitable[bool]] | None = None):
+        self.app, self.replica, self.swap = app, replica, swap
         self.app_name, self.deployment = app_name, deployment
         # Gradio's root_path is a path or a whole URL (https://host/path): its path, and its scheme.
         parts = urlsplit(root_path or "")
@@ -79,6 +84,8 @@ class SessionAffinity:
             return await self.app(scope, receive, send)
         if scope.get("path") == HOLD_PATH:
             return await _hold(scope, receive, send, self.replica)
+        if scope.get("path") == SWAP_PATH:
+            return await _swap(scope, send, self.swap)
         name = cookie_name(self.app_name, self.deployment, scope)
         held = replica_of(cookie_value(scope, name))
         # A session starts at its entry (page, config, login); a cookie naming another replica moved here.
@@ -152,6 +159,23 @@ async def _hold(scope, receive, send, me: str) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
+async def _swap(scope, send, swap) -> None:
+    """The supervisor's reload, straight to this replica: `POST SWAP_PATH?code=<stamp>` with the cluster's
+    key swaps in the saved code now, where Serve's reconfigure of every replica takes longer. 404 without
+    the key (a cluster we did not start has none), so it is no way in for anyone else."""
+    from urllib.parse import parse_qs
+
+    key = os.environ.get(SWAP_KEY_ENV, "").encode()
+    given = next((v for k, v in scope.get("headers") or () if k.lower() == SWAP_KEY_HEADER.encode()), b"")
+    stamp = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("code") or [""])[0]
+    if swap is None or not key or not hmac.compare_digest(given, key) or scope.get("method") != "POST" or not stamp:
+        status = 404
+    else:
+        status = 200 if await swap(stamp) else 500
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
+
+
 class GradioIngress(ASGIAppReplicaWrapper):
     """Serves the Gradio app that `builder()` returns; subclass it to hold deployment handles."""
 
@@ -184,7 +208,8 @@ class GradioIngress(ASGIAppReplicaWrapper):
         context = serve.get_replica_context()
         # The session cookie's Path is where the app is served (Gradio's root_path: --root-path or the app's own).
         app.add_middleware(SessionAffinity, replica=context.replica_id.unique_id, app_name=context.app_name,
-                           deployment=context.deployment, root_path=getattr(blocks, "root_path", None) or None)
+                           deployment=context.deployment, root_path=getattr(blocks, "root_path", None) or None,
+                           swap=getattr(self, "swap_now", None))
         return app
 
 
