@@ -307,18 +307,51 @@ def look_for_the_new_node_often(interval_s: float = 0.05) -> None:
 
 
 def skip_unused_head_processes(dashboard: bool) -> None:
-    """A local cluster without the head processes this app never uses (~200 MB, and less CPU at start):
+    """A local cluster without the head processes this app never uses (~290 MB, and less CPU at start):
     the autoscaler monitor (it adds and removes cloud nodes; Serve scales replicas itself) and,
     unless the dashboard is asked for, the dashboard's API server (jobs, state API, Serve's REST
-    API: `serve deploy` / `serve status` are for clusters started with `ray start`). ray.init has
-    no option for either (RayParams.no_monitor is not passed through): Node's starters are replaced
-    in this driver, which starts the head."""
+    API: `serve deploy` / `serve status` are for clusters started with `ray start`). The log monitor
+    (~85 MB: a process that is little more than `import ray`) runs in this driver instead, as a thread
+    (`monitor_worker_logs_here`, after ray.init). ray.init has no option for any of them
+    (RayParams.no_monitor and include_log_monitor are not passed through): Node's starters are
+    replaced in this driver, which starts the head."""
     _checked()
     from ray._private import node
 
     node.Node.start_monitor = lambda self: None
+    node.Node.start_log_monitor = lambda self: None
     if not dashboard:
         node.Node.start_api_server = lambda self, **kwargs: None
+
+
+def monitor_worker_logs_here():
+    """Ray's log monitor (ray/_private/log_monitor.py: tails this node's worker logs and publishes
+    their lines to GCS, whence every driver prints them) on a daemon thread of this driver, in place of
+    the process `skip_unused_head_processes` leaves out. Call after ray.init; returns the thread."""
+    _checked()
+    import logging
+    import threading
+
+    import ray
+    from ray._private import log_monitor
+    from ray._raylet import GcsClient
+
+    logging.getLogger(log_monitor.__name__).setLevel(logging.WARNING)  # its start-up chatter was its own log's
+    here = ray._private.worker.global_worker.node
+    monitor = log_monitor.LogMonitor(here.node_ip_address, here.get_logs_dir_path(),
+                                     GcsClient(address=here.gcs_address), log_monitor.is_proc_alive,
+                                     gcs_address=here.gcs_address)
+
+    def run():
+        try:
+            monitor.run()
+        except Exception:  # GCS gone at the end; else the replicas' output is lost: say so
+            if ray.is_initialized():
+                logging.getLogger(__name__).warning("Ray's log monitor stopped", exc_info=True)
+
+    thread = threading.Thread(target=run, name="ray-log-monitor", daemon=True)
+    thread.start()
+    return thread
 
 
 # -- token authentication on an existing cluster ----------------------------------------------------

@@ -94,3 +94,17 @@ def test_without_the_helper_serve_imports_pandas():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           check=False)
     assert done.stdout.strip() == "True", done.stderr[-2000:]
+
+
+def test_the_log_monitor_it_runs_in_the_driver_is_the_one_ray_starts():
+    # skip_unused_head_processes leaves Node.start_log_monitor out; monitor_worker_logs_here builds the
+    # same LogMonitor as ray/_private/log_monitor.py's __main__ (the replicas' output in supervisor.log:
+    # tests/test_your_app_cli.py's test_only_our_own_lines_reach_the_terminal_at_start_and_at_stop).
+    import inspect
+
+    from ray._private import log_monitor, node
+
+    assert callable(node.Node.start_log_monitor)
+    params = list(inspect.signature(log_monitor.LogMonitor).parameters)
+    assert params[:4] == ["node_ip_address", "logs_dir", "gcs_client", "is_proc_alive_fn"]
+    assert "gcs_address" in params and callable(log_monitor.is_proc_alive)
