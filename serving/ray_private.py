@@ -79,6 +79,39 @@ def submit_app(app, name: str, route_prefix: str) -> None:
     _run(app, name=name, route_prefix=route_prefix, _blocking=False)
 
 
+def shut_serve_down(timeout_s: float = 30.0) -> bool:
+    """serve.shutdown() without the failed task Ray reports at its end. serve.shutdown waits on the
+    controller's graceful_shutdown(), which never returns: the controller kills itself under it, and the
+    driver prints `(raylet) Task ServeController.graceful_shutdown failed ... killed by ray.kill` at every
+    stop. Here the call only sets the flag (wait=False) and the controller's end is watched by its name.
+    Returns False if it has not ended after timeout_s."""
+    _checked()
+    import time
+
+    import ray
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+    from ray.serve.context import _disconnect
+
+    client = serve_client()
+    if client is None:
+        return True
+    client.shutdown_cached_handles()
+    deadline = time.monotonic() + timeout_s
+    with contextlib.suppress(ray.exceptions.RayActorError):  # already gone, as serve.shutdown allows
+        ray.get(client._controller.graceful_shutdown.remote(wait=False), timeout=timeout_s)
+    while True:
+        try:
+            ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+        except ValueError:  # its name goes with it
+            break
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    client._shutdown = True
+    _disconnect()
+    return True
+
+
 def app_status_and_targets(app_name: str, placements: list | None = None):
     """(`app_name`'s ApplicationStatusOverview, each deployment's target replica count); `placements`, if
     given, is refilled with each replica's deployment, replica_id, node_id, node_ip and state.

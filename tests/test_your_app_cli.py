@@ -80,6 +80,17 @@ def test_an_app_that_cannot_be_imported_is_refused_before_deploying(serving_env,
     assert not any(e.get("phase") == "deploying" for e in up.events)
 
 
+def test_an_app_that_fails_only_in_its_replica_is_told_by_its_error(serving_env, tmp_path):
+    """Its replica's traceback goes to the log, not the terminal: the error names the file, the line and
+    what is missing (it was Serve's first line, '... See controller logs for details. Error:')."""
+    app = tmp_path / "replica_only.py"
+    app.write_text("import ray\nimport gradio as gr\nif ray.is_initialized():\n    import not_in_the_replica_pkg\n"
+                   "demo = gr.Blocks()\n")
+    _, error = failed_start(serving_env, tmp_path, "--app", str(app), "--port", str(free_port()))
+    assert error["message"] == (f"the app failed to deploy: {app}, line 4: imports 'not_in_the_replica_pkg', "
+                                "which is not installed here"), error
+
+
 def test_model_flags_do_not_mix_with_your_app(serving_env, tmp_path):
     (tmp_path / "demo.py").write_text(APP)
     run = cli(serving_env, "up", "--app", str(tmp_path / "demo.py"), "--model", "gpt2")
@@ -137,13 +148,21 @@ def test_status_apply_replicas_login_and_down(serving_env, tmp_path):
     assert not group_alive(up.pgid)
 
 
-def test_only_our_own_lines_reach_the_terminal_at_start_and_at_stop(serving_env, tmp_path):
+@pytest.mark.parametrize("what, stop", [("app", "ctrl-c"), ("model", "down")])
+def test_only_our_own_lines_reach_the_terminal_at_start_and_at_stop(what, stop, request, serving_env, tmp_path):
     """Ray printed its own lines at every stop (`(raylet) Task ServeController.graceful_shutdown failed ...`),
-    and the replicas' output: in a terminal they go to the log, which the first line names."""
-    (tmp_path / "demo.py").write_text("print('the app says hello from its replica')\n" + textwrap.dedent(APP))
-    proc = subprocess.Popen([sys.executable, "-m", "serving.cli", "up", "--app", str(tmp_path / "demo.py"),
-                             "--num-cpus", "0.5", "--port", str(free_port())], cwd=ROOT, env=serving_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    and the replicas' output: in a terminal they go to the log, which the first line names. The stop ends
+    Serve before the cluster, so not even the log holds a failure Ray reports (a `(raylet)` line)."""
+    if what == "model":
+        request.getfixturevalue("tiny_models")  # in os.environ before serving_env copies it
+        env = {**serving_env, "HF_HUB_CACHE": os.environ["HF_HUB_CACHE"], "HF_HUB_OFFLINE": "1"}
+        args = ["--model", "tiny-random/t5"]
+    else:
+        (tmp_path / "demo.py").write_text("print('the app says hello from its replica')\n" + textwrap.dedent(APP))
+        env, args = serving_env, ["--app", str(tmp_path / "demo.py"), "--num-cpus", "0.5"]
+    proc = subprocess.Popen([sys.executable, "-m", "serving.cli", "up", *args, "--port", str(free_port())],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     lines = []
     try:
         for line in proc.stdout:
@@ -151,7 +170,11 @@ def test_only_our_own_lines_reach_the_terminal_at_start_and_at_stop(serving_env,
             if line.startswith(("[running]", "error:")):
                 break
         assert lines[-1].startswith("[running]"), lines
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal
+        if stop == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal: its whole group
+        else:
+            down = cli(env, "down")  # from another terminal
+            assert down.returncode == 0 and down.stdout.endswith("Stopped.\n") and not down.stderr, down
         lines += [line.rstrip("\n") for line in proc.stdout]
         assert proc.wait(timeout=120) == 0
     finally:
@@ -162,4 +185,6 @@ def test_only_our_own_lines_reach_the_terminal_at_start_and_at_stop(serving_env,
     assert lines[-1] == "[stopped] stopped", lines
     assert all(line.startswith(ours) for line in lines), [line for line in lines if not line.startswith(ours)]
     log = Path(lines[0].removeprefix("Logs: ")).read_text()
-    assert "the app says hello from its replica" in log  # nothing is lost: it is in the log
+    assert not [line for line in log.splitlines() if "(raylet)" in line], log[-3000:]
+    if what == "app":
+        assert "the app says hello from its replica" in log  # nothing is lost: it is in the log

@@ -50,3 +50,13 @@ def status_snapshot(status, targets: dict | None, config: LaunchConfig, app_foun
 
 def first_line(text: str) -> str:
     return (str(text).strip().splitlines() or [""])[0][:300]
+
+
+def failure_line(text: str) -> str:
+    """What a failed deployment's message says went wrong. Serve's ends in the replica's traceback
+    ("... See controller logs for details. Error:" then the traceback), whose last line is the error
+    itself: a user's app that fails in its replica reads as the inspector's refusal would."""
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    if len(lines) > 1 and any("Traceback (most recent call last)" in line for line in lines):
+        return lines[-1].removeprefix("serving.core.target.AppLoadError: ")[:300]
+    return first_line(text)

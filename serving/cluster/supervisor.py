@@ -34,7 +34,7 @@ from serving.cluster.machines import MachineWatch
 from serving.cluster.metrics_reader import start_metrics
 from serving.cluster.relay_feed import point_relay, replaces_replicas, steady_poll_s
 from serving.cluster.reloader import Reloader
-from serving.cluster.status_snapshot import UNSCHEDULABLE, first_line, read_app_status, status_snapshot
+from serving.cluster.status_snapshot import UNSCHEDULABLE, failure_line, first_line, read_app_status, status_snapshot
 from serving.core import paths
 from serving.core.config import APP_NAME, ConfigError, LaunchConfig
 from serving.core.events import EventWriter, Phase
@@ -274,7 +274,7 @@ class Supervisor(ChangesInPlace):
             if app_status == "DEPLOY_FAILED" or (self._deploy_error and submitted):
                 failed = [d for d in snapshot["deployments"] if d["message"]]
                 detail = failed[0]["message"] if failed else (status.message or str(self._deploy_error))
-                self._failed(f"the app failed to deploy: {first_line(detail)}",
+                self._failed(f"the app failed to deploy: {failure_line(detail)}",
                              f"see the full error in {paths.supervisor_log()}")
                 continue
             stuck = [d for d in snapshot["deployments"] if UNSCHEDULABLE in d["message"]]
@@ -319,7 +319,11 @@ class Supervisor(ChangesInPlace):
                 from ray import serve
 
                 if self.owns_cluster:
-                    serve.shutdown()
+                    from serving.ray_private import shut_serve_down
+
+                    if not shut_serve_down():
+                        self.events.emit("log", level="warning",
+                                         message="Serve did not stop within 30 s; its replicas are ended with the cluster")
                 elif self.deployed:
                     serve.delete(APP_NAME)  # only this app; the cluster and other apps stay
                 ray.shutdown()
