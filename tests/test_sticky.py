@@ -28,9 +28,10 @@ def router() -> GradioSessionRouter:
     return r
 
 
-def request(path="/", cookie: str | None = None, port=8000):
+def request(path="/", cookie: str | None = None, port=8000, query=b"", headers=(), method="GET"):
     """A PendingRequest as the proxy builds it: the ASGI scope, pickled, as the only argument."""
-    scope = {"type": "http", "method": "GET", "path": path, "server": ("127.0.0.1", port), "headers": []}
+    scope = {"type": "http", "method": method, "path": path, "server": ("127.0.0.1", port), "headers": list(headers),
+             "query_string": query}
     if cookie:
         scope["headers"].append((b"cookie", f"{cookie_name(APP, DEPLOYMENT, scope)}={cookie}".encode()))
     arg = pickle.dumps(SimpleNamespace(asgi_scope=scope))
@@ -91,6 +92,22 @@ def test_a_tagged_event_id_finds_its_replica_without_a_cookie():
     # The "Use via API" page's submission has a result's shape: it names no replica.
     assert event_replica("/gradio_api/call/v2/pre~bbbb", "POST") is None
     assert event_replica("/gradio_api/call/predict/0123~../..") is None  # not a replica's name
+
+
+def test_an_mcp_session_id_finds_the_replica_that_minted_it():
+    r, a, b = router(), replica("aaaa"), replica("bbbb")
+    messages = "/gradio_api/mcp/messages/"
+    assert route(r, [a, b], request(messages, query=b"session_id=0f0f~bbbb", method="POST")) == [[b]]
+    assert route(r, [a, b], request(messages, query=b"session_id=0f0f%7Eaaaa", method="POST")) == [[a]]
+    assert route(r, [a, b], request("/gradio_api/mcp/", headers=[(b"mcp-session-id", b"s1~bbbb")],
+                                    method="POST")) == [[b]]
+    # Untagged, or tagged with what is no replica's name: not pinned (the cookie, else round robin).
+    assert sessions.mcp_replica({"path": messages, "query_string": b"session_id=0f0f", "headers": []}) is None
+    assert sessions.mcp_replica({"path": messages, "query_string": b"session_id=0f~../x", "headers": []}) is None
+    assert sessions.mcp_replica({"path": "/gradio_api/mcp/sse", "query_string": b"session_id=0f~aaaa",
+                                 "headers": []}) is None
+    assert not sessions.starts_session({"method": "POST", "path": "/gradio_api/mcp/"})
+    assert sessions.starts_session({"method": "GET", "path": "/app/"})
 
 
 def test_an_odd_cookie_of_another_app_hides_not_ours():
@@ -180,6 +197,49 @@ def test_the_use_via_api_recipe_finds_its_replica():
             # A submission is no result's fetch: its path reaches Gradio as it was sent.
             seen = await c.post("/gradio_api/call/v2/a~b", json={}, headers={"x-echo-path": "1"})
             assert seen.text == "/gradio_api/call/v2/a~b"
+
+    asyncio.run(run())
+
+
+async def _mcp_like(scope, receive, send):
+    """Answers like Gradio's MCP server: mcp/sse streams its endpoint event (split over two writes, then
+    a ping); mcp/ answers an mcp-session-id header; anything else echoes the query and session header."""
+    if scope["path"].endswith("/mcp/sse"):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        for part in (b"event: endpoint\r\ndata: /gradio_api/mcp/messages/?session_id=", b"0f0f\r\n\r\n",
+                     b": ping - session_id=1\r\n\r\n"):
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    headers = dict(scope["headers"])
+    body = b" ".join([scope["query_string"], headers.get(b"mcp-session-id", b"-"), headers.get(b"cookie", b"-")])
+    answer = [(b"mcp-session-id", b"s1")] if scope["path"].endswith("/mcp/") else []
+    await send({"type": "http.response.start", "status": 200, "headers": answer})
+    await send({"type": "http.response.body", "body": body})
+
+
+def test_the_middleware_tags_the_mcp_session_ids_it_hands_out_and_strips_them():
+    app = SessionAffinity(_mcp_like, replica="aaaa", app_name=APP, deployment=DEPLOYMENT)
+
+    async def run():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as c:
+            stream = (await c.get("/gradio_api/mcp/sse")).text
+            assert stream == ("event: endpoint\r\ndata: /gradio_api/mcp/messages/?session_id=0f0f~aaaa\r\n\r\n"
+                              ": ping - session_id=1\r\n\r\n")  # the first only
+            for query in ("session_id=0f0f~aaaa", "session_id=0f0f%7Eaaaa", "x=1&session_id=0f0f~aaaa"):
+                seen = await c.post(f"/gradio_api/mcp/messages/?{query}")
+                assert seen.text == query.replace("~aaaa", "").replace("%7Eaaaa", "") + " - -", seen.text
+                assert "set-cookie" not in seen.headers  # MCP's routes start no session (mcp/ ends in "/")
+            started = await c.post("/gradio_api/mcp/")
+            assert started.headers["mcp-session-id"] == "s1~aaaa" and "set-cookie" not in started.headers
+            later = await c.post("/gradio_api/mcp/messages/", headers={"mcp-session-id": "s1~aaaa"})
+            assert later.text == " s1 -"  # Gradio sees the id it minted
+            assert (await c.post("/gradio_api/mcp/", headers={"mcp-session-id": "s~1.2"})).text == " s~1.2 -"
+            # Our cookie stays out of what Gradio's tools pass on to its loopback client; others stay.
+            name = cookie_name(APP, DEPLOYMENT, {"headers": [(b"host", b"127.0.0.1:8000")]})
+            for cookies, kept in ((f"a=1; {name}=bbbb.0f; b=2", "a=1; b=2"), (f"{name}=bbbb.0f", "-")):
+                seen = await c.post("/gradio_api/mcp/", headers={"cookie": cookies})
+                assert seen.text == f" - {kept}", seen.text
 
     asyncio.run(run())
 

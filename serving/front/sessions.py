@@ -35,6 +35,9 @@ The rules, for a deployment with more than one replica:
   event id that carries the replica's name (`<id>~<replica>`), so the `GET .../call/<api>/<event
   id>` that fetches the result finds it even from curl without cookies. The replica strips the
   tag before Gradio sees it.
+- Gradio's MCP server (MCP clients keep no cookies): the session id a replica mints (the SSE
+  transport's `session_id`, an `mcp-session-id` header) is tagged the same way, and a request that
+  carries it (query or header) goes to that replica, through Serve's proxy too.
 - A request without our cookie (curl, a client that keeps no cookies: Gradio's JS client under
   Node) that names a Gradio session (its `session_hash`, or an upload's `upload_id`; where, see
   the table) goes to the replica that rendezvous hashing of that key picks among the live
@@ -66,9 +69,12 @@ Paths are under /gradio_api/; "hash" is rendezvous hashing of the key over the l
 |   then the file's path in a call                        | upload folder   | replica**                    |
 | a file out: GET file=<path> (file/<path>)               | Gradio's cache  | any replica**                |
 | POST /login, then Gradio's token cookie                 | tokens in memory| ours: /login starts a session|
-| MCP over SSE: GET mcp/sse, POST mcp/messages/?session_id| an id the       | not handled: gradio[mcp] is  |
-|                                                         | replica mints   | not installed here           |
-| MCP streamable HTTP: POST mcp                           | nothing         | any replica (stateless=True) |
+| MCP over SSE: GET mcp/sse, whose first event names      | the session id  | the id tagged <id>~<replica> |
+|   messages/?session_id=<id>; POST there                 | the replica     | in that event; the replica   |
+|                                                         | mints           | strips the tag               |
+| MCP streamable HTTP: POST (GET, DELETE) mcp/            | nothing: Gradio | any replica; an mcp-session- |
+|                                                         | runs it         | id header (a server keeping  |
+|                                                         | stateless       | sessions): tagged as above   |
 
 *: a POST's JSON body is read by the app's port only; through Serve's proxy it goes round robin.
 **: on one machine: Gradio's upload folder and cache (GRADIO_TEMP_DIR, else the system's temp dir)
@@ -100,6 +106,14 @@ CALL_RESULT = re.compile(r"/gradio_api/call/(?:v2/)?[^/]+/([^/]+)/?$")
 RESULT_METHODS = ("GET", "HEAD")
 # POST /gradio_api/call/<api> and /call/v2/<api>: answered with an event id.
 CALL_SUBMIT = re.compile(r"/gradio_api/call/(?:v2/)?[^/]+/?$")
+# Gradio's MCP server (launch(mcp_server=True)). SSE transport: GET mcp/sse streams an `endpoint` event
+# naming `mcp/messages/?session_id=<id>`, where the client POSTs. Streamable HTTP (POST mcp/): a server
+# that keeps sessions answers an `mcp-session-id` header, which the client sends back. The replica that
+# minted the id tags it `<id>~<replica>` (SessionAffinity) and strips the tag from what comes back.
+MCP_PATH = re.compile(r"/gradio_api/mcp(?:/|$)")
+MCP_SSE = re.compile(r"/gradio_api/mcp/sse/?$")
+MCP_MESSAGES = re.compile(r"/gradio_api/mcp/messages/?$")
+MCP_SESSION_HEADER = b"mcp-session-id"
 # Where Gradio names a session (or an upload) in a request's head: /heartbeat/<hash>, a streamed
 # output's /stream/<hash>/<run>/<component>/<file> (not /stream/<event id>[/close]), and the query.
 KEY_IN_PATH = re.compile(r"/gradio_api/(?:heartbeat/([^/]+)|stream/([^/]+)/[^/]+/[^/]+/[^/]+)/?$")
@@ -161,16 +175,48 @@ def replica_of(value: str | None) -> str | None:
     return value.partition(".")[0] or None if value else None
 
 
-def event_replica(path: str, method: str = "GET") -> str | None:
-    """The replica named by a tagged event id in a call-result path."""
-    match = CALL_RESULT.search(path) if method in RESULT_METHODS else None
-    if match and EVENT_TAG in match[1] and REPLICA.fullmatch(replica := match[1].rpartition(EVENT_TAG)[2]):
+def tag_of(value: str) -> str | None:
+    """The replica an id tagged `<id>~<replica>` names."""
+    if EVENT_TAG in value and REPLICA.fullmatch(replica := value.rpartition(EVENT_TAG)[2]):
         return replica
     return None
 
 
+def event_replica(path: str, method: str = "GET") -> str | None:
+    """The replica named by a tagged event id in a call-result path."""
+    match = CALL_RESULT.search(path) if method in RESULT_METHODS else None
+    return tag_of(match[1]) if match else None
+
+
+def mcp_session(scope: dict) -> str | None:
+    """The MCP session id a request names: the SSE transport's `messages/?session_id=` (the last value, as
+    Starlette reads it), else the streamable HTTP transport's `mcp-session-id` header."""
+    if MCP_MESSAGES.search(scope.get("path", "")):
+        query = scope.get("query_string") or b""
+        if b"session_id=" in query:
+            from urllib.parse import parse_qsl
+
+            found = [v for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if k == "session_id"]
+            if found:
+                return found[-1]
+    for key, value in scope.get("headers") or ():
+        if key.lower() == MCP_SESSION_HEADER:
+            return value.decode("latin-1")
+    return None
+
+
+def mcp_replica(scope: dict) -> str | None:
+    """The replica that minted the MCP session a request names (its id tagged by SessionAffinity)."""
+    session = mcp_session(scope)
+    return tag_of(session) if session else None
+
+
 def starts_session(scope: dict) -> bool:
-    return scope.get("method") in ("GET", "POST") and SESSION_ENTRY.search(scope.get("path", "")) is not None
+    path = scope.get("path", "")
+    # Not MCP's routes (mcp/, messages/ end in "/"): MCP clients keep no cookies, and Gradio's tools pass the
+    # MCP request's headers on to its own loopback client, whose cookie would then disagree.
+    return (scope.get("method") in ("GET", "POST") and SESSION_ENTRY.search(path) is not None
+            and MCP_PATH.search(path) is None)
 
 
 # The replica the app's port chose for a request it sends through Serve's proxy (one on another
@@ -186,8 +232,8 @@ def replica_asked(scope: dict) -> str | None:
 
 
 def pinned_replica(scope: dict, app_name: str, deployment_name: str) -> str | None:
-    """The replica this request belongs to (its session cookie, or its event id), if any."""
-    event = event_replica(scope.get("path", ""), scope.get("method", "GET"))
+    """The replica this request belongs to (its event id or MCP session id, else its cookie), if any."""
+    event = event_replica(scope.get("path", ""), scope.get("method", "GET")) or mcp_replica(scope)
     return event or cookie_value(scope, cookie_name(app_name, deployment_name, scope))
 
 

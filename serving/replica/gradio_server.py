@@ -29,6 +29,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import re
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote, urlsplit
 
@@ -39,6 +40,10 @@ from serving.front.sessions import (
     CALL_SUBMIT,
     EVENT_TAG,
     HOLD_PATH,
+    MCP_MESSAGES,
+    MCP_PATH,
+    MCP_SESSION_HEADER,
+    MCP_SSE,
     RESULT_METHODS,
     SWAP_KEY_ENV,
     SWAP_KEY_HEADER,
@@ -48,6 +53,7 @@ from serving.front.sessions import (
     new_cookie_value,
     replica_of,
     starts_session,
+    tag_of,
 )
 from serving.ray_private import asgi_app_wrapper
 from serving.replica.serve_figures import count_event_errors
@@ -59,6 +65,11 @@ log = logging.getLogger("ray.serve")
 ASGIAppReplicaWrapper = asgi_app_wrapper()  # what Serve treats as an ASGI ingress (a private class)
 
 MAX_ONGOING_REQUESTS = 1000
+# The MCP SSE stream's `endpoint` event: its session id is tagged with the replica (sessions.py).
+MCP_ENDPOINT = re.compile(rb"(data: [^\r\n]*[?&]session_id=[0-9A-Za-z_-]{1,64})(\r?\n)")
+MAX_ENDPOINT_SEARCH = 64 * 1024  # bytes of the stream looked through for it
+# A tag in a query (`~` or its %7E) to strip: `session_id=<id>~<replica>`.
+MCP_QUERY_TAG = re.compile(rb"((?:^|&)session_id=[^&~%]*)(?:~|%7[eE])[A-Za-z0-9_-]{1,64}(?=&|$)")
 
 
 class SessionAffinity:
@@ -88,31 +99,48 @@ class SessionAffinity:
             return await _swap(scope, send, self.swap)
         name = cookie_name(self.app_name, self.deployment, scope)
         held = replica_of(cookie_value(scope, name))
-        # A session starts at its entry (page, config, login); a cookie naming another replica moved here.
-        needs_cookie = held != self.replica and (held is not None or starts_session(scope))
         path = scope.get("path", "")
+        mcp = MCP_PATH.search(path) is not None
+        # A session starts at its entry (page, config, login); a cookie naming another replica moved here.
+        needs_cookie = not mcp and held != self.replica and (held is not None or starts_session(scope))
         result = CALL_RESULT.search(path) if scope.get("method") in RESULT_METHODS else None
         if result and EVENT_TAG in result[1]:  # a tagged event id: Gradio knows the plain one
             plain = result[1].rpartition(EVENT_TAG)[0]
             path = path[:result.start(1)] + plain + path[result.end(1):]
             scope = {**scope, "path": path, "raw_path": path.encode()}
         tag_event = scope.get("method") == "POST" and CALL_SUBMIT.search(path) is not None
-        if not needs_cookie and not tag_event:
+        if mcp:
+            scope = _mcp_untagged(scope, name)
+        if not needs_cookie and not tag_event and not mcp:
             return await self.app(scope, receive, send)
         cookie = f"{name}={new_cookie_value(self.replica)}; {self._attributes(scope)}".encode()
         start: dict | None = None
         body = bytearray()
+        endpoint: bytearray | None = None  # the MCP SSE stream's head, until its endpoint event is tagged
 
         async def send_wrapper(message):
-            nonlocal start
+            nonlocal start, endpoint
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 if needs_cookie:
                     headers.append((b"set-cookie", cookie))
+                if mcp:
+                    tag = (EVENT_TAG + self.replica).encode()
+                    headers = [(k, v + tag if k.lower() == MCP_SESSION_HEADER and v else v) for k, v in headers]
+                    if scope.get("method") == "GET" and MCP_SSE.search(path) and message.get("status") == 200:
+                        endpoint = bytearray()
                 message = {**message, "headers": headers}
                 if tag_event and message.get("status") == 200:
                     start = message  # sent with the rewritten body
                     return
+            elif message["type"] == "http.response.body" and endpoint is not None:
+                endpoint.extend(message.get("body", b""))
+                tag = (EVENT_TAG + self.replica).encode()
+                tagged, found = MCP_ENDPOINT.subn(lambda m: m[1] + tag + m[2], bytes(endpoint), count=1)
+                if not found and message.get("more_body") and len(endpoint) < MAX_ENDPOINT_SEARCH:
+                    return  # the event is not whole yet
+                endpoint = None
+                message = {**message, "body": tagged}
             elif message["type"] == "http.response.body" and start is not None:
                 body.extend(message.get("body", b""))
                 if message.get("more_body"):
@@ -142,6 +170,27 @@ class SessionAffinity:
             answer["event_id"] += EVENT_TAG + self.replica
             return json.dumps(answer).encode()
         return body
+
+
+def _mcp_untagged(scope: dict, cookie: str) -> dict:
+    """The request as Gradio's MCP server knows it: the session id it minted, without our tag, and without
+    our cookie: a tool call passes the request's headers on to Gradio's loopback client, whose own session
+    (its own cookie) may be on another replica."""
+    query = scope.get("query_string") or b""
+    if MCP_MESSAGES.search(scope.get("path", "")) and b"session_id=" in query:
+        scope = {**scope, "query_string": MCP_QUERY_TAG.sub(rb"\1", query)}
+    headers = []
+    for key, value in scope.get("headers") or ():
+        name = key.lower()
+        if name == MCP_SESSION_HEADER and tag_of(value.decode("latin-1")):
+            value = value.rpartition(EVENT_TAG.encode())[0]
+        elif name == b"cookie":
+            pairs = [p for p in value.decode("latin-1").split(";") if p.partition("=")[0].strip() != cookie]
+            value = ";".join(pairs).strip().encode("latin-1")
+            if not value:
+                continue
+        headers.append((key, value))
+    return {**scope, "headers": headers}
 
 
 async def _hold(scope, receive, send, me: str) -> None:

@@ -62,7 +62,7 @@ LAUNCH: dict[str, tuple[str, str]] = {
     "node_port": (HONOURED, "server-side rendering's Node server"),
     "ssr_mode": (HONOURED, "also GRADIO_SSR_MODE"),
     "pwa": (HONOURED, ""),
-    "mcp_server": (HONOURED, "also GRADIO_MCP_SERVER"),
+    "mcp_server": (HONOURED, "also GRADIO_MCP_SERVER; both transports (SSE, streamable HTTP) work across replicas"),
     "num_workers": (FLAG, "`--replicas` (each replica is one worker, with sticky sessions)"),
     "_app": (NOT_APPLICABLE, "private"),
     "_frontend": (NOT_APPLICABLE, "private"),
