@@ -4,6 +4,7 @@ each row keeps its own settings; a failure reaches every caller and the loop goe
 
 from __future__ import annotations
 
+import functools
 import threading
 from concurrent.futures import Future
 
@@ -216,3 +217,42 @@ def test_a_cancel_racing_the_answer_fails_no_other_row_and_the_loop_goes_on(tiny
     assert other.result(30) == alone  # the rest of the batch answers
     assert first.cancelled() and second.cancelled()
     assert runner.loop.submit(prompt, long_).result(30) == alone  # and so does a later prompt
+
+
+@pytest.mark.parametrize("kind", ["causal", "instruct"])
+def test_packed_prefills_and_a_growing_cache_answer_as_generate_does(tiny_models, kind, monkeypatch):
+    # Small packs (several prefills per admission) and one step of room (the cache moves at every step),
+    # with rows of different lengths leaving at different steps: eight rows, greedy, as generate() one by one.
+    monkeypatch.setattr(decoding, "PACK_TOKENS", 24)
+    monkeypatch.setattr(decoding._Layer, "ROOM", 1)
+    runner = runner_for(tiny_models, kind, max_new_tokens=20, min_new_tokens=20)
+    assert runner.loop._can_pack
+    prompts = PROMPTS + ["Why", "Tell me about the sea and the sky and the stars above it", "Hi", "Hello"]
+    limits = [Generation(max_new_tokens=n, min_new_tokens=n) for n in (20, 5, 12, 20, 3, 16, 8, 20)]
+    expected = []
+    loop, runner.loop = runner.loop, None
+    try:
+        expected = [runner.generate([p], g)[0].text for p, g in zip(prompts, limits, strict=True)]
+    finally:
+        runner.loop = loop
+    answers = [runner.submit(p, generation=g) for p, g in zip(prompts, limits, strict=True)]
+    assert [a.result(60).text for a in answers] == expected
+
+
+def test_a_model_that_ignores_a_packed_mask_prefills_each_prompt_alone(tiny_models, monkeypatch):
+    runner = runner_for(tiny_models, "causal", max_new_tokens=12, min_new_tokens=12)
+    expected = one_by_one_with_generate(runner, PROMPTS)
+    model, real_forward = runner.model, runner.model.forward
+
+    @functools.wraps(real_forward)  # the loop reads forward's parameters
+    def ignoring_masks(*args, **kwargs):
+        kwargs.pop("attention_mask", None)
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", ignoring_masks)
+    loop = decoding.DecodeLoop(model, runner.loop.eos, runner.loop.pad_id)
+    assert not loop._can_pack
+    assert [len(p) for p in loop._packs([decoding._Row([1] * 3, decoding.Sampling(1), None)] * 3)] == [1, 1, 1]
+    monkeypatch.setattr(model, "forward", real_forward)  # the steps need their padding mask
+    runner.loop = loop
+    assert [a.text for a in runner.generate(PROMPTS)] == expected
