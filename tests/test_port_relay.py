@@ -122,9 +122,9 @@ def _asgi_swap(headers: list, method: str = "POST", query: bytes = b"code=abc") 
     """The status a replica's own port answers to SWAP_PATH, and the stamps its app was asked to swap."""
     asked: list[str] = []
 
-    async def swap(stamp: str) -> bool:
-        asked.append(stamp)
-        return True
+    async def swap(stamp: str, step: str) -> dict:
+        asked.append(f"{step} {stamp}")
+        return {"ok": stamp != "broken", "error": "demo.py, line 3: expected ':'"}
 
     sent: list[dict] = []
 
@@ -143,7 +143,10 @@ def test_a_replica_swaps_its_code_only_at_the_clusters_key(monkeypatch):
     assert _asgi_swap([]) == (404, [])
     assert _asgi_swap([(SWAP_KEY_HEADER.encode(), b"a-guess")]) == (404, [])
     assert _asgi_swap([(SWAP_KEY_HEADER.encode(), b"the-key")], method="GET") == (404, [])
-    assert _asgi_swap([(SWAP_KEY_HEADER.encode(), b"the-key")]) == (200, ["abc"])
+    assert _asgi_swap([(SWAP_KEY_HEADER.encode(), b"the-key")]) == (200, ["use abc"])
+    assert _asgi_swap([(SWAP_KEY_HEADER.encode(), b"the-key")], query=b"code=abc&step=build") == (200, ["build abc"])
+    assert _asgi_swap([(SWAP_KEY_HEADER.encode(), b"the-key")], query=b"code=abc&step=rm") == (404, [])
+    assert _asgi_swap([(SWAP_KEY_HEADER.encode(), b"the-key")], query=b"code=broken&step=build") == (422, ["build broken"])
 
 
 def test_one_replica_takes_whole_connections_once_the_relay_hears_of_it(servers, relay):

@@ -4,11 +4,13 @@ the launcher's box."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
 import pytest
 
+from serving.cluster import reloader
 from serving.cluster.reloader import WarmCheck, _saved
 from serving.core.config import AppSpec, ConfigError
 from serving.core.flags import ConfigOverrides
@@ -69,6 +71,29 @@ def test_the_warm_check_says_good_or_where_it_breaks(tmp_path):
         assert not verdict.ok
         assert f"{app}, line 3" in verdict.error, verdict.error
         assert time.monotonic() - started < 60
+        warm = check._proc.pid
+        app.write_text(GOOD.replace("demo", "fixed"))
+        verdict = check.check()
+        assert verdict.ok and verdict.name == "fixed", verdict  # the saved code, not a module left from before
+        assert check._proc.pid == warm, "each check is a fork of the one warm process"
+    finally:
+        check.close()
+
+
+def test_a_check_that_hangs_is_ended_and_the_next_one_answers(tmp_path, monkeypatch):
+    monkeypatch.setattr(reloader, "APP_IMPORT_TIMEOUT_S", 20)
+    app = tmp_path / "demo.py"
+    app.write_text("import time\ntime.sleep(600)\n" + GOOD)
+    check = WarmCheck(AppSpec(target=str(app)), login_given=False)
+    try:
+        hung = check._proc.pid
+        verdict = check.check()
+        assert not verdict.ok and "took more than 20 s" in verdict.error, verdict
+        assert check._proc is None
+        assert not _alive_in_session(hung), "the inspector or its hanging fork outlived the timeout"
+        app.write_text(GOOD)
+        check.warm_up()
+        assert check.check().ok
     finally:
         check.close()
 
@@ -83,3 +108,16 @@ def test_the_launchers_box_carries_reload(qtbot):
     assert row.app_dict()["reload"] is False
     row.set_editable(False)
     assert not row.reload.isEnabled()
+
+
+def _alive_in_session(sid: int) -> list[int]:
+    import psutil
+
+    alive = []
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getsid(proc.pid) == sid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                alive.append(proc.pid)
+        except (OSError, psutil.Error):
+            continue
+    return alive

@@ -1,18 +1,26 @@
 """Reload on save (`gradio-serve up --app demo.py --reload`): the supervisor's side.
 
-watchfiles follows the app's folder (its .py files; not .git, __pycache__, .venv, ...). On a save the new
-code is imported in a child process first, one started ahead with Gradio already imported, so a check
-costs only the app's own import. Broken: a `log` warning with the file, line and fix, and the running
-version goes on. Good: a redeploy whose only change is the app deployment's user_config (a code stamp,
-and on a cluster the saved files, which its replicas run from a copy of); the version is pinned, so Serve
-calls every replica's `reconfigure()`, which swaps the app in place (serving/replica/app_swap.py), and
-replicas started later get the same code. The user's code never runs in the supervisor.
+watchfiles follows the app's folder (its .py files; not .git, __pycache__, .venv, ...). On a save:
+- On our own cluster, each replica is asked on its own port to build the saved code's app (the
+  replicas share the app's folder). That is the check: a replica that fails says why (file, line and
+  fix). Only when every one built it are they asked to use it; Serve is then told the new code (a code
+  stamp in the app deployment's user_config), for replicas started later.
+- Elsewhere (a cluster of `--address`, or a replica on another machine), the new code is imported in a
+  child process first, a fork of one that imported Gradio once, so a check costs only the app's import.
+  Then a redeploy whose only change is the user_config (the stamp, and the saved files, which such
+  replicas run from a copy of); the version is pinned, so Serve calls every replica's `reconfigure()`,
+  which swaps the app in place (serving/replica/app_swap.py).
+Broken: a `log` warning with the file, line and fix, and the running version goes on. The user's code
+never runs in the supervisor.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -32,50 +40,61 @@ STATUS_POLL_S = 0.2  # each poll costs the controller, which is busy with the sw
 
 
 class WarmCheck:
-    """The inspector child (`python -m serving.replica.app_target --when-asked`), kept one ahead."""
+    """The inspector (`python -m serving.replica.app_target --when-asked`): one process with Gradio imported,
+    which checks each save in a fork of itself, so a check costs only the app's own import, however close
+    the saves come. Its own session: a check that hangs is ended with its fork."""
 
-    def __init__(self, spec: AppSpec, login_given: bool):
+    def __init__(self, spec: AppSpec, login_given: bool, warm: bool = True):
+        """warm: started now (else at its first check, and kept from then on)."""
         self._argv = [sys.executable, "-m", "serving.replica.app_target", spec.target, "--json", "--when-asked"]
         self._argv += (["--app-dir", spec.app_dir] if spec.app_dir else []) + (["--login-given"] if login_given else [])
         self.target = spec.target
-        self._next: subprocess.Popen | None = self._spawn()
+        self._wanted = warm
+        self._proc: subprocess.Popen | None = self._spawn() if warm else None
 
     def _spawn(self) -> subprocess.Popen:
         return subprocess.Popen(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sys.stderr,
-                                text=True)
+                                text=True, start_new_session=True)
 
     def check(self) -> Inspection:
-        proc, self._next = self._next or self._spawn(), None
-        timer = threading.Timer(APP_IMPORT_TIMEOUT_S, proc.kill)
+        self._wanted = True
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = self._spawn()
+        proc, found, code = self._proc, None, None
+        timer = threading.Timer(APP_IMPORT_TIMEOUT_S, self.close)
         timer.start()
         try:
             proc.stdin.write("check\n")
             proc.stdin.flush()
-            for line in proc.stdout:  # the verdict, without waiting for the child's exit
-                if found := Inspection.from_line(line):
-                    threading.Thread(target=proc.wait, daemon=True).start()  # it ends on its own
-                    return found
+            for line in proc.stdout:  # the verdict, then `done CODE` once its fork ended
+                if line.startswith("done "):
+                    code = int(line.split()[1])
+                    break
+                found = found or Inspection.from_line(line)
         except OSError:
-            pass  # the child ended early (killed while stopping, or by the timer)
+            pass  # it ended early (killed while stopping, or by the timer)
         finally:
             timer.cancel()
-        if proc.wait() < 0:
+        if found is not None:
+            return found
+        if code is None:
+            self.close()
             return Inspection(ok=False, target=self.target,
                               error=f"importing {self.target} took more than {APP_IMPORT_TIMEOUT_S} s",
                               hint="does the app wait for input or a server at import time?")
         return Inspection(ok=False, target=self.target, error=f"importing {self.target} crashed "
-                          f"(exit code {proc.returncode})", hint=f"run `python {self.target.split(':')[0]}` to see why")
+                          f"(exit code {code})", hint=f"run `python {self.target.split(':')[0]}` to see why")
 
     def warm_up(self) -> None:
-        """The next save's check, started once this one's swap is done: its import of Gradio (seconds on
-        a small machine) must not slow the replicas' swap."""
-        if self._next is None:
-            self._next = self._spawn()
+        """A new inspector, where the last one was ended (a check that hung)."""
+        if self._wanted and (self._proc is None or self._proc.poll() is not None):
+            self._proc = self._spawn()
 
     def close(self) -> None:
-        proc, self._next = self._next, None
+        proc, self._proc = self._proc, None
         if proc is not None:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # it and a fork that hangs
             proc.wait()
 
 
@@ -92,7 +111,9 @@ class Reloader:
         self.swapping = threading.Event()
         self._files: dict[str, str] = {}  # what was saved, for replicas that run in a copy of the folder
         self._stop = threading.Event()
-        self._check = WarmCheck(spec, login_given=bool(supervisor.config.http.username))
+        # On our own cluster the replicas check a save themselves (their build): the child waits until needed.
+        own = supervisor.owns_cluster and not supervisor.config.cluster.join_address
+        self._check = WarmCheck(spec, login_given=bool(supervisor.config.http.username), warm=not own)
         self._thread = threading.Thread(target=self._follow, name="reloader", daemon=True)
         self._thread.start()
 
@@ -125,7 +146,12 @@ class Reloader:
     def reload(self, changed: list[Path]) -> bool:
         started = time.monotonic()
         names = ", ".join(p.name for p in changed) or "the app"
-        verdict = self._check.check()
+        stamp, ports = f"{time.time_ns():x}", self._own_replica_ports()
+        # Our replicas build the saved code's app, which checks it: each says what broke, or that it is
+        # ready to use. Elsewhere (or if one could not be asked) the check child does, before Serve's way.
+        verdict = _built_everywhere(ports, stamp, self._check.target) if ports else None
+        if verdict is None:
+            ports, verdict = [], self._check.check()
         checked = time.monotonic()
         if self._stop.is_set():
             return False
@@ -136,10 +162,10 @@ class Reloader:
         config = self.supervisor.config
         if config.cluster.address:
             self._files.update(_saved(self.folder, changed))
-        self.code = {"code": f"{time.time_ns():x}", "files": dict(self._files)}
+        self.code = {"code": stamp, "files": dict(self._files)}
         self.swapping.set()
         try:
-            swapped = self._swap_directly(self.code["code"])
+            swapped = bool(ports) and all(a["ok"] for a in _ask_all(ports, stamp, "use"))
             if swapped:
                 self._said_reloaded(names, started, checked, "each asked on its own port")
             # Serve's own record of the code, for replicas started later: the swapped ones find it done.
@@ -159,17 +185,14 @@ class Reloader:
         self._say("info", f"reloaded {names} in {now - started:.2f} s (checked in {checked - started:.2f} s, swapped "
                   f"in {now - checked:.2f} s, {how}): every replica runs the new code")
 
-    def _swap_directly(self, stamp: str) -> bool:
-        """Each replica of our own cluster swaps in the saved code at once, asked on its own port (Serve's
-        reconfigure of every replica goes through its controller's loop: ~0.5 s more). False when any
-        replica could not be asked so (another machine's, or none known yet): Serve's way then does it."""
+    def _own_replica_ports(self) -> list[int]:
+        """The replicas of our own cluster, asked on their own ports (Serve's reconfigure of every replica
+        goes through its controller's loop: ~0.5 s more). Empty when any replica cannot be asked so (another
+        machine's, or none known yet): Serve's way then does it."""
         relay = self.supervisor._relay
-        key = os.environ.get(SWAP_KEY_ENV)
-        if relay is None or not key or not relay.replicas or set(relay.replicas) & set(relay.via_proxy):
-            return False
-        ports = list(relay.replicas.values())
-        with ThreadPoolExecutor(len(ports)) as pool:
-            return all(pool.map(lambda port: _ask_swap(port, stamp, key), ports))
+        if relay is None or not os.environ.get(SWAP_KEY_ENV) or set(relay.replicas) & set(relay.via_proxy):
+            return []
+        return list(relay.replicas.values())
 
     def _redeploy(self, config) -> None:
         from serving.ray_private import submit_app
@@ -192,13 +215,34 @@ class Reloader:
         self.supervisor.events.emit("log", level=level, message=message)
 
 
-def _ask_swap(port: int, stamp: str, key: str) -> bool:
+def _built_everywhere(ports: list[int], stamp: str, target: str) -> Inspection | None:
+    """The saved code built in every replica (ok), or the first one's error; None when one did not answer."""
+    answers = _ask_all(ports, stamp, "build")
+    if any("error" not in a for a in answers):
+        return None
+    failed = next((a for a in answers if not a["ok"]), None)
+    if failed is None:
+        return Inspection(ok=True, target=target)
+    return Inspection(ok=False, target=target, error=failed["error"], hint=failed.get("hint") or None)
+
+
+def _ask_all(ports: list[int], stamp: str, step: str) -> list[dict]:
+    with ThreadPoolExecutor(len(ports)) as pool:
+        return list(pool.map(lambda port: _ask_swap(port, stamp, step), ports))
+
+
+def _ask_swap(port: int, stamp: str, step: str) -> dict:
+    """One replica's answer to SWAP_PATH (serving/replica/gradio_server.py): "build" or "use" the stamp's
+    code. {"ok": bool, "error": ...}; without "error" when it did not answer as a replica of ours."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=SWAP_TIMEOUT_S)
     try:
-        conn.request("POST", f"{SWAP_PATH}?code={stamp}", headers={SWAP_KEY_HEADER: key, "Content-Length": "0"})
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
+        conn.request("POST", f"{SWAP_PATH}?code={stamp}&step={step}",
+                     headers={SWAP_KEY_HEADER: os.environ.get(SWAP_KEY_ENV, ""), "Content-Length": "0"})
+        resp = conn.getresponse()
+        answer = json.loads(resp.read()) if resp.status in (200, 422) else {}
+        return {"error": "", **answer} if "ok" in answer else {"ok": False}
+    except (OSError, ValueError):
+        return {"ok": False}
     finally:
         conn.close()
 

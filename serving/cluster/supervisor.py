@@ -315,18 +315,16 @@ class Supervisor(ChangesInPlace):
         if self._relay is not None:
             self._relay.stop()
         try:
-            if ray.is_initialized():
-                from ray import serve
+            from ray import serve
 
-                if self.owns_cluster:
-                    from serving.ray_private import shut_serve_down
+            from serving.ray_private import shut_serve_down
 
-                    if not shut_serve_down():
-                        self.events.emit("log", level="warning",
-                                         message="Serve did not stop within 30 s; its replicas are ended with the cluster")
-                elif self.deployed:
-                    serve.delete(APP_NAME)  # only this app; the cluster and other apps stay
-                ray.shutdown()
+            if self.owns_cluster and not shut_serve_down():
+                self.events.emit("log", level="warning",
+                                 message="Serve did not stop within 30 s; its replicas are ended with the cluster")
+            elif not self.owns_cluster and self.deployed:
+                serve.delete(APP_NAME)  # only this app; the cluster and other apps stay
+            ray.shutdown()
         except Exception as exc:  # noqa: BLE001 - stopping must go on
             self.events.emit("log", level="warning", message=f"while stopping Serve: {exc}")
         if self.owns_cluster:
@@ -345,9 +343,8 @@ class Supervisor(ChangesInPlace):
         self._wake.set()
 
     def _install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
-        signal.signal(signal.SIGHUP, self.request_stop)
+        for stop in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(stop, self.request_stop)
         signal.signal(signal.SIGUSR1, self.request_apply)  # see serving/core/apply_request.py
 
     def _read_stdin(self) -> None:

@@ -1,8 +1,10 @@
 """Reload on save, inside a replica: the app's new code swapped into the running replica.
 
-The supervisor (serving/cluster/reloader.py) checks a saved app in a child process, then redeploys
-with a new code stamp in the deployment's user_config. Serve calls `reconfigure()` on every replica
-(the deployment's version is pinned, so nothing restarts) and on each new one. Here the app's modules
+On our own cluster the supervisor (serving/cluster/reloader.py) asks this replica on its own port to
+build the saved code's app (its error goes back: that is the save's check), then to use it; elsewhere it
+checks the save in a child process and redeploys with a new code stamp in the deployment's user_config,
+and Serve calls `reconfigure()` on every replica (the deployment's version is pinned, so nothing
+restarts). Either way Serve's reconfigure reaches each new replica. Here the app's modules
 are imported anew and the ASGI app this replica serves is swapped: ~0.2 s, where a new replica takes
 seconds. A replica never stops serving meanwhile: the old app answers until the new one is ready, and
 if the new code fails here after all, the old one goes on (and the error is logged).
@@ -31,6 +33,8 @@ log = logging.getLogger("ray.serve")
 
 # The old app's queue and lifespan end this long after a swap: events it runs finish first.
 OLD_APP_GRACE_S = 60.0
+# A build of saved code that takes longer (an import that waits on something) is given up; the lock goes.
+BUILD_TIMEOUT_S = 60.0
 
 
 class CodeSwap:
@@ -39,25 +43,48 @@ class CodeSwap:
     where the replicas run in a copy of the app's folder (a cluster's working_dir)."""
 
     _code = ""  # the stamp this replica serves; "" is the code it started with
+    _built: tuple[str, object] | None = None  # (stamp, app) built ahead, while the supervisor checks the save
     _swapping: asyncio.Lock | None = None
 
     async def reconfigure(self, config: dict | None) -> None:
         await self._swap((config or {}).get("code", ""), (config or {}).get("files") or {})
 
-    async def swap_now(self, stamp: str) -> bool:
-        """The supervisor's direct ask (SWAP_PATH, serving/replica/gradio_server.py): the saved code, from
-        the app's folder this replica shares; Serve's reconfigure with the same stamp then finds it done."""
-        return await self._swap(stamp, {})
+    async def swap_now(self, stamp: str, step: str = "use") -> dict:
+        """The supervisor's direct ask (SWAP_PATH, serving/replica/gradio_server.py), from the app's folder
+        this replica shares: "build" the saved code's app (the save's check: its error, file and line, come
+        back), then "use" it once every replica built it. Serve's reconfigure with the same stamp then finds
+        it done. {"ok": bool, "error": ..., "hint": ...}."""
+        if step == "build":
+            return await self._build_ahead(stamp)
+        return {"ok": await self._swap(stamp, {})}
 
-    async def _swap(self, stamp: str, files: dict[str, str]) -> bool:
+    async def _build_ahead(self, stamp: str) -> dict:
+        async with self._lock():
+            self._built = None
+            try:
+                self._built = (stamp, await asyncio.wait_for(asyncio.to_thread(self._rebuild, {}), BUILD_TIMEOUT_S))
+            except TimeoutError:
+                return {"ok": False, "error": f"importing the app took more than {BUILD_TIMEOUT_S:g} s",
+                        "hint": "does the app wait for input or a server at import time?"}
+            except Exception as exc:  # noqa: BLE001 - the user's code: told to the supervisor, which says it
+                hint = getattr(exc, "hint", None)  # AppLoadError: file, line and fix already in its text
+                return {"ok": False, "error": str(exc) if hint is not None else f"{type(exc).__name__}: {exc}",
+                        "hint": hint or ""}
+        return {"ok": True}
+
+    def _lock(self) -> asyncio.Lock:
         if self._swapping is None:
             self._swapping = asyncio.Lock()
-        async with self._swapping:  # the direct ask and Serve's reconfigure of one save: swapped once
+        return self._swapping
+
+    async def _swap(self, stamp: str, files: dict[str, str]) -> bool:
+        async with self._lock():  # the direct ask and Serve's reconfigure of one save: swapped once
             if stamp == self._code:
                 return True
             started = time.monotonic()
+            built, self._built = self._built, None
             try:
-                app = await asyncio.to_thread(self._rebuild, files)
+                app = built[1] if built and built[0] == stamp else await asyncio.to_thread(self._rebuild, files)
                 old = await swap_asgi_app(self, app)
             except Exception as exc:  # noqa: BLE001 - the user's code: the running version goes on
                 log.error("reload %s failed, the previous version keeps serving: %s: %s", stamp,

@@ -24,6 +24,7 @@ import contextlib
 import importlib
 import importlib.util
 import os
+import shutil
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -260,23 +261,38 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--login-given", action="store_true",
                    help="a login is given with --username/--password (it replaces the app's own)")
     p.add_argument("--when-asked", action="store_true",
-                   help="import Gradio now, the app once a line comes on stdin (a reload's check, kept warm)")
+                   help="import Gradio now, then check the app once for each line that comes on stdin, each "
+                        "time in a fork of this warm process (a reload's check); 'done CODE' follows each answer")
     args = p.parse_args(argv)
     out = sys.stdout
     # The user's code may print; keep stdout for the answer.
     sys.stdout = sys.stderr
-    if args.when_asked:
-        import tempfile
+    if not args.when_asked:
+        return _answer(args, out)
+    import gradio as gr  # the slow part, done once, before the saves it will check
 
-        import gradio as gr  # the slow part, done before the save it will check
+    with gr.Blocks():  # and what Gradio imports on its first Blocks (its routes)
+        pass
+    out.flush()
+    while sys.stdin.readline():
+        # A fork per check: the app is imported anew each time (its modules were never imported
+        # here), Gradio not at all.
+        child = os.fork()
+        if child == 0:
+            import tempfile
 
-        with gr.Blocks():  # and what Gradio imports on its first Blocks (its routes)
-            pass
-        if not sys.stdin.readline():
-            return 0  # not needed after all
-        # Bytecode of its own: a .pyc of the same second and size as the saved file would be stale.
-        pyc = tempfile.TemporaryDirectory(prefix="gradio-serve-pyc-")
-        sys.pycache_prefix = pyc.name
+            # Bytecode of its own: a .pyc of the same second and size as the saved file would be stale.
+            sys.pycache_prefix = tempfile.mkdtemp(prefix="gradio-serve-pyc-")
+            code = _answer(args, out)
+            shutil.rmtree(sys.pycache_prefix, ignore_errors=True)
+            os._exit(code)  # at once: a second of teardown would slow the replicas' swap
+        _, status = os.waitpid(child, 0)
+        out.write(f"done {os.waitstatus_to_exitcode(status)}\n")
+        out.flush()
+    return 0
+
+
+def _answer(args, out) -> int:
     result = inspect_target(args.target, args.app_dir, args.login_given)
     if args.json:
         out.write(result.to_line() + "\n")
@@ -286,9 +302,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         out.write(f"error: {result.error}\n" + (f"  hint: {result.hint}\n" if result.hint else ""))
     out.flush()
-    if args.when_asked:
-        pyc.cleanup()
-        os._exit(0 if result.ok else 2)  # at once: a second of teardown would slow the replicas' swap
     return 0 if result.ok else 2
 
 

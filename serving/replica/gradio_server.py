@@ -27,6 +27,7 @@ What differs from Ray's, and why:
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 import re
@@ -83,7 +84,7 @@ class SessionAffinity:
     keeps its sessions inside another site's iframe; plain http keeps `SameSite=Lax`."""
 
     def __init__(self, app, replica: str, app_name: str, deployment: str, root_path: str | None = None,
-                 swap: Callable[[str], Awaitable[bool]] | None = None):
+                 swap: Callable[[str, str], Awaitable[dict]] | None = None):
         self.app, self.replica, self.swap = app, replica, swap
         self.app_name, self.deployment = app_name, deployment
         # Gradio's root_path is a path or a whole URL (https://host/path): its path, and its scheme.
@@ -160,8 +161,6 @@ class SessionAffinity:
         return f"Path={path}; HttpOnly; " + ("SameSite=None; Secure" if https else "SameSite=Lax")
 
     def _tagged(self, body: bytes) -> bytes:
-        import json
-
         try:
             answer = json.loads(body)
         except ValueError:
@@ -209,20 +208,25 @@ async def _hold(scope, receive, send, me: str) -> None:
 
 
 async def _swap(scope, send, swap) -> None:
-    """The supervisor's reload, straight to this replica: `POST SWAP_PATH?code=<stamp>` with the cluster's
-    key swaps in the saved code now, where Serve's reconfigure of every replica takes longer. 404 without
-    the key (a cluster we did not start has none), so it is no way in for anyone else."""
+    """The supervisor's reload, straight to this replica: `POST SWAP_PATH?code=<stamp>&step=build` with the
+    cluster's key builds the saved code's app (422 with its error when it fails), `step=use` swaps it in,
+    where Serve's reconfigure of every replica takes longer. 404 without the key (a cluster we did not
+    start has none), so it is no way in for anyone else."""
     from urllib.parse import parse_qs
 
     key = os.environ.get(SWAP_KEY_ENV, "").encode()
     given = next((v for k, v in scope.get("headers") or () if k.lower() == SWAP_KEY_HEADER.encode()), b"")
-    stamp = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("code") or [""])[0]
-    if swap is None or not key or not hmac.compare_digest(given, key) or scope.get("method") != "POST" or not stamp:
-        status = 404
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    stamp, step = (query.get("code") or [""])[0], (query.get("step") or ["use"])[0]
+    if (swap is None or not key or not hmac.compare_digest(given, key) or scope.get("method") != "POST" or not stamp
+            or step not in ("build", "use")):
+        status, body = 404, b""
     else:
-        status = 200 if await swap(stamp) else 500
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]})
-    await send({"type": "http.response.body", "body": b""})
+        answer = await swap(stamp, step)
+        status, body = (200 if answer["ok"] else 422), json.dumps(answer).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 class GradioIngress(ASGIAppReplicaWrapper):
