@@ -187,7 +187,7 @@ READING = [
     "replica for the two slots of one model instead of two (-1030 MB: transformers copies the weights, so "
     "two processes held them twice), bfloat16 weights (-~300 MB), and no autoscaler monitor (-83 MB) or "
     "dashboard server (-116 MB), which Serve on one machine does not use and `ray.init` cannot leave out "
-    "(`serving/ray_private.py`; `--include-dashboard` still starts it). Then pandas (-~135 MB): Serve imports it, "
+    "(`serving/ray_private/`; `--include-dashboard` still starts it). Then pandas (-~135 MB): Serve imports it, "
     "when installed, only to JSON-encode DataFrames a deployment returns, and Gradio installs it; every worker "
     "of our cluster imports Serve with it hidden (`serving/cluster/worker_setup.py`), so the supervisor, controller, "
     "proxy and model replicas are ~33 MB each smaller and only the Gradio ingress, which needs it, loads it. "
@@ -204,7 +204,7 @@ READING = [
     "transformers 5's model code imports torch.distributed, torch._dynamo and sympy (~98 MB) beside the "
     "257 MB of weights."),
     ("- **First answer.** The table above shows where a cold start goes on 2 cores. Four of Ray's and "
-    "Serve's waits were cut (`serving/ray_private.py`, `serving/cluster/supervisor.py`): the raylet's first look for "
+    "Serve's waits were cut (`serving/ray_private/`, `serving/cluster/supervisor.py`): the raylet's first look for "
     "its own object store failed and looked again 1 s later (now every 50 ms); `ray.init` looks for its "
     "raylet in GCS once a second (we look every 50 ms first); `serve.start` waited for the proxy before "
     "anything was deployed (the app is now submitted while the proxy starts); `serve.run` polls the app "

@@ -62,7 +62,7 @@ print(json.dumps(open_ports))
 
 NO_TOKEN = """
 import sys
-from serving.ray_private import gcs_refuses_token
+from serving.ray_private.tokens import gcs_refuses_token
 print("refused" if gcs_refuses_token(sys.argv[1]) else "answered")
 """
 # Ray's processes, as `ss -p` names them; the supervisor (Ray's driver, "python") also serves the app's port.

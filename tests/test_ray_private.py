@@ -1,4 +1,4 @@
-"""serving/ray_private.py holds every private Ray API and says so, without crashing, on another Ray."""
+"""serving/ray_private/ holds every private Ray API and says so, without crashing, on another Ray."""
 
 from __future__ import annotations
 
@@ -51,8 +51,8 @@ def test_no_private_ray_api_outside_ray_private():
                           "WORKER_PROCESS_SETUP_HOOK_ENV_VAR"}
     private_keywords = {"_internal", "_node_ip_address", "_system_config", "_blocking"}
     offenders = []
-    for path in sorted((ROOT / "serving").glob("*.py")):
-        if path.name == "ray_private.py":
+    for path in sorted((ROOT / "serving").rglob("*.py")):
+        if "ray_private" in path.relative_to(ROOT / "serving").parts:
             continue
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             found = None

@@ -41,7 +41,7 @@ def check_address_reachable(address: str, timeout: float = 5.0) -> None:
 
 def check_token(address: str, token: str | None) -> None:
     """On an existing cluster: a token it needs and we lack, or one it refuses, said as such at once."""
-    from serving.ray_private import gcs_refuses_token
+    from serving.ray_private.tokens import gcs_refuses_token
 
     hostport = address.removeprefix("ray://")
     if address == "auto" or address.startswith("ray://") or ":" not in hostport or not gcs_refuses_token(hostport):

@@ -65,7 +65,7 @@ def outward_ip(host: str, port: int) -> str:
 
 def cmd_join(args) -> int:
     from serving.cluster.cluster_checks import check_address_reachable
-    from serving.ray_private import cluster_nodes, gcs_refuses_token, use_cluster_token
+    from serving.ray_private.tokens import cluster_nodes, gcs_refuses_token, use_cluster_token
 
     host, port = split_join_address(args.address)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -56,7 +56,7 @@ def open_head(join_address: str) -> str:
         raise StartError(f"--allow-join {join_address}: {host} is not an address of this machine",
                          "give one of its LAN addresses (see `ip -brief address`)")
     check_port_free(host, port)
-    from serving.ray_private import use_cluster_token
+    from serving.ray_private.tokens import use_cluster_token
 
     os.environ["RAY_GCS_SERVER_PORT"] = str(port)  # Ray's head port (else a random one)
     use_cluster_token(str(ensure_token()))

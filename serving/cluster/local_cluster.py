@@ -7,7 +7,7 @@ Everything here reaches the cluster's processes through the environment or Ray's
 - each worker's setup hook (serving/cluster/worker_setup.py): Serve without pandas, gRPC on loopback;
 - no autoscaler monitor, no dashboard unless asked for, Ray's log monitor as a thread of the
   driver; ray.init finds its raylet sooner
-  (serving/ray_private.py);
+  (serving/ray_private/);
 - Serve's settings for one machine (`tune_serve_env`).
 """
 

@@ -12,7 +12,7 @@ Two things opened ports to the network on Ray 2.60 even with `_node_ip_address="
    (serving/cluster/worker_setup.py, Ray's worker setup hook) and binds such servers to 127.0.0.1 instead,
    only while the node's own IP is loopback (then nothing else could reach them anyway).
 
-The Ray internals both touch are in serving/ray_private.py.
+The Ray internals both touch are in serving/ray_private/.
 """
 
 from __future__ import annotations

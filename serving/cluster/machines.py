@@ -2,7 +2,7 @@
 node's address, CPUs, GPUs and memory, and which of the app's replicas run there.
 
 Cheap: the nodes come from one GCS call (ray.nodes()) every few seconds; where each replica runs comes
-with the status poll's own call to Serve's controller (serving/ray_private.py app_status_and_targets
+with the status poll's own call to Serve's controller (serving/ray_private/ app_status_and_targets
 fills `placements`). A machine that was alive and is gone is said as a warning: Serve starts its
 replicas again where there is room. One that joins is said too.
 """

@@ -133,12 +133,12 @@ class Supervisor(ChangesInPlace):
         threading.Thread(target=_import_serve_side, daemon=True).start()
         import ray
 
-        from serving.ray_private import use_token_if_available, version_mismatch
+        from serving.ray_private import version_mismatch
+        from serving.ray_private.tokens import use_token_if_available
 
         cluster = self.config.cluster
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-        mismatch = version_mismatch()
-        if mismatch:
+        if mismatch := version_mismatch():
             self.events.emit("log", level="warning", message=mismatch)
         # Ray's worker logs go to stderr (fd 1 is redirected in --events mode).
         if cluster.address:

@@ -1,6 +1,6 @@
 """What every worker of a local cluster we start runs first (Ray's worker setup hook).
 
-Set with `run_in_every_worker(HOOK)` (serving/ray_private.py) before ray.init; Ray calls it in each
+Set with `run_in_every_worker(HOOK)` (serving/ray_private/) before ray.init; Ray calls it in each
 worker before the worker takes its first actor (Serve's controller, proxy or a replica).
 """
 
