@@ -90,6 +90,9 @@ def test_wheel_builds_without_warnings_and_ships_data_and_license(tmp_path):
     assert missing == [], f"not in the wheel: {missing}"
     for package in ("serving", "launcher"):
         assert f"{package}/__init__.py" in names and f"{package}/__main__.py" in names
+        # Every module ships: a subpackage missing from pyproject's list would be left out of the wheel.
+        modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / package).rglob("*.py")}
+        assert sorted(modules - names) == [], f"modules not in the wheel: {sorted(modules - names)}"
     assert not any(n.startswith(("tests/", "benchmarks/", "scripts/")) for n in names)
     # The license: an SPDX expression and the file itself.
     assert meta["License-Expression"] == "Apache-2.0"
