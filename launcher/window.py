@@ -171,12 +171,10 @@ class MainWindow(QMainWindow):
         session.download_progress.connect(self.start_progress.follow_download)
         session.message_changed.connect(self.phase_label.setText)
         session.notice.connect(self.show_status_line)
-        session.start_began.connect(
-            lambda config: self.start_progress.begin(
-                config.app is not None, config.cluster.address is not None,
-                [slot.label or slot.model for slot in config.models],
-            )
-        )
+        session.start_began.connect(lambda config: self.start_progress.begin(
+            config.app is not None, config.cluster.address is not None, [s.label or s.model for s in config.models]))
+        self.status_table.machines.went.connect(lambda address: self.tray.message(
+            "A machine left", f"{address} left or died: its replicas start again where there is room."))
         session.launched.connect(self._on_launched)
         session.confirm_wanted.connect(lambda warnings, headline: dialogs.confirm_start(
             self, warnings, headline, session.confirm))

@@ -66,6 +66,17 @@ def window(qtbot, monkeypatch):
     return w
 
 
+def test_a_machine_that_leaves_is_said_in_the_tray(window, monkeypatch):
+    from serving.core.protocol import Machine, StatusEvent
+
+    said = []
+    monkeypatch.setattr(window.tray, "message", lambda title, text: said.append((title, text)) or True)
+    head, other = Machine(address="10.77.1.1", head=True), Machine(address="10.77.1.2")
+    window.session.status_changed.emit(StatusEvent(app_status="RUNNING", machines=[head, other]))
+    window.session.status_changed.emit(StatusEvent(app_status="RUNNING", machines=[head]))
+    assert said == [("A machine left", "10.77.1.2 left or died: its replicas start again where there is room.")]
+
+
 def dialog_text() -> str:
     box = errors.last_dialog
     assert box is not None, "expected an error dialog"

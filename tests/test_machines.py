@@ -86,6 +86,25 @@ def test_old_records_read_without_machines_and_the_join_fields():
     assert fields["token_file"].endswith("cluster-token")
 
 
+def test_a_machine_that_goes_is_signalled_once_and_a_stop_is_not_a_leaving(qtbot):
+    from launcher.status_panel import StatusAndLog
+
+    panel = StatusAndLog()
+    qtbot.addWidget(panel)
+    table, went = panel.status_table, []
+    table.machines.went.connect(went.append)
+    table.show_status(StatusEvent(app_status="RUNNING", machines=machines_list([HEAD, OTHER], PLACES)))
+    table.show_status(StatusEvent(app_status="RUNNING"))  # a status without the machines read
+    assert went == []
+    table.show_status(StatusEvent(app_status="RUNNING", machines=machines_list([HEAD], PLACES)))
+    table.show_status(StatusEvent(app_status="RUNNING", machines=machines_list([HEAD], PLACES)))
+    assert went == ["10.77.1.2"]
+    table.show_status(StatusEvent(app_status="RUNNING", machines=machines_list([HEAD, OTHER], PLACES)))
+    table.clear_status()  # the app stopped
+    table.show_status(StatusEvent(app_status="RUNNING", machines=machines_list([HEAD], PLACES)))
+    assert went == ["10.77.1.2"]
+
+
 @pytest.mark.usefixtures("launcher_env")
 def test_the_status_panel_shows_the_machines_and_the_join_command(qtbot):
     from launcher.status_panel import StatusAndLog
