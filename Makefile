@@ -37,7 +37,7 @@ test: install system-deps
 test-fast: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow"
 
-# Ratios against plain Gradio, medians of 3 interleaved repetitions in one run (~25 min): benchmarks/results/latest.json, docs/benchmarks.md
+# Ratios against plain Gradio, medians of 3 interleaved repetitions in one run (~45 min here, see docs/benchmarks.md): benchmarks/results/latest.json, docs/benchmarks.md
 bench: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m benchmarks.run
 

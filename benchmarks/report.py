@@ -69,7 +69,11 @@ def write_doc(data: dict) -> None:
             if key == "time_to_first_token_ms" and "ttft" in d:
                 met = "yes" if d["ttft"]["ttft_over_full_answer"] < 1 / 3 else "**no**"
         lines.append(f"| `{key}` | {shown} | {goal} | {met} | `{CMD.format(section)}` | {notes.get(key, '')} |")
-    lines += ["", "`make bench` runs every section 3 times: about 26 minutes here (one repetition: 8-9 minutes).",
+    ran = data.get("sections_run") or []
+    lines += ["", (f"This run: {', '.join(ran) or 'every section'} x {data.get('repetitions', 1)} in {data.get('total_s', 0) / 60:.0f} minutes. "
+                   "A whole `make bench` (every section 3 times) took 27.5 minutes at a475c91, before the sections "
+                   "`ready` and `relay` and the `serve run --reload` part of `reload` (about 6 minutes a repetition "
+                   "more, by their single runs): about 45 minutes now, over the 30 asked for."),
               "", *_tables(d), *READING, ""]
     if data.get("errors"):
         lines += ["## Sections that failed in this run", ""]

@@ -457,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
             data["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
             data["total_s"] = round(time.monotonic() - start)
             data["repetitions"] = args.reps
+            data["sections_run"] = sections
             data["goals"] = {k: g[0] for k, g in GOALS.items()}
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             RESULTS.write_text(json.dumps(data, indent=2) + "\n")
