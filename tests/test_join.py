@@ -1,12 +1,13 @@
 """A second machine joins with a token: real hosts made of network namespaces (needs root).
 
 - host A (namespace, 10.77.1.1 towards B, 10.77.2.1 towards the client) runs `gradio-serve up --app
-  tests/apps/counter_state.py --replicas 2 --num-cpus 1 --cpus 1 --allow-join 10.77.1.1`: it has room
+  tests/apps/counter_files.py --replicas 2 --num-cpus 1 --cpus 1 --allow-join 10.77.1.1`: it has room
   for one replica, the other waits for a machine;
 - host B (10.77.1.2) runs `gradio-serve join 10.77.1.1:6379`: refused without the token and with a
   wrong one, then joined with a copy of A's token file;
 - a client in a third namespace (10.77.2.2) uses the app only through A's address (its login on).
-Checked: replicas run on both hosts; gr.State sessions through A keep their counts on either; from the
+Checked: replicas run on both hosts; gr.State sessions through A keep their counts on either, and an
+upload then its answer's `file=` download work on either (each host's own temp folder); from the
 client's side only the app's port of A answers; B killed (its processes), then the app answers from
 A again and nothing hangs. Ray's processes of each host get their own temp dir. About 3 minutes.
 """
@@ -46,6 +47,22 @@ for _ in range(n):
     c = Client(url, auth=(os.environ["JOIN_USER"], os.environ["GRADIO_SERVE_PASSWORD"]), verbose=False)
     sessions.append([list(c.predict(api_name="/bump")) for _ in range(calls)])
 print(json.dumps(sessions))
+"""
+# An upload, then the answer's `file=` download, in each session: [sent, read back, downloaded, served by].
+FILES_CLIENT = """
+import json, os, sys, tempfile, uuid
+from pathlib import Path
+from gradio_client import Client, handle_file
+url, n = sys.argv[1], int(sys.argv[2])
+rows = []
+for _ in range(n):
+    c = Client(url, auth=(os.environ["JOIN_USER"], os.environ["GRADIO_SERVE_PASSWORD"]), verbose=False)
+    c.predict(api_name="/bump")  # the session starts on its replica first
+    sent = Path(tempfile.mkdtemp()) / "note.txt"
+    sent.write_text(f"note {uuid.uuid4().hex}")
+    text, upper, who = c.predict(handle_file(str(sent)), api_name="/read_back")
+    rows.append([sent.read_text(), text, Path(upper).read_text(), who])
+print(json.dumps(rows))
 """
 
 SCAN = """
@@ -143,7 +160,7 @@ def listening_ports(ns: str) -> list[int]:
 def test_a_machine_joins_with_the_token_and_serves_half_the_app(hosts, tmp_path):
     a, b, c = hosts
     env_a, env_b, env_c = host_env(tmp_path, "A"), host_env(tmp_path, "B"), host_env(tmp_path, "C")
-    up = NetnsUp(a, ["--app", "tests/apps/counter_state.py", "--replicas", "2", "--num-cpus", "1", "--cpus", "1",
+    up = NetnsUp(a, ["--app", "tests/apps/counter_files.py", "--replicas", "2", "--num-cpus", "1", "--cpus", "1",
                      "--allow-join", A_TO_B, "--host", A_TO_C, "--port", str(APP_PORT), "--username", USER],
                  env_a, tmp_path / "up.log")
     join = None
@@ -192,6 +209,12 @@ def test_a_machine_joins_with_the_token_and_serves_half_the_app(hosts, tmp_path)
             assert [count for count, _ in calls] == [1, 2, 3] and len({who for _, who in calls}) == 1, sessions
         served_by = {int(who.removeprefix("pid ")) for calls in sessions for _, who in calls}
         assert {netns_of(p) for p in served_by} == {a, b}, (sessions, pids)
+        # Gradio's files on either host: an upload, then the answer's file= download (each replica's temp folder).
+        files = in_ns(c, [PY, "-c", FILES_CLIENT, url, "6"], env_c)
+        assert files.returncode == 0, files.stderr[-2000:]
+        rows = json.loads(files.stdout.strip().splitlines()[-1])
+        assert all(text == sent and downloaded == sent.upper() for sent, text, downloaded, _ in rows), rows
+        assert {netns_of(int(who.removeprefix("pid "))) for *_, who in rows} == {a, b}, rows
 
         # From the client's side: the app's port, and Ray's ports, which need the token. Ray binds its gRPC
         # servers (GCS, raylets, workers) to every address once the node's IP is not loopback; our own
