@@ -203,8 +203,9 @@ def test_up_on_cluster_spreads_replicas_and_stop_leaves_cluster_and_other_app(
 
 
 def test_your_app_on_a_cluster_travels_as_working_dir(cluster, serve_port, env, tmp_path):
-    """`up --address --app`: the app's folder (a sibling module and a data file) is uploaded as Ray's
-    working_dir and the replicas run in that copy, not in the original folder."""
+    """`up --address --app --reload`: the app's folder (a sibling module and a data file) is uploaded as Ray's
+    working_dir and the replicas run in that copy, not in the original folder; a saved sibling module
+    travels with the reload to that copy, and both replicas answer from it without a restart."""
     folder = tmp_path / "myapp"
     folder.mkdir()
     (folder / "words.txt").write_text("bonjour\n")
@@ -214,7 +215,7 @@ def test_your_app_on_a_cluster_travels_as_working_dir(cluster, serve_port, env, 
         "def greet(name):\n    return f'{WORD} {name} in {os.getcwd()}'\n\n"
         "demo = gr.Interface(greet, 'textbox', 'textbox', api_name='greet')\n")
     up = Up(["--address", cluster.address, "--app", str(folder / "demo.py"), "--replicas", "2", "--num-cpus", "0.5",
-             "--port", str(serve_port)], env, tmp_path / "up.log")
+             "--port", str(serve_port), "--reload"], env, tmp_path / "up.log")
     try:
         running = up.wait_running(timeout=240)
         answer = Client(running["url"], verbose=False).predict("Ann", api_name="/greet")
@@ -223,6 +224,14 @@ def test_your_app_on_a_cluster_travels_as_working_dir(cluster, serve_port, env, 
         assert cwd != str(folder), "the replica ran in the original folder, not in the uploaded copy"
         replicas = cluster.serve_details()["applications"]["gradio-serve"]["deployments"]["app"]["replicas"]
         assert len([r for r in replicas if r["state"] == "RUNNING"]) == 2
+
+        (folder / "helpers.py").write_text("WORD = 'salut'\n")  # a sibling module saved: the app reloads
+        _t, said = up.wait_for(lambda e: e.get("event") == "log" and "reloaded" in e.get("message", ""), 120)
+        assert "through Serve" in said["message"], said["message"]
+        words = {Client(running["url"], verbose=False).predict("Ann", api_name="/greet").split()[0] for _ in range(6)}
+        assert words == {"salut"}, f"a replica still answers the old module: {words}"
+        after = cluster.serve_details()["applications"]["gradio-serve"]["deployments"]["app"]["replicas"]
+        assert {r["replica_id"] for r in after} == {r["replica_id"] for r in replicas}, "replicas were restarted"
     finally:
         up.stop()
     assert up.proc.returncode == 0, up.events[-3:]
