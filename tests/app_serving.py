@@ -10,9 +10,15 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import os
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from gradio_client import Client
 from supervisor_run import ROOT, Up, free_port
 
@@ -30,6 +36,32 @@ class Served:
 
     def pids(self) -> list[int]:
         return self.up.replica_pids("app")
+
+
+@contextlib.contextmanager
+def plain_gradio(name: str, log_dir: Path):
+    """`python tests/apps/NAME`, as its author runs it (port from PORT); yields its URL once it answers."""
+    port = free_port()
+    log = open(log_dir / "plain.log", "w")  # noqa: SIM115 - closed below
+    env = {**os.environ, "PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, str(APPS / name)], env=env, cwd=APPS, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, Path(log.name).read_text()[-3000:]
+            try:
+                httpx.get(url, timeout=2, trust_env=False)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, f"python {name} did not answer"
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.kill()
+        proc.wait()
+        log.close()
 
 
 def serve_app(target: str, replicas: int, env: dict, log_dir: Path, timeout: float = 240) -> Served:

@@ -16,19 +16,14 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
-from app_serving import APPS, serve_app
+from app_serving import plain_gradio, serve_app
 from mcp import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
-from supervisor_run import free_port
 
 from benchmarks.common import app_processes
 
@@ -41,27 +36,8 @@ SESSION_TIMEOUT_S = 60  # a POST that misses its session's replica leaves the cl
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory):
     """`python mcp_tools.py`, as its author runs it."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("plain-mcp") / "plain.log", "w")  # noqa: SIM115 - closed below
-    env = {**os.environ, "PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, str(APPS / "mcp_tools.py")], env=env, cwd=APPS, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, Path(log.name).read_text()[-3000:]
-            try:
-                httpx.get(url, timeout=2, trust_env=False)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "python mcp_tools.py did not answer"
-                time.sleep(0.3)
+    with plain_gradio("mcp_tools.py", tmp_path_factory.mktemp("plain-mcp")) as url:
         yield url
-    finally:
-        proc.kill()
-        proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,17 +10,12 @@ the exception's text. The login used to be dropped here, and the exception's tex
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
-from app_serving import APPS, serve_app
+from app_serving import plain_gradio, serve_app
 from gradio_client import Client
 from gradio_client.exceptions import AppError
-from supervisor_run import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -31,27 +26,8 @@ HIDDEN = "has not enabled verbose error reporting"
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory):
     """`python login_app.py`, as its author runs it."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("plain") / "plain.log", "w")  # noqa: SIM115 - closed below
-    env = {**os.environ, "PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, str(APPS / "login_app.py")], env=env, cwd=APPS, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, Path(log.name).read_text()[-3000:]
-            try:
-                httpx.get(url, timeout=2, trust_env=False)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "python login_app.py did not answer"
-                time.sleep(0.3)
+    with plain_gradio("login_app.py", tmp_path_factory.mktemp("plain")) as url:
         yield url
-    finally:
-        proc.kill()
-        proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")
