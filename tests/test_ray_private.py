@@ -35,7 +35,7 @@ def test_another_ray_gets_a_clear_warning_not_a_crash(ray_private, monkeypatch, 
     import ray
 
     monkeypatch.setattr(ray, "__version__", version)
-    with pytest.warns(RuntimeWarning, match=r"serving/ray_private\.py was written for Ray 2\.60"):
+    with pytest.warns(RuntimeWarning, match=r"serving/ray_private/ was written for Ray 2\.60"):
         message = ray_private.version_mismatch()
     assert message and version in message and "ray[serve]==2.60.0" in message
     with warnings.catch_warnings():
