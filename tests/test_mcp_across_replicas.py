@@ -8,7 +8,10 @@ library as an MCP client (an AI assistant) uses it: no cookies.
   sessions at once, over both replicas, through the app's port and through Serve's proxy.
 - streamable HTTP (POST mcp/): Gradio runs it stateless, so any replica answers any request.
 Both answer as plain Gradio does (the same tools, the same answers). served_by runs where the MCP
-session is; add (queued) through Gradio's own loopback client, wherever that client's session is.
+session is; add (queued) through Gradio's own loopback client, wherever that client's session is. That
+client is made at a replica's first queued call, from the first round's address (the app's port); the
+second round's calls come through Serve's proxy, whose Host Gradio passed on to the loopback's joins, which
+then lost their session 3 times in 4 (each waited for ever) until the replica kept the loopback's own Host.
 """
 
 from __future__ import annotations

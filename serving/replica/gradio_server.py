@@ -192,6 +192,23 @@ def _mcp_untagged(scope: dict, cookie: str) -> dict:
     return {**scope, "headers": headers}
 
 
+def _mcp_loopback_keeps_its_host(blocks) -> None:
+    """Gradio's MCP server runs a queued tool through its loopback client, passing on the MCP request's
+    headers, its Host too. Our cookie's name follows the Host (serving/front/sessions.py), so a join with
+    the MCP client's Host (Serve's proxy, say) was routed apart from the loopback client's own stream,
+    which then waited for ever. The loopback's requests keep their own Host, as with `python demo.py`."""
+    server = getattr(blocks, "mcp_server_obj", None)
+    prepare = getattr(server, "_prepare_tool_call_args", None)
+    if prepare is None:
+        return
+
+    def prepared(name, arguments):
+        endpoint, args, headers, block_fn = prepare(name, arguments)
+        return endpoint, args, {k: v for k, v in headers.items() if k.lower() != "host"}, block_fn
+
+    server._prepare_tool_call_args = prepared
+
+
 async def _hold(scope, receive, send, me: str) -> None:
     """A request that lasts until its client (the app's port) leaves: while it is in flight Serve's
     drain keeps this replica serving the sessions it holds (serving/front/draining.py). It names the
@@ -258,6 +275,7 @@ class GradioIngress(ASGIAppReplicaWrapper):
         # launch()'s default, not mount_gradio_app's: an exception's text (paths, secrets) stays hidden.
         kwargs = {"show_error": False, **self._gradio_mount_kwargs}
         app = gr.mount_gradio_app(FastAPI(), blocks, path="/", **kwargs)
+        _mcp_loopback_keeps_its_host(blocks)
         context = serve.get_replica_context()
         # The session cookie's Path is where the app is served (Gradio's root_path: --root-path or the app's own).
         app.add_middleware(SessionAffinity, replica=context.replica_id.unique_id, app_name=context.app_name,
