@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.slow
 SESSIONS = 60
 KILL_EVERY_S, CHAOS_S = 20, 120
 MAX_WAIT_S = 10
+PAUSE_S = (10.0, 16.0)  # between a session's calls
 
 
 @dataclass
@@ -47,24 +49,31 @@ class Call:
 @dataclass
 class Session:
     calls: list[Call] = field(default_factory=list)
+    client: object | None = None
 
-    def run(self, url: str, stop: threading.Event) -> None:
-        stop.wait(random.uniform(0, 10))  # sessions open over 10 s, as visitors come
+    def connect(self, url: str) -> None:
+        """gradio_client's Client reads the app's config and API (~0.3 s of CPU): all 60 before the chaos, as a
+        burst of them inside it starved the first calls of the 2 cores (10-13 s waits, a run here)."""
         try:
-            c = client(url)
+            self.client = client(url)
         except Exception as exc:  # noqa: BLE001 - recorded as a failed call
             self.calls.append(Call(time.monotonic(), time.monotonic(), error=f"connect: {exc!r}"[:300]))
+
+    def run(self, stop: threading.Event) -> None:
+        if self.client is None:
             return
+        stop.wait(random.uniform(0, PAUSE_S[0]))  # first calls spread, as visitors come
         while not stop.is_set():
             start = time.monotonic()
             try:
-                count, served_by = c.submit(api_name="/bump").result(timeout=30)
+                count, served_by = self.client.submit(api_name="/bump").result(timeout=30)
                 self.calls.append(Call(start, time.monotonic(), int(count), int(served_by.removeprefix("pid "))))
             except Exception as exc:  # noqa: BLE001 - recorded, judged below
                 self.calls.append(Call(start, time.monotonic(), error=f"{type(exc).__name__}: {exc}"[:300]))
-            # ~8 calls a second in all: one gradio_client call costs ~0.15 s of CPU here, client and replica together,
-            # and the 2 cores run both sides.
-            stop.wait(random.uniform(5.0, 9.0))
+            # ~4 calls a second in all: one gradio_client call costs ~0.15 s of CPU here, client and replica together,
+            # and the 2 cores run both sides and a replacement replica's start. At ~8 a second (a pause of 5-9 s)
+            # the cores were saturated: calls waited 3.3 s at the median and up to 10.8 s (a CI run), queueing for CPU.
+            stop.wait(random.uniform(*PAUSE_S))
 
 
 def replicas(up: Up, n: int, timeout: float = 120) -> list[int]:
@@ -77,6 +86,16 @@ def replicas(up: Up, n: int, timeout: float = 120) -> list[int]:
     raise AssertionError(f"not {n} replicas in {timeout} s: {up.replica_pids('app')}")
 
 
+def answered_since(sessions: list[Session], since: float, timeout: float) -> None:
+    """Until every session has had a call answered or failed that started after `since`: at the
+    scaling, no session's move off the last killed replica is still to come."""
+    deadline = time.monotonic() + timeout
+    while waiting := [i for i, s in enumerate(sessions) if not (s.calls and s.calls[-1].start > since)
+                      and not (s.calls and s.calls[-1].error.startswith("connect:"))]:  # gave up: judged later
+        assert time.monotonic() < deadline, f"sessions {waiting[:10]} made no call for {timeout} s"
+        time.sleep(0.5)
+
+
 def judge(session: Session, kills: list[tuple[float, int]], scaled_at: float) -> list[str]:
     """What went wrong in one session's calls (empty: all is well)."""
     killed_at = {pid: t for t, pid in kills}
@@ -86,6 +105,8 @@ def judge(session: Session, kills: list[tuple[float, int]], scaled_at: float) ->
             problems.append(f"call {i} waited {call.end - call.start:.1f} s ({call.error or 'answered'})")
         if call.count is None:
             home = last.pid if last else None
+            if home is None and any(call.start <= t <= call.end for t, _ in kills):
+                continue  # a first call, on a replica it never named: a kill during it may be why
             if home not in killed_at or killed_at[home] > call.end:
                 problems.append(f"call {i} failed while its replica {home} lived: {call.error}")
             elif call.start >= scaled_at:
@@ -123,7 +144,9 @@ def test_replicas_killed_every_20_s_under_60_sessions_then_scaled_3_to_4(tmp_pat
     try:
         url = up.wait_running(timeout=300)["url"]
         replicas(up, 3)
-        threads = [threading.Thread(target=s.run, args=(url, stop), daemon=True) for s in sessions]
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda s: s.connect(url), sessions))
+        threads = [threading.Thread(target=s.run, args=(stop,), daemon=True) for s in sessions]
         for t in threads:
             t.start()
         chaos_end = time.monotonic() + CHAOS_S
@@ -135,7 +158,7 @@ def test_replicas_killed_every_20_s_under_60_sessions_then_scaled_3_to_4(tmp_pat
             kills.append((time.monotonic(), victim))  # before the kill: a call ending meanwhile may fail
             os.kill(victim, signal.SIGKILL)
         replicas(up, 3)  # Serve replaced the last one
-        time.sleep(5)  # every session has answered since
+        answered_since(sessions, kills[-1][0], timeout=PAUSE_S[1] + MAX_WAIT_S + 10)  # the last kill's sessions moved
         scaled_at = time.monotonic()
         applied = subprocess.run([sys.executable, "-m", "serving.cli", "apply", "--replicas", "4"], cwd=ROOT,
                                  env=env, capture_output=True, text=True, timeout=180, check=False)
@@ -154,5 +177,5 @@ def test_replicas_killed_every_20_s_under_60_sessions_then_scaled_3_to_4(tmp_pat
     print(summary)
     problems = {i: p for i, s in enumerate(sessions) if (p := judge(s, kills, scaled_at))}
     assert not problems, (summary, dict(list(problems.items())[:5]))
-    assert len(kills) == CHAOS_S // KILL_EVERY_S and len(calls) > SESSIONS * 12, summary
+    assert len(kills) == CHAOS_S // KILL_EVERY_S and len(calls) > SESSIONS * 8, summary  # ~10 each at this pace
     assert all(s.calls and s.calls[-1].start > scaled_at for s in sessions)  # all went on after the scaling
