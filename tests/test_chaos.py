@@ -10,11 +10,13 @@ is scaled 3 -> 4 in place (`gradio-serve apply --replicas 4`). Checked, for ever
   killed meanwhile;
 - no call waits more than 10 s, failed or not;
 - scaling 3 -> 4 moves no session and loses no count.
+The sessions run in a process of their own (tests/chaos_load.py), ~4 calls a second in all.
 About 4 minutes on 2 cores.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -22,11 +24,9 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pytest
-from app_serving import client
 from supervisor_run import ROOT, Up, free_port
 
 pytestmark = pytest.mark.slow
@@ -49,31 +49,40 @@ class Call:
 @dataclass
 class Session:
     calls: list[Call] = field(default_factory=list)
-    client: object | None = None
 
-    def connect(self, url: str) -> None:
-        """gradio_client's Client reads the app's config and API (~0.3 s of CPU): all 60 before the chaos, as a
-        burst of them inside it starved the first calls of the 2 cores (10-13 s waits, a run here)."""
-        try:
-            self.client = client(url)
-        except Exception as exc:  # noqa: BLE001 - recorded as a failed call
-            self.calls.append(Call(time.monotonic(), time.monotonic(), error=f"connect: {exc!r}"[:300]))
 
-    def run(self, stop: threading.Event) -> None:
-        if self.client is None:
-            return
-        stop.wait(random.uniform(0, PAUSE_S[0]))  # first calls spread, as visitors come
-        while not stop.is_set():
-            start = time.monotonic()
+class Load:
+    """tests/chaos_load.py: the sessions, in a process of their own; their calls, as they come."""
+
+    def __init__(self, url: str, sessions: list[Session]):
+        self.sessions, self.connected = sessions, threading.Event()
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "chaos_load.py"), url, str(len(sessions)),
+                                      *map(str, PAUSE_S)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            said = json.loads(line)
+            if "connected" in said:
+                self.connected.set()
+            else:
+                self.sessions[said["session"]].calls.append(
+                    Call(said["start"], said["end"], said.get("count"), said.get("pid"), said.get("error", "")))
+
+    def wait_connected(self, timeout: float) -> None:
+        assert self.connected.wait(timeout), f"the sessions' clients did not connect in {timeout} s"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()  # its sessions end their calls
             try:
-                count, served_by = self.client.submit(api_name="/bump").result(timeout=30)
-                self.calls.append(Call(start, time.monotonic(), int(count), int(served_by.removeprefix("pid "))))
-            except Exception as exc:  # noqa: BLE001 - recorded, judged below
-                self.calls.append(Call(start, time.monotonic(), error=f"{type(exc).__name__}: {exc}"[:300]))
-            # ~4 calls a second in all: one gradio_client call costs ~0.15 s of CPU here, client and replica together,
-            # and the 2 cores run both sides and a replacement replica's start. At ~8 a second (a pause of 5-9 s)
-            # the cores were saturated: calls waited 3.3 s at the median and up to 10.8 s (a CI run), queueing for CPU.
-            stop.wait(random.uniform(*PAUSE_S))
+                self.proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.reader.join(timeout=10)
 
 
 def replicas(up: Up, n: int, timeout: float = 120) -> list[int]:
@@ -136,22 +145,18 @@ def test_replicas_killed_every_20_s_under_60_sessions_then_scaled_3_to_4(tmp_pat
            "GRADIO_SERVE_LOG_DIR": str(tmp_path / "logs")}
     up = Up(["--app", "tests/apps/counter_state.py", "--replicas", "3", "--num-cpus", "0.25",
              "--port", str(free_port())], env, tmp_path / "up.log")
-    stop = threading.Event()
     sessions = [Session() for _ in range(SESSIONS)]
-    threads: list[threading.Thread] = []
+    load: Load | None = None
     kills: list[tuple[float, int]] = []
     scaled_at = float("inf")
     try:
         url = up.wait_running(timeout=300)["url"]
         replicas(up, 3)
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda s: s.connect(url), sessions))
-        threads = [threading.Thread(target=s.run, args=(stop,), daemon=True) for s in sessions]
-        for t in threads:
-            t.start()
+        load = Load(url, sessions)
+        load.wait_connected(timeout=180)
         chaos_end = time.monotonic() + CHAOS_S
         while time.monotonic() < chaos_end:
-            stop.wait(KILL_EVERY_S)
+            time.sleep(KILL_EVERY_S)
             pids = up.replica_pids("app")
             assert pids, "no replica left to kill"
             victim = random.choice(pids)
@@ -166,9 +171,8 @@ def test_replicas_killed_every_20_s_under_60_sessions_then_scaled_3_to_4(tmp_pat
         replicas(up, 4)
         time.sleep(10)
     finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
+        if load is not None:
+            load.stop()
         up.stop()
     calls = [c for s in sessions for c in s.calls]
     waits = sorted(c.end - c.start for c in calls)
