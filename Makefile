@@ -31,7 +31,7 @@ run: install
 	bash scripts/system-deps.sh run
 	$(BIN)/gradio-serve-launcher
 
-# ~55 min on 2 cores: real clusters, apps and browsers (the slow end-to-end tests are marked `slow`)
+# ~55-65 min on 2 cores: real clusters, apps and browsers (the slow end-to-end tests are marked `slow`)
 test: install system-deps
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
