@@ -179,7 +179,13 @@ def test_replicas_killed_every_20_s_under_60_sessions_then_scaled_3_to_4(tmp_pat
     summary = (f"{len(calls)} calls, {sum(c.count is None for c in calls)} failed, {len(kills)} kills; "
                f"wait p50 {waits[len(waits) // 2]:.2f} s, p95 {waits[int(len(waits) * 0.95)]:.2f} s, max {waits[-1]:.2f} s")
     print(summary)
+    # What the app's port said of the moves: a replica that refused a connection, a session re-homed.
+    relay_said = [f"{t:7.1f} s {e['message']}" for t, e in up.timed_events if e.get("event") == "log" and any(
+        what in e.get("message", "") for what in ("refused a connection", " moves to ", "the app's port"))]
+    print(f"kills at {[(round(t - up.t0, 1), pid) for t, pid in kills]}; the app's port said:",
+          *relay_said, sep="\n  ")
     problems = {i: p for i, s in enumerate(sessions) if (p := judge(s, kills, scaled_at))}
-    assert not problems, (summary, dict(list(problems.items())[:5]))
+    assert not problems, (summary, {i: (p, [(round(c.start - up.t0, 1), c.pid, c.count) for c in sessions[i].calls])
+                                    for i, p in list(problems.items())[:5]})
     assert len(kills) == CHAOS_S // KILL_EVERY_S and len(calls) > SESSIONS * 8, summary  # ~10 each at this pace
     assert all(s.calls and s.calls[-1].start > scaled_at for s in sessions)  # all went on after the scaling

@@ -257,6 +257,26 @@ def test_a_replica_scaled_down_keeps_serving_its_sessions_in_use_then_goes(serve
         assert c.get(url + "/z", headers={"cookie": f"{name}={on_b}"}).headers["x-server"] == str(a.port)
 
 
+def test_a_session_that_moved_to_a_replica_scaled_down_is_held_there_too(servers, relay, monkeypatch):
+    """A session whose own replica died lives on the one it moved to: when that one is scaled down, it is
+    held there like the sessions that began on it."""
+    a, b, _ = servers
+    url, name = _draining(relay, monkeypatch, drain_s=3.0, idle_s=1.0)
+    # A dead replica's cookie that rendezvous hashing moves to bbbb, of aaaa and bbbb.
+    moved = next(f"dddd.{i:04x}" for i in range(1000) if rendezvous(f"dddd.{i:04x}", "bbbb") > rendezvous(f"dddd.{i:04x}", "aaaa"))
+    relay.point_at(DEPLOYMENT, {"aaaa": a.port, "bbbb": b.port})
+    with _client() as c:
+        assert c.get(url + "/x", headers={"cookie": f"{name}={moved}"}).headers["x-server"] == str(b.port)
+        relay.point_at(DEPLOYMENT, {"aaaa": a.port}, scaling_down=True)  # Serve stops bbbb: it is held
+        _wait(lambda: "bbbb" in relay.draining.replicas)
+        for _ in range(3):  # in use: it stays on bbbb, where its state is
+            assert c.get(url + "/y", headers={"cookie": f"{name}={moved}"}).headers["x-server"] == str(b.port)
+            time.sleep(0.3)
+    _wait(lambda: "bbbb" not in relay.draining.replicas)  # idle for 1 s: let go
+    with _client() as c:  # then it moves, once
+        assert c.get(url + "/z", headers={"cookie": f"{name}={moved}"}).headers["x-server"] == str(a.port)
+
+
 def test_only_a_scale_down_in_use_is_held_and_never_past_the_drain(servers, relay, monkeypatch):
     a, b, _ = servers
     url, name = _draining(relay, monkeypatch, drain_s=1.0, idle_s=10.0)

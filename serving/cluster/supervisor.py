@@ -198,7 +198,7 @@ class Supervisor(ChangesInPlace):
             # is submitted.
             proxy_port = free_loopback_port()
             self._relay = PortRelay(http.host, http.port, proxy_port, APP_NAME)
-            self._relay.draining.said = lambda line: self.events.emit("log", level="info", message=line)
+            self._relay.said = lambda line: self.events.emit("log", level="info", message=line)
             try:
                 self._relay.start()
             except OSError as exc:

@@ -35,6 +35,7 @@ import asyncio
 import itertools
 import threading
 from collections import deque
+from collections.abc import Callable
 
 from serving.front.draining import Draining
 from serving.front.http_framing import NOT_FOUND, UNAVAILABLE, Head, Refused, RequestFramer
@@ -45,7 +46,6 @@ from serving.front.sessions import (
     body_session_key,
     keyed_body_length,
     pinned_replica,
-    replica_of,
     session_key,
     starts_session,
 )
@@ -212,14 +212,14 @@ class _Connection:
             if port is None:
                 raise ConnectionRefusedError(f"replica {key} is gone")
             await asyncio.get_running_loop().create_connection(lambda: side, UPSTREAM_HOST, port)
-        except OSError:
+        except OSError as exc:
             self.connecting = self.chosen = None
             if key == PROXY or self.client.transport.is_closing():
                 self.close()
                 return
             # A replica that went away: the relay forgets it until the supervisor hears of it again,
             # and the request (it never reached a replica) is routed anew (its session moves once).
-            self.relay.gone(key)
+            self.relay.gone(key, f"{exc.strerror or exc} on port {port}")
             self.pass_on()
             return
         self.connecting = None
@@ -303,6 +303,8 @@ class PortRelay:
         self.via_proxy: frozenset[str] = frozenset()
         self.draining = Draining(drain_s)
         self.draining.cut = self._cut
+        self.said: Callable[[str], None] = lambda _line: None  # what it does, for the supervisor's log
+        self.draining.said = self.routes.said = lambda line: self.said(line)
         self.connections: set[_Connection] = set()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
@@ -323,12 +325,18 @@ class PortRelay:
         thread. `scaling_down`: those that left were scaled down, not replaced by new code: they are drained
         (serving/front/draining.py), but for `via_proxy` ones, on another machine behind Serve's proxy."""
         removed = {k: v for k, v in self.replicas.items() if k not in replicas and k not in self.via_proxy}
+        if added := [k for k in replicas if k not in self.replicas]:
+            self.said(f"replica {', '.join(added)} of {deployment or '?'} serves the app's port now")
+        if removed:
+            self.said(f"replica {', '.join(removed)} left the app's port")
         self.deployment, self.replicas, self.via_proxy = deployment, dict(replicas), via_proxy
         if scaling_down and removed and replicas and self._thread is not None:
             self._loop.call_soon_threadsafe(self.draining.hold, removed)
 
-    def gone(self, replica: str) -> None:
+    def gone(self, replica: str, why: str) -> None:
         """A replica that refused a connection: no more requests go to it until point_at names it again."""
+        if replica in self.replicas:
+            self.said(f"replica {replica} refused a connection ({why}): its sessions move until Serve names it again")
         self.replicas = {k: v for k, v in self.replicas.items() if k != replica}
         self.draining.release(replica, "it refused a connection")
 
@@ -358,8 +366,8 @@ class PortRelay:
             return PROXY
         scope = head.scope
         pinned = pinned_replica(scope, self.app_name, self.deployment)
-        if pinned and (own := replica_of(pinned)) in self.draining.replicas:
-            chosen = own  # its replica is being drained: it still holds the session
+        if pinned and (held := self.routes.held_by(pinned, self.draining.replicas)):
+            chosen = held  # its replica is being drained: it still holds the session
         else:
             key = None if pinned else session_key(scope) or (body_session_key(body) if body else None)
             chosen = self.routes.choose(pinned, starts_session(scope), candidates, key)[0][0]

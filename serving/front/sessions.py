@@ -89,6 +89,7 @@ import random
 import re
 import time
 from collections import OrderedDict, defaultdict, deque
+from collections.abc import Callable
 
 EVENT_TAG = "~"
 # The app's port holds a replica that scaling removes with a request to this path (it counts as
@@ -290,6 +291,7 @@ class SessionRoutes:
         self._stateless: dict[str, deque] = defaultdict(deque)  # replica -> when it took other cookie-less calls
         self._moved: OrderedDict[str, str] = OrderedDict()  # a dead replica's session (cookie) -> its new replica
         self._moved_bytes = 0
+        self.said: Callable[[str], None] = lambda _line: None  # what it does, for the supervisor's log
 
     def choose(self, pinned: str | None, starts: bool, candidates: list[str],
                key: str | None = None) -> list[list[str]]:
@@ -316,7 +318,9 @@ class SessionRoutes:
             return own
         moved = self._moved.get(pinned)
         if moved not in candidates:
-            moved = max(candidates, key=lambda r: rendezvous(pinned, r))
+            lost, moved = moved or own, max(candidates, key=lambda r: rendezvous(pinned, r))
+            self.said(f"a session on replica {lost} moves to {moved}: {lost} is not among the live replicas "
+                      f"{', '.join(sorted(candidates))}")
             self._forget(pinned)
             self._moved[pinned] = moved
             self._moved_bytes += len(pinned) + len(moved) + ENTRY_BYTES
@@ -324,6 +328,15 @@ class SessionRoutes:
                 self._forget(next(iter(self._moved)))
         self._moved.move_to_end(pinned)
         return moved
+
+    def held_by(self, pinned: str, holding) -> str | None:
+        """The replica among `holding` (those being drained) that holds a pinned request's session:
+        its own, or the one it moved to."""
+        own = replica_of(pinned)
+        if own in holding:
+            return own
+        moved = self._moved.get(pinned)
+        return moved if moved in holding else None
 
     def _forget(self, pinned: str) -> None:
         moved = self._moved.pop(pinned, None)
