@@ -305,6 +305,9 @@ class PortRelay:
         self.draining.cut = self._cut
         self.said: Callable[[str], None] = lambda _line: None  # what it does, for the supervisor's log
         self.draining.said = self.routes.said = lambda line: self.said(line)
+        # Replicas that refused a connection: Serve names a dead one until its health check fails, and
+        # the relay tries it again each time; said once.
+        self._refused: set[str] = set()
         self.connections: set[_Connection] = set()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
@@ -325,18 +328,20 @@ class PortRelay:
         thread. `scaling_down`: those that left were scaled down, not replaced by new code: they are drained
         (serving/front/draining.py), but for `via_proxy` ones, on another machine behind Serve's proxy."""
         removed = {k: v for k, v in self.replicas.items() if k not in replicas and k not in self.via_proxy}
-        if added := [k for k in replicas if k not in self.replicas]:
+        if added := [k for k in replicas if k not in self.replicas and k not in self._refused]:
             self.said(f"replica {', '.join(added)} of {deployment or '?'} serves the app's port now")
         if removed:
             self.said(f"replica {', '.join(removed)} left the app's port")
+        self._refused &= replicas.keys()
         self.deployment, self.replicas, self.via_proxy = deployment, dict(replicas), via_proxy
         if scaling_down and removed and replicas and self._thread is not None:
             self._loop.call_soon_threadsafe(self.draining.hold, removed)
 
     def gone(self, replica: str, why: str) -> None:
         """A replica that refused a connection: no more requests go to it until point_at names it again."""
-        if replica in self.replicas:
-            self.said(f"replica {replica} refused a connection ({why}): its sessions move until Serve names it again")
+        if replica in self.replicas and replica not in self._refused:
+            self._refused.add(replica)
+            self.said(f"replica {replica} refused a connection ({why}): its sessions move to the others")
         self.replicas = {k: v for k, v in self.replicas.items() if k != replica}
         self.draining.release(replica, "it refused a connection")
 

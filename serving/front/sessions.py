@@ -292,6 +292,7 @@ class SessionRoutes:
         self._moved: OrderedDict[str, str] = OrderedDict()  # a dead replica's session (cookie) -> its new replica
         self._moved_bytes = 0
         self.said: Callable[[str], None] = lambda _line: None  # what it does, for the supervisor's log
+        self._said_lost: deque[str] = deque(maxlen=64)  # replicas whose sessions' moves were said: once each
 
     def choose(self, pinned: str | None, starts: bool, candidates: list[str],
                key: str | None = None) -> list[list[str]]:
@@ -319,8 +320,10 @@ class SessionRoutes:
         moved = self._moved.get(pinned)
         if moved not in candidates:
             lost, moved = moved or own, max(candidates, key=lambda r: rendezvous(pinned, r))
-            self.said(f"a session on replica {lost} moves to {moved}: {lost} is not among the live replicas "
-                      f"{', '.join(sorted(candidates))}")
+            if lost not in self._said_lost:
+                self._said_lost.append(lost)
+                self.said(f"the sessions on replica {lost} move to the others ({lost} is not among the live "
+                          f"replicas {', '.join(sorted(candidates))}), each once")
             self._forget(pinned)
             self._moved[pinned] = moved
             self._moved_bytes += len(pinned) + len(moved) + ENTRY_BYTES
