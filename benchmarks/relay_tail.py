@@ -97,7 +97,7 @@ def _memory_per_idle_connection(port: int, n: int) -> float:
 
 
 def measure(env: dict, log_path, sessions: int = 200, calls: int = 3, pause_s: float = 10,
-            rounds: int = 1) -> tuple[dict, dict]:
+            rounds: int = 1, first: str = "relay") -> tuple[dict, dict]:
     port = free_port()
     up = Up(["--app", str(APP), "--replicas", "2", "--num-cpus", "1", "--port", str(port)], env, log_path)
     lat: dict[str, list[float]] = {"relay": [], "direct": []}
@@ -111,7 +111,8 @@ def measure(env: dict, log_path, sessions: int = 200, calls: int = 3, pause_s: f
         asyncio.run(_round(bases["relay"], 20, 2, 0))  # warm both paths
         asyncio.run(_round(bases["direct"], 20, 2, 0))
         for r in range(rounds):
-            for who in (["relay", "direct"] if r % 2 == 0 else ["direct", "relay"]):
+            order = ["relay", "direct"] if first == "relay" else ["direct", "relay"]
+            for who in (order if r % 2 == 0 else order[::-1]):
                 got, errs = asyncio.run(_round(bases[who], sessions, calls, pause_s))
                 lat[who] += got
                 errors[who] += errs
@@ -126,7 +127,7 @@ def measure(env: dict, log_path, sessions: int = 200, calls: int = 3, pause_s: f
         "setup": f"`gradio-serve up --app benchmarks/byo_app.py --replicas 2 --num-cpus 1`; {sessions} concurrent "
                  f"sessions (httpx, a cookie jar and connection each) x {calls} calls of /echo by Gradio's REST "
                  f"recipe (POST call/echo, GET its stream), each after a pause of 0-{2 * pause_s:g} s (~"
-                 f"{sessions / pause_s:.0f} calls/s in all); {rounds} round(s) per path, interleaved; direct: the "
+                 f"{sessions / pause_s:.0f} calls/s in all); {rounds} round(s) per path, interleaved, {first} first; direct: the "
                  "same sessions to the two replicas' own ports, half each",
         "relay_p50_ms": round(p["relay"][0] * 1000, 1), "relay_p99_ms": round(p["relay"][1] * 1000, 1),
         "direct_p50_ms": round(p["direct"][0] * 1000, 1), "direct_p99_ms": round(p["direct"][1] * 1000, 1),

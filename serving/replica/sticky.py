@@ -17,6 +17,8 @@ robin here, so through Serve's proxy a client without cookies keeps its session 
 
 from __future__ import annotations
 
+import logging
+
 from ray.serve.config import RequestRouterConfig
 from ray.serve.request_router import PendingRequest, RequestRouter, RunningReplica
 
@@ -29,6 +31,7 @@ class GradioSessionRouter(RequestRouter):
 
     def initialize_state(self, **kwargs) -> None:
         self._routes = SessionRoutes()
+        self._routes.said = logging.getLogger("ray.serve").info  # in the proxy's log, as the app's port says it
 
     async def choose_replicas(
         self, candidate_replicas: list[RunningReplica], pending_request: PendingRequest | None = None,
