@@ -2,8 +2,9 @@
 calling an endpoint that returns at once through Gradio's REST recipe (POST call/<api>, then GET its
 stream), with a pause of its own before each call. p50 and p99 through the app's port (our relay)
 against the same sessions, on the same schedule, sent straight to the replicas' own ports, half to
-each (as the relay spreads them); interleaved rounds. Also the relay's memory per idle keep-alive
-connection.
+each (as the relay spreads them); two rounds of each, in the order A B B A (the path that runs later
+meets replicas that have served longer: with one round each, the second path's p99 was 15-70 % worse
+whichever it was). Also the relay's memory per idle keep-alive connection. ~4.5 minutes.
 
 The pauses keep the machine below saturation (2 busy cores do ~33 such calls/s in all): a
 saturated run measures Gradio's queue, whose wait swamps the path's.
@@ -97,7 +98,7 @@ def _memory_per_idle_connection(port: int, n: int) -> float:
 
 
 def measure(env: dict, log_path, sessions: int = 200, calls: int = 3, pause_s: float = 10,
-            rounds: int = 1, first: str = "relay") -> tuple[dict, dict]:
+            rounds: int = 2, first: str = "relay") -> tuple[dict, dict]:
     port = free_port()
     up = Up(["--app", str(APP), "--replicas", "2", "--num-cpus", "1", "--port", str(port)], env, log_path)
     lat: dict[str, list[float]] = {"relay": [], "direct": []}
