@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 from tiny_models import build_tiny_models
+
+# The tests stop `serve run` with Ctrl-C, as a user does. A run started in the background by a
+# non-interactive shell (`bash .ci/run &`) inherits SIGINT ignored, and so would every process the
+# tests start: `serve run` would never see its Ctrl-C. As from a terminal, then (a handler, unlike
+# an ignored signal, is not inherited: the children start with the default).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
