@@ -181,7 +181,7 @@ def test_replicas_killed_every_20_s_under_60_sessions_then_scaled_3_to_4(tmp_pat
     print(summary)
     # What the app's port said of the moves: a replica that refused a connection, a session re-homed.
     relay_said = [f"{t:7.1f} s {e['message']}" for t, e in up.timed_events if e.get("event") == "log" and any(
-        what in e.get("message", "") for what in ("refused a connection", "move to the others", "the app's port"))]
+        what in e.get("message", "") for what in ("refused a connection", "move to the others", " now goes "))]
     print(f"kills at {[(round(t - up.t0, 1), pid) for t, pid in kills]}; the app's port said:",
           *relay_said, sep="\n  ")
     problems = {i: p for i, s in enumerate(sessions) if (p := judge(s, kills, scaled_at))}

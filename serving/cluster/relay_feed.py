@@ -31,7 +31,7 @@ def replaces_replicas(before: LaunchConfig, after: LaunchConfig) -> bool:
 
 def point_relay(relay: PortRelay, config: LaunchConfig, rollout: bool) -> str | None:
     """Points the relay at the app's replicas (until there are some, and for what they cannot take,
-    Serve's proxy does); a line to log when their number changed."""
+    Serve's proxy does); a line to log when they changed (which joined, which left)."""
     from serving.ray_private import direct_ingress_replicas
 
     deployment, ports = direct_ingress_replicas(APP_NAME)
@@ -39,11 +39,11 @@ def point_relay(relay: PortRelay, config: LaunchConfig, rollout: bool) -> str | 
     # keeps its sessions there (serving/replica/sticky.py).
     replicas = {replica: port or relay.proxy_port for replica, port in ports.items()}
     elsewhere = frozenset(replica for replica, port in ports.items() if port is None)
-    before = len(relay.replicas)
     relay.draining.drain_s = config.app.session_drain_s if config.app else 0.0
-    relay.point_at(deployment, replicas, scaling_down=not rollout, via_proxy=elsewhere)
-    if len(replicas) == before:
+    joined, left = relay.point_at(deployment, replicas, scaling_down=not rollout, via_proxy=elsewhere)
+    if not (joined or left):
         return None
     n = len(replicas)
     where = f"straight to the app's {n} Gradio replica{'s' * (n > 1)}" if n else "to Serve's proxy"
-    return f"port {config.http.port} now goes {where}"
+    changes = "; ".join(f"{what}: {', '.join(ids)}" for what, ids in (("joined", joined), ("left", left)) if ids)
+    return f"port {config.http.port} now goes {where} ({changes})"

@@ -305,6 +305,7 @@ class PortRelay:
         self.draining.cut = self._cut
         self.said: Callable[[str], None] = lambda _line: None  # what it does, for the supervisor's log
         self.draining.said = self.routes.said = lambda line: self.said(line)
+        self._pointed: list[str] = []  # the replicas as point_at last named them (gone() leaves it)
         # Replicas that refused a connection: Serve names a dead one until its health check fails, and
         # the relay tries it again each time; said once.
         self._refused: set[str] = set()
@@ -323,19 +324,19 @@ class PortRelay:
         self._thread.start()
 
     def point_at(self, deployment: str, replicas: dict[str, int], scaling_down: bool = False,
-                 via_proxy: frozenset[str] = frozenset()) -> None:
+                 via_proxy: frozenset[str] = frozenset()) -> tuple[list[str], list[str]]:
         """New requests go to these replicas (read by the relay's thread as they come); from the supervisor's
         thread. `scaling_down`: those that left were scaled down, not replaced by new code: they are drained
-        (serving/front/draining.py), but for `via_proxy` ones, on another machine behind Serve's proxy."""
+        (serving/front/draining.py), but for `via_proxy` ones, on another machine behind Serve's proxy.
+        Returns the replicas that joined and left since the last call (not those that refused meanwhile)."""
+        joined = [k for k in replicas if k not in self._pointed]
+        left = [k for k in self._pointed if k not in replicas]
         removed = {k: v for k, v in self.replicas.items() if k not in replicas and k not in self.via_proxy}
-        if added := [k for k in replicas if k not in self.replicas and k not in self._refused]:
-            self.said(f"replica {', '.join(added)} of {deployment or '?'} serves the app's port now")
-        if removed:
-            self.said(f"replica {', '.join(removed)} left the app's port")
-        self._refused &= replicas.keys()
+        self._pointed, self._refused = list(replicas), self._refused & replicas.keys()
         self.deployment, self.replicas, self.via_proxy = deployment, dict(replicas), via_proxy
         if scaling_down and removed and replicas and self._thread is not None:
             self._loop.call_soon_threadsafe(self.draining.hold, removed)
+        return joined, left
 
     def gone(self, replica: str, why: str) -> None:
         """A replica that refused a connection: no more requests go to it until point_at names it again."""
