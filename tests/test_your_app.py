@@ -25,7 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 from app_serving import answer_within, client, in_sessions, rest_call, serve_app
 from gradio_client import handle_file
@@ -33,6 +32,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from supervisor_run import ROOT
 
+from serving.core.process_group import pid_alive
 from serving.front.sessions import replica_of
 
 pytestmark = pytest.mark.slow
@@ -448,15 +448,9 @@ def kill_and_wait(pid: int) -> float:
     """SIGKILL a replica, then wait until it is dead (its sockets closed); when it was killed. A request
     sent while it dies may reach it and be cut: the app's port never sends a POST twice (it may have
     run), so that call fails, as with one server. tests/test_chaos.py covers calls that race a kill."""
-    proc = psutil.Process(pid)
-    proc.kill()
+    os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
-    while time.monotonic() - killed < 10:
-        try:
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                break
-        except psutil.NoSuchProcess:
-            break
+    while pid_alive(pid) and time.monotonic() - killed < 10:
         time.sleep(0.02)
     return killed
 
