@@ -24,6 +24,7 @@ class Found:
     name_and_kind: str  # "demo · gr.Blocks"
     file: str
     warnings: list[str] = field(default_factory=list)  # launch()/queue() settings that are not applied
+    serve_app: bool = False  # a Serve application file, deployed as it declares (serving/replica/serve_app.py)
 
 
 class AppInspection:
@@ -68,7 +69,7 @@ class AppInspection:
         found = answers[-1]
         if not found.ok:
             raise StartError(found.error or "the app cannot be loaded", found.hint or "fix the app and start again")
-        return Found(found.summary(), found.file or "", list(found.warnings))
+        return Found(found.summary(), found.file or "", list(found.warnings), found.serve_app)
 
     def kill(self) -> None:
         if self.proc.poll() is None:

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from serving.cluster.app_inspection import APP_IMPORT_TIMEOUT_S
-from serving.core.config import APP_NAME, AppSpec
+from serving.core.config import AppSpec
 from serving.core.inspection import Inspection
 from serving.core.target import app_folder, parse_target
 from serving.front.sessions import SWAP_KEY_ENV, SWAP_KEY_HEADER, SWAP_PATH
@@ -112,7 +112,7 @@ class Reloader:
         self._files: dict[str, str] = {}  # what was saved, for replicas that run in a copy of the folder
         self._stop = threading.Event()
         # On our own cluster the replicas check a save themselves (their build): the child waits until needed.
-        own = supervisor.owns_cluster and not supervisor.config.cluster.join_address
+        own = supervisor.owns_cluster and not supervisor.config.cluster.join_address and not supervisor._serve_app
         self._check = WarmCheck(spec, login_given=bool(supervisor.config.http.username), warm=not own)
         self._thread = threading.Thread(target=self._follow, name="reloader", daemon=True)
         self._thread.start()
@@ -163,13 +163,15 @@ class Reloader:
         if config.cluster.address:
             self._files.update(_saved(self.folder, changed))
         self.code = {"code": stamp, "files": dict(self._files)}
-        self.swapping.set()
+        # A Serve application file rolls out new replicas, which the app's port must follow as they come.
+        if not self.supervisor._serve_app:
+            self.swapping.set()
         try:
             swapped = bool(ports) and all(a["ok"] for a in _ask_all(ports, stamp, "use"))
             if swapped:
                 self._said_reloaded(names, started, checked, "each asked on its own port")
             # Serve's own record of the code, for replicas started later: the swapped ones find it done.
-            self._redeploy(config)
+            self.supervisor.submit(self.code)
             running = self._wait_running()
         finally:
             self.swapping.clear()
@@ -177,7 +179,8 @@ class Reloader:
             self._say("warning", f"{names}: the replicas did not take the new code within {SWAP_TIMEOUT_S} s")
             return False
         if not swapped:
-            self._said_reloaded(names, started, checked, "through Serve")
+            how = "new replicas: a Serve application's code is its deployments" if self.supervisor._serve_app else None
+            self._said_reloaded(names, started, checked, how or "through Serve")
         return True
 
     def _said_reloaded(self, names: str, started: float, checked: float, how: str) -> None:
@@ -190,15 +193,10 @@ class Reloader:
         goes through its controller's loop: ~0.5 s more). Empty when any replica cannot be asked so (another
         machine's, or none known yet): Serve's way then does it."""
         relay = self.supervisor._relay
-        if relay is None or not os.environ.get(SWAP_KEY_ENV) or set(relay.replicas) & set(relay.via_proxy):
+        if (relay is None or self.supervisor._serve_app or not os.environ.get(SWAP_KEY_ENV)
+                or set(relay.replicas) & set(relay.via_proxy)):
             return []
         return list(relay.replicas.values())
-
-    def _redeploy(self, config) -> None:
-        from serving.ray_private import submit_app
-        from serving.replica.apps import build_app
-
-        submit_app(build_app(config, code=self.code), name=APP_NAME, route_prefix="/")
 
     def _wait_running(self) -> bool:
         from serving.cluster.status_snapshot import read_app_status

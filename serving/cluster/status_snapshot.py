@@ -39,6 +39,8 @@ def status_snapshot(status, targets: dict | None, config: LaunchConfig, app_foun
             if name not in targets and not slot.autoscaling:
                 target = slot.replicas
             label, model = " + ".join(s.label or s.model for s in slots), slot.model
+        elif config.app:  # a deployment of the user's Serve application file, by its own name
+            label, model = name, ""
         else:
             label, model, target = "Gradio ingress", "", targets.get(name, 1)
         deployments.append({

@@ -72,6 +72,7 @@ class Supervisor(ChangesInPlace):
     _started: float = field(default_factory=time.time)
     _inspection: AppInspection | None = None  # mode app: the user's app imported aside, checked before deploying
     _app_found: str = ""  # "demo · gr.Blocks"
+    _serve_app: bool = False  # the user's file is a Serve application, deployed as it declares
     _slots_of: dict = field(default_factory=dict)  # model deployment name -> the slot indexes it answers
     _relay: PortRelay | None = None  # the app's port, on a cluster we started (serving/front/port_relay.py)
     _reloader: Reloader | None = None  # --reload: a save swaps the app's code in (serving/cluster/reloader.py)
@@ -181,7 +182,7 @@ class Supervisor(ChangesInPlace):
             self._inspection = None
             if found is None:  # a stop asked for meanwhile
                 return
-            self._app_found = found.name_and_kind
+            self._app_found, self._serve_app = found.name_and_kind, found.serve_app
             for warning in found.warnings:
                 self.events.emit("log", level="warning", message=warning)
             self.events.emit("log", level="info", message=f"found {self._app_found} in {found.file}")
@@ -217,11 +218,11 @@ class Supervisor(ChangesInPlace):
         import ray
 
         from serving.core.catalog import resolve_models
-        from serving.ray_private import submit_app
         from serving.replica.apps import build_app, deployment_name, slot_groups
 
         entries = entries or ([] if self.config.app else resolve_models(self.config))
-        app = build_app(self.config, entries, self._reloader and self._reloader.code)  # an apply keeps reloaded code
+        code = self._reloader and self._reloader.code  # an apply keeps reloaded code
+        app = None if self._serve_app else build_app(self.config, entries, code)
         # Which slots each model deployment answers (slots of one model share one), for the status.
         self._slots_of = {deployment_name(g[0]): g for g in slot_groups(self.config, entries)} if entries else {}
         self._deploy_error = None
@@ -230,7 +231,7 @@ class Supervisor(ChangesInPlace):
 
         def deploy():
             try:
-                submit_app(app, name=APP_NAME, route_prefix="/")
+                self.submit(code, app)
                 if proxy_ready:
                     ray.get(proxy_ready, timeout=PROXY_START_TIMEOUT_S)
             except BaseException as exc:  # noqa: BLE001 - reported by the watch loop
@@ -240,6 +241,17 @@ class Supervisor(ChangesInPlace):
                 self._wake.set()
 
         threading.Thread(target=deploy, daemon=True).start()
+
+    def submit(self, code: dict | None, app=None) -> None:
+        """`app` (else the config, with a reload's code) to Serve; a Serve application file from a Ray task."""
+        if self._serve_app:
+            from serving.replica.serve_app import deploy
+
+            return deploy(self.config.app.target, self.config.app.app_dir, (code or {}).get("files"))
+        from serving.ray_private import submit_app
+        from serving.replica.apps import build_app
+
+        submit_app(app or build_app(self.config, code=code), name=APP_NAME, route_prefix="/")
 
     def _watch(self) -> None:
         last = None
@@ -260,7 +272,7 @@ class Supervisor(ChangesInPlace):
                     self.events.emit("log", level="info", message=said)
             if status is None:
                 if self._deploy_error:
-                    self._failed(f"deploying failed: {self._deploy_error}", "")
+                    self._failed(f"deploying failed: {self._deploy_error}", getattr(self._deploy_error, "hint", ""))
                 continue
             snapshot = status_snapshot(status, targets, self.config, self._app_found, self._slots_of)
             snapshot["machines"] = self._machines.poll(self.events)

@@ -27,6 +27,8 @@ class Inspection(BaseModel):
     error: str | None = None
     hint: str | None = None
     warnings: list[str] = Field(default_factory=list, description="launch()/queue() settings that are not applied.")
+    serve_app: bool = Field(False, description="A Serve application (`app = MyGradioServer.bind(...)`), deployed "
+                            "as its file declares (serving/replica/serve_app.py).")
     stamp: tuple[int, int] | None = Field(None, description="The file's (mtime_ns, size) when it was checked.")
     unchecked: bool = Field(False, description="No verdict (too slow): Start is left to the supervisor's own check.")
 

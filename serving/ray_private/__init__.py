@@ -148,7 +148,12 @@ def direct_ingress_replicas(app_name: str) -> tuple[str, dict[str, int | None]]:
     import ray
 
     here = ray.util.get_node_ip_address()
-    groups = ray.get(client._controller.get_target_groups.remote(app_name))
+    try:
+        groups = ray.get(client._controller.get_target_groups.remote(app_name))
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, KeyError):  # no such app yet (one deployed from a task: serving/replica/serve_app.py)
+            return "", {}
+        raise
     for group in groups:
         replicas = {t.name.rpartition("#")[2]: t.port if t.ip in (here, "127.0.0.1") else None
                     for t in group.targets if t.name.startswith("SERVE_REPLICA::")}
@@ -170,6 +175,47 @@ def with_version(deployment, version: str):
     replicas when just its user_config changes. `version` is accepted only with `_internal=True`."""
     _checked()
     return deployment.options(version=version, _internal=True)
+
+
+# -- an Application's deployments (Application._bound_deployment) ----------------------------------
+
+
+def ingress_of(app):
+    """The Deployment an Application is served by (its ingress), with its bound arguments."""
+    _checked()
+    return app._bound_deployment
+
+
+def deployments_in(app) -> list:
+    """Every Deployment an Application binds, the ingress first (bound arguments, nested, in order)."""
+    from ray.serve import Application
+
+    found, todo, seen = [], [app], set()
+    while todo:
+        item = todo.pop(0)
+        if isinstance(item, Application):
+            if id(item) in seen:  # one Application bound twice is one deployment
+                continue
+            seen.add(id(item))
+            deployment = ingress_of(item)
+            found.append(deployment)
+            todo.extend(deployment.init_args)
+            todo.extend(deployment.init_kwargs.values())
+        elif isinstance(item, (list, tuple)):
+            todo.extend(item)
+        elif isinstance(item, dict):
+            todo.extend(item.values())
+    return found
+
+
+def with_ingress_options(app, **defaults):
+    """The Application with its ingress renamed and given `defaults` for the options its author did not
+    set (Deployment.options keeps the bound arguments; user_configured_option_names says what was set)."""
+    from ray.serve import Application
+
+    deployment = ingress_of(app)
+    chosen = deployment._deployment_config.user_configured_option_names
+    return Application(deployment.options(**{k: v for k, v in defaults.items() if k == "name" or k not in chosen}))
 
 
 # -- ASGI ingress (ray.serve._private.http_util.ASGIAppReplicaWrapper) -----------------------------

@@ -52,6 +52,7 @@ from serving.replica.launch_settings import (
     recorded_call,
     settle,
 )
+from serving.replica.serve_app import find_serve_app
 
 
 @dataclass
@@ -61,6 +62,8 @@ class LoadedApp:
     kind: str  # "gr.Blocks", "gr.ChatInterface", ...
     file: str  # the file it came from
     settings: Settings = field(default_factory=Settings)  # what its launch() and queue() calls ask
+    application: object | None = None  # a Serve application file: its Application (blocks is then None)
+    module: str = ""  # the name it was imported under
 
 
 def load_app(target: Target | str, app_dir: str | None = None, login_given: bool = False) -> LoadedApp:
@@ -78,13 +81,20 @@ def load_app(target: Target | str, app_dir: str | None = None, login_given: bool
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     launches: list[tuple[object, Call]] = []
     module = _import(target, launches)
-    blocks, name = _find_blocks(module, target)
     file = getattr(module, "__file__", None) or target.where
+    serve_app = find_serve_app(module, target)
+    if serve_app is not None:
+        if login_given:
+            raise AppLoadError("--username/--password do not apply to a Serve application file",
+                               "give the login to its ingress: GradioIngress(builder, mount_kwargs={'auth': ...})")
+        return LoadedApp(None, serve_app.name, serve_app.kind, file, application=serve_app.application,
+                         module=module.__name__)
+    blocks, name = _find_blocks(module, target)
     try:
         settings = settle(_launch_calls(module, blocks, name, launches), file, login_given)
     except SettingError as exc:
         raise AppLoadError(str(exc), exc.hint) from None
-    return LoadedApp(blocks, name, kind_of(blocks), file, settings)
+    return LoadedApp(blocks, name, kind_of(blocks), file, settings, module=module.__name__)
 
 
 def _launch_calls(module, served, name: str, launches: list[tuple[object, Call]]) -> list[Call]:
@@ -202,7 +212,7 @@ def _find_blocks(module, target: Target):
                 raise AppLoadError(f"{target.name}() in {where} returned {type(built).__name__}, not a gr.Blocks",
                                    "return the gr.Blocks / gr.Interface / gr.ChatInterface it builds")
             return built, f"{target.name}()"
-        raise AppLoadError(f"{target.name} in {where} is a {type(obj).__name__}, not a gr.Blocks or a builder",
+        raise AppLoadError(f"{target.name} in {where} is {_a(type(obj).__name__)}, not a gr.Blocks or a builder",
                            "name a gr.Blocks (Interface, ChatInterface, ...) or a function that returns one")
     candidates = top_level_blocks(module)
     if len(candidates) == 1:
@@ -218,6 +228,10 @@ def _find_blocks(module, target: Target):
     names = ", ".join(f"{n} ({kind_of(b)})" for n, b in candidates)
     raise AppLoadError(f"{where} has several Gradio apps: {names}",
                        f"pick one: {target.text}:{candidates[0][0]}")
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
 
 
 def top_level_blocks(module) -> list[tuple[str, object]]:
@@ -249,7 +263,7 @@ def inspect_target(text: str, app_dir: str | None = None, login_given: bool = Fa
     except AppLoadError as exc:
         return Inspection(ok=False, target=text, app_dir=app_dir, error=str(exc), hint=exc.hint)
     return Inspection(ok=True, target=text, app_dir=app_dir, folder=folder, file=app.file, name=app.name,
-                      kind=app.kind, warnings=app.settings.warnings)
+                      kind=app.kind, warnings=app.settings.warnings, serve_app=app.application is not None)
 
 
 def main(argv: list[str] | None = None) -> int:
