@@ -117,13 +117,17 @@ def test_a_serve_application_file_is_served_sticky_and_reloaded_on_save(serving_
         assert f"{app}, line {BROKEN_LINE}" in said["message"], said["message"]
         assert ask(session)[::2] == ("v0", 4), "the broken save replaced the running version"
 
+        models = up.replica_pids("Upper") + up.replica_pids("Reverse")
         app.write_text(APP.format(version=2))
         saved = time.monotonic()
         _t, said = up.wait_for(lambda e: e.get("event") == "log" and "reloaded fanout.py" in e.get("message", ""),
                                180)
         assert "new replicas" in said["message"], said["message"]
+        assert len(models) == 2, models
         fresh = Client(url, verbose=False)
         assert ask(fresh)[::2] == ("v2", 1), "a new client did not get the saved code"
+        # Only the deployment whose code changed has new replicas: the models' code did not.
+        assert up.replica_pids("Upper") + up.replica_pids("Reverse") == models
         print(f"save to the new code answering: {time.monotonic() - saved:.1f} s; {said['message']}")
     finally:
         up.stop()

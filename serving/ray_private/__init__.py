@@ -208,6 +208,17 @@ def deployments_in(app) -> list:
     return found
 
 
+def pin_code_versions(app, version_of) -> None:
+    """Gives each deployment of the Application the code version `version_of(deployment)` (None: left
+    unset), so that a redeploy restarts only those whose version changed (Serve draws a new one for
+    every deployment without). Set on the deployments themselves: the application holds them."""
+    _checked()
+    for deployment in deployments_in(app):
+        version = version_of(deployment)
+        if version is not None and deployment._version is None:
+            deployment._version = version
+
+
 def with_ingress_options(app, **defaults):
     """The Application with its ingress renamed and given `defaults` for the options its author did not
     set (Deployment.options keeps the bound arguments; user_configured_option_names says what was set)."""

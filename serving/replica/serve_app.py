@@ -13,7 +13,12 @@ their author wrote. A reload submits the saved file anew: Serve starts new repli
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import re
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from serving.core.config import APP_DEPLOYMENT, APP_NAME
 from serving.core.target import AppLoadError, Target
@@ -32,8 +37,6 @@ class FoundServeApp:
 def find_serve_app(module, target: Target) -> FoundServeApp | None:
     """The file's Serve application served by a Gradio ingress of ours: the one TARGET names, else the
     only one at the top level; None when the file has none (it is then a plain Gradio app)."""
-    import sys
-
     if "ray.serve" not in sys.modules:  # a file that never imported Serve binds nothing
         return None
     from ray.serve import Application
@@ -118,11 +121,9 @@ def deploy(target: str, app_dir: str | None, files: dict[str, str] | None = None
 
 
 def _deploy_here(target: str, app_dir: str | None, files: dict[str, str]) -> None:
-    from pathlib import Path
-
     from ray import cloudpickle
 
-    from serving.ray_private import submit_app
+    from serving.ray_private import pin_code_versions, submit_app
     from serving.replica.app_swap import write_files
     from serving.replica.app_target import load_app
 
@@ -131,11 +132,41 @@ def _deploy_here(target: str, app_dir: str | None, files: dict[str, str]) -> Non
     loaded = load_app(target, app_dir)
     if loaded.application is None:
         raise AppLoadError(f"{target} is no longer a Serve application", "start it again: gradio-serve up --app ...")
-    import sys
-
     _check_fits(loaded.application, target)
     cloudpickle.register_pickle_by_value(sys.modules[loaded.module])
+    pin_code_versions(loaded.application, _code_version(Path(loaded.file)))
     submit_app(served(loaded.application), name=APP_NAME, route_prefix="/")
+
+
+def _code_version(file: Path):
+    """A deployment's code version: its class (by value: its methods and what they use of the file), its
+    bound arguments, and the folder's other .py files (modules it may import). A reload then restarts only
+    the deployments whose code changed; None (Serve's own: always restart) where that cannot be told."""
+    from ray import cloudpickle
+    from ray.serve import Application
+
+    from serving.ray_private import ingress_of
+
+    folder = hashlib.sha256()
+    for path in sorted(file.parent.rglob("*.py"))[:2000]:
+        parts = path.relative_to(file.parent).parts
+        if path != file and not any(p.startswith(".") or p in ("__pycache__", "site-packages") for p in parts):
+            with contextlib.suppress(OSError):
+                folder.update(path.as_posix().encode() + b"\0" + path.read_bytes())
+
+    def version_of(deployment) -> str | None:
+        def plain(value):  # a bound deployment stands for its name: its own version covers its code
+            return f"<deployment {ingress_of(value).name}>" if isinstance(value, Application) else value
+
+        try:
+            args = [plain(a) for a in deployment.init_args], {k: plain(v) for k, v in deployment.init_kwargs.items()}
+            code = cloudpickle.dumps((deployment.func_or_class, args))
+        except Exception:  # noqa: BLE001 - an argument that does not pickle: Serve's own version
+            return None
+        code = re.sub(rb"[0-9a-f]{32}", b"", code)  # a class by value carries a tracker id drawn per process
+        return hashlib.sha256(code + folder.digest()).hexdigest()[:16]
+
+    return version_of
 
 
 def _check_fits(app, target: str) -> None:
