@@ -44,6 +44,8 @@ from serving.core.config import MAX_CPUS_PER_REPLICA, MAX_GPUS_PER_REPLICA, AppS
 
 PLACEHOLDER = "path/to/app.py, app.py:demo or package.module:demo"
 EMPTY_TEXT = "Choose your app's .py file, or drop one on this window."
+# A Serve application file (a GradioIngress subclass bound to its models) runs as the file declares it.
+SERVE_APP_NOTE = "deployed as the file declares its deployments: their CPUs, GPUs and replicas are set there"
 
 
 class AppRow(QWidget):
@@ -349,7 +351,8 @@ class AppRow(QWidget):
     def _show_result(self, result: Inspection) -> None:
         if result.ok:
             self._show(result.summary(), colour=STATE_COLOURS["running"],
-                       tip=f"{result.file}\nruns in {result.folder}" if result.file else "")
+                       tip=f"{result.file}\nruns in {result.folder}" if result.file else "",
+                       hint=SERVE_APP_NOTE if result.serve_app else "")
         elif not result.target:
             self._show(EMPTY_TEXT, dim=True)
         else:

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import textwrap
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -159,6 +160,18 @@ def test_choosing_a_file_shows_what_it_holds(window, qtbot, tmp_path, monkeypatc
     result = wait_checked(qtbot, w)
     assert result.ok and w.form.app_row.found_text() == "build() · gr.Interface"
     assert w.form.current_config().app.target == builder + ":build"
+
+
+def test_a_serve_application_file_is_recognised_and_says_where_its_resources_are_set(window, qtbot):
+    """Ray's guide's parallel example (a GradioIngress subclass bound to two model deployments)."""
+    w = window
+    w.form.mode_app.setChecked(True)
+    w.form.app_row.set_target(str(Path(__file__).parent / "guide" / "demo_parallel.py"))
+    result = wait_checked(qtbot, w)
+    assert result.ok and result.serve_app, result
+    assert w.form.app_row.found_text() == ("app · Serve app: MyGradioServer + 2 deployments\n"
+                                           "deployed as the file declares its deployments: their CPUs, GPUs and "
+                                           "replicas are set there")
 
 
 @pytest.mark.parametrize(
