@@ -284,6 +284,41 @@ def test_exported_config_deploys_with_serve_deploy(cluster, serve_port, env, tin
     assert set(cluster.serve_details()["applications"]) == {"other"}
 
 
+def test_an_exported_serve_application_file_runs_on_the_cluster(cluster, serve_port, env, tmp_path):
+    """`gradio-serve export --app FILE` of a Serve application file (a GradioIngress subclass bound to two
+    model deployments), run with `serve run` of the exported config: the file's deployments as it declares
+    them (2 replicas of its ingress), named and sticky as `gradio-serve up` serves it."""
+    import yaml
+    from test_serve_app import APP, ask
+
+    (tmp_path / "fanout.py").write_text(APP.format(version=7))
+    out = tmp_path / "serve-config.yaml"
+    run = cli(env, "export", "--app", str(tmp_path / "fanout.py"), "--port", str(serve_port), "-o", str(out))
+    assert run.returncode == 0, run.stderr
+    exported = yaml.safe_load(out.read_text())["applications"][0]
+    assert exported["import_path"] == "serving.apps:serve_app_file" and exported["args"] == {"target": "fanout.py"}
+    assert "deployments" not in exported, "the file's own options would be overridden"
+
+    # The folder as a `local://` URI: the cluster's machines are this one.
+    deploy = subprocess.run([str(BIN / "serve"), "run", "--non-blocking", "--address", cluster.address, str(out)],
+                            check=False, env={**env, "RAY_USAGE_STATS_ENABLED": "0"}, capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path)
+    assert deploy.returncode == 0, deploy.stderr[-2000:]
+    try:
+        deadline = time.monotonic() + 240
+        while (app := cluster.serve_details()["applications"].get("gradio-serve") or {}).get("status") != "RUNNING":
+            assert app.get("status") != "DEPLOY_FAILED", app.get("message")
+            assert time.monotonic() < deadline, f"not RUNNING in 240 s: {app.get('status')}"
+            time.sleep(1)
+        replicas = {name: d["target_num_replicas"] for name, d in app["deployments"].items()}
+        assert replicas == {"app": 2, "Upper": 1, "Reverse": 1}, replicas
+        session = Client(f"http://127.0.0.1:{serve_port}/", verbose=False)
+        answers = [ask(session) for _ in range(3)]  # through Serve's proxy: its router keeps the session
+        assert [a[2] for a in answers] == [1, 2, 3] and {a[0] for a in answers} == {"v7"}, answers
+    finally:
+        cluster.driver(DELETE_APP, "gradio-serve")
+
+
 # -- autoscaling ------------------------------------------------------------------------------------------------
 
 def test_autoscaling_adds_a_replica_under_load_and_removes_it(cluster, serve_port, env, tiny_models, tmp_path):

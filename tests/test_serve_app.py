@@ -64,7 +64,7 @@ BROKEN_LINE = 37  # `async def fanout(self, text, count)` without its colon
 
 def inspect(target: str) -> dict:
     out = subprocess.run([sys.executable, "-m", "serving.replica.app_target", target, "--json"],
-                         capture_output=True, text=True, timeout=120).stdout
+                         check=False, capture_output=True, text=True, timeout=120).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

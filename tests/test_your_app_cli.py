@@ -102,11 +102,11 @@ def test_export_carries_the_folder_as_working_dir(serving_env, tmp_path):
     run = cli(serving_env, "export", "--app", f"{tmp_path / 'demo.py'}:demo", "--replicas", "2", "--num-cpus", "0.5")
     assert run.returncode == 0, run.stderr
     app = yaml.safe_load(run.stdout)["applications"][0]
-    assert app["runtime_env"] == {"working_dir": str(tmp_path)}
+    assert app["runtime_env"] == {"working_dir": f"local://{tmp_path.resolve()}"}  # Serve's schema takes no path
     assert app["args"]["config"]["app"] == {"target": "demo.py:demo", "num_cpus": 0.5, "replicas": 2}
     assert app["deployments"][0]["name"] == "app" and app["deployments"][0]["num_replicas"] == 2
     kuberay = yaml.safe_load(cli(serving_env, "export", "--app", str(tmp_path / "demo.py"), "--kuberay").stdout)
-    assert "working_dir: " + str(tmp_path) in kuberay["spec"]["serveConfigV2"]
+    assert f"working_dir: local://{tmp_path.resolve()}" in kuberay["spec"]["serveConfigV2"]
 
 
 def test_status_apply_replicas_login_and_down(serving_env, tmp_path):

@@ -2,7 +2,9 @@
 
 The file runs the same builder the launcher runs (serving.apps:builder) with
 the configuration inline, and spells out each deployment's resources so they
-can be tuned on the cluster side without touching code.
+can be tuned on the cluster side without touching code. A Serve application file
+(serving/replica/serve_app.py) is built by `serving.apps:serve_app_file` in its own
+folder, its deployments asking what the file says.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ def _document(config: LaunchConfig, app_config: dict, deployments: list[dict], r
     if runtime_env:
         application["runtime_env"] = runtime_env
     application |= {"args": {"config": app_config}, "deployments": deployments}
+    return _with_http(config, application)
+
+
+def _with_http(config: LaunchConfig, application: dict) -> dict:
     return {
         "proxy_location": "EveryNode",
         "http_options": {"host": config.http.host, "port": config.http.port},
@@ -53,12 +59,36 @@ def _user_app_config(config: LaunchConfig) -> dict:
 
     spec = config.app
     target, folder = portable_target(spec.target, spec.app_dir)
+    if _is_serve_app(config):
+        # Its deployments ask what the file says (as `gradio-serve up` deploys them): no options over them.
+        return _with_http(config, {"name": APP_NAME, "route_prefix": "/", "import_path": "serving.apps:serve_app_file",
+                                   "runtime_env": {"working_dir": _folder_uri(folder)}, "args": {"target": target}})
     app_config = _app_config(config)
     app_config["app"] = {**app_config["app"], "target": target}
     app_config["app"].pop("app_dir", None)
-    # A local folder works with `serve run`; for `serve deploy` and KubeRay, upload it
-    # (a zip on S3/GCS/HTTPS) and put its URI here.
-    return _document(config, app_config, [user_app_options(spec)], {"working_dir": str(Path(folder))})
+    return _document(config, app_config, [user_app_options(spec)], {"working_dir": _folder_uri(folder)})
+
+
+def _folder_uri(folder) -> str:
+    """The app's folder as a Serve config takes it: a `local://` URI, a folder that exists on every node (this
+    machine's, so `serve run` and `serve deploy` work here); for other machines and KubeRay, upload it (a zip on
+    S3/GCS/HTTPS) and put its URI here. A plain path is refused by Serve's config schema."""
+    return f"local://{Path(folder).resolve()}"
+
+
+def _is_serve_app(config: LaunchConfig) -> bool:
+    """Whether the file is a Serve application (imported aside, as before a start); a file that cannot be
+    imported here (it may need what only the cluster has) is exported as a Gradio app."""
+    import threading
+
+    from serving.cluster.app_inspection import AppInspection
+    from serving.core.preflight import StartError
+
+    try:
+        found = AppInspection.start(config.app, login_given=bool(config.http.username)).result(threading.Event())
+    except StartError:
+        return False
+    return bool(found and found.serve_app)
 
 
 def rayservice(config: LaunchConfig) -> dict:

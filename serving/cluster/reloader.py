@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from serving.cluster.app_inspection import APP_IMPORT_TIMEOUT_S
-from serving.core.config import AppSpec
+from serving.core.config import APP_DEPLOYMENT, AppSpec
 from serving.core.inspection import Inspection
 from serving.core.target import app_folder, parse_target
 from serving.front.sessions import SWAP_KEY_ENV, SWAP_KEY_HEADER, SWAP_PATH
@@ -170,9 +170,11 @@ class Reloader:
             swapped = bool(ports) and all(a["ok"] for a in _ask_all(ports, stamp, "use"))
             if swapped:
                 self._said_reloaded(names, started, checked, "each asked on its own port")
+            relay = self.supervisor._relay
+            before = frozenset(relay.replicas) if relay is not None and self.supervisor._serve_app else None
             # Serve's own record of the code, for replicas started later: the swapped ones find it done.
             self.supervisor.submit(self.code)
-            running = self._wait_running()
+            running = self._wait_running(before)
         finally:
             self.swapping.clear()
         if not running:
@@ -198,16 +200,25 @@ class Reloader:
             return []
         return list(relay.replicas.values())
 
-    def _wait_running(self) -> bool:
+    def _wait_running(self, before: frozenset | None = None) -> bool:
+        """Until the app runs the new code. `before`: a Serve application file's ingress replicas before the
+        rollout; once the app's port has none of them left and the file's other deployments are healthy, the
+        new code answers every request, while Serve may still show the old replicas finishing their open
+        streams (for up to the file's graceful_shutdown_timeout_s, 20 s by default)."""
         from serving.cluster.status_snapshot import read_app_status
 
         deadline = time.monotonic() + SWAP_TIMEOUT_S
         while time.monotonic() < deadline and not self._stop.is_set():
             status, _ = read_app_status()
-            if status is not None and str(status.status.value) == "RUNNING":
+            if status is not None and (str(status.status.value) == "RUNNING" or self._all_new(status, before)):
                 return True
             time.sleep(STATUS_POLL_S)
         return False
+
+    def _all_new(self, status, before: frozenset | None) -> bool:
+        now = set(self.supervisor._relay.replicas) if before else set()
+        return bool(now) and not now & before and all(
+            str(d.status.value) == "HEALTHY" for name, d in status.deployments.items() if name != APP_DEPLOYMENT)
 
     def _say(self, level: str, message: str) -> None:
         self.supervisor.events.emit("log", level=level, message=message)

@@ -321,7 +321,8 @@ def read_config_file(path: str | Path) -> tuple[dict, Path]:
             raise ConfigError(f"config file {path} is a Serve config without a gradio-serve application "
                               "(import_path serving.apps:builder with args.config)")
         working_dir = (ours[0].get("runtime_env") or {}).get("working_dir")
-        if working_dir and "://" not in working_dir:
+        working_dir = working_dir.removeprefix("local://") if isinstance(working_dir, str) else None
+        if working_dir and "://" not in working_dir:  # a folder on this machine (else a remote URI)
             base = (base / working_dir).resolve()
         data = ours[0]["args"]["config"]
     return data, base

@@ -121,21 +121,34 @@ def deploy(target: str, app_dir: str | None, files: dict[str, str] | None = None
 
 
 def _deploy_here(target: str, app_dir: str | None, files: dict[str, str]) -> None:
-    from ray import cloudpickle
-
     from serving.ray_private import pin_code_versions, submit_app
     from serving.replica.app_swap import write_files
-    from serving.replica.app_target import load_app
 
     if files:
         write_files(Path.cwd(), files)  # the task starts in the cluster's copy of the folder (its working_dir)
-    loaded = load_app(target, app_dir)
-    if loaded.application is None:
-        raise AppLoadError(f"{target} is no longer a Serve application", "start it again: gradio-serve up --app ...")
+    loaded = _loaded(target, app_dir)
     _check_fits(loaded.application, target)
-    cloudpickle.register_pickle_by_value(sys.modules[loaded.module])
     pin_code_versions(loaded.application, _code_version(Path(loaded.file)))
     submit_app(served(loaded.application), name=APP_NAME, route_prefix="/")
+
+
+def builder(args: dict):
+    """`serving.apps:serve_app_file`, the import path of an exported Serve application file (`gradio-serve
+    export --app FILE`): Serve calls it where it builds the app, in the file's folder (the working_dir)."""
+    return served(_loaded(args["target"], args.get("app_dir")).application)
+
+
+def _loaded(target: str, app_dir: str | None):
+    from ray import cloudpickle
+
+    from serving.replica.app_target import load_app
+
+    loaded = load_app(target, app_dir)
+    if loaded.application is None:
+        raise AppLoadError(f"{target} holds no Serve application (any more)",
+                           "a plain Gradio file is served with `gradio-serve up --app FILE`; restart it if it changed")
+    cloudpickle.register_pickle_by_value(sys.modules[loaded.module])  # the replicas need not import it by name
+    return loaded
 
 
 def _code_version(file: Path):
