@@ -240,7 +240,7 @@ def cmd_models(args) -> int:
         return 0
     rows = [("NAME", "KIND", "TASKS", "PARAMS", "MEMORY/REPLICA", "SIZE", "OFFLINE")]
     for e in entries:
-        rows.append((e.name, e.kind, ",".join(e.tasks), f"{e.params_m:g}M" if e.params_m else "?",
+        rows.append((e.name, e.kind, ",".join(e.tasks) or "?", f"{e.params_m:g}M" if e.params_m else "?",
                      f"~{e.memory_mb} MB", human_bytes(e.size_on_disk) if e.size_on_disk else "-",
                      "yes" if e.available_offline else "no (needs download)"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

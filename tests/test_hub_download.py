@@ -361,12 +361,18 @@ def test_the_catalog_shows_size_on_disk_and_models_remove_deletes_it(hub, capsys
     stop.set()
     fetch("org/chat", stop=stop)  # a part only: listed as partly downloaded
     fetch("org/gpt2")
+    # Stopped before even its config came (killed between the plan and the first file): its bytes are listed.
+    early = Path(os.environ["HF_HUB_CACHE"]) / "models--org--early" / "blobs"
+    early.mkdir(parents=True)
+    (early / "0123abcd.incomplete").write_bytes(b"x" * 4321)
     blobs = Path(os.environ["HF_HUB_CACHE"]) / "models--org--gpt2" / "blobs"
     size = sum(p.stat().st_size for p in blobs.iterdir())
     assert cli.main(["models", "--json"]) == 0
     listed = {e["name"]: e for e in json.loads(capsys.readouterr().out)}
     assert listed["org/gpt2"]["size_on_disk"] == size and listed["org/gpt2"]["available_offline"]
     assert not listed["org/chat"]["available_offline"] and "partly" in listed["org/chat"]["description"]
+    assert (listed["org/early"]["kind"], listed["org/early"]["size_on_disk"], listed["org/early"]["tasks"]) == (
+        "unknown", 4321, [])
     assert cli.main(["models"]) == 0
     table = capsys.readouterr().out
     assert "SIZE" in table.splitlines()[0] and hub_download.human_bytes(size) in table
@@ -390,4 +396,6 @@ def test_the_catalog_shows_size_on_disk_and_models_remove_deletes_it(hub, capsys
     assert cli.main(["models", "--remove", "smollm2-135m-instruct"]) == 2
     assert "embedded model" in capsys.readouterr().err
     assert cli.main(["models", "--remove", "org/chat"]) == 0  # a stopped download goes too
+    assert cli.main(["models", "--remove", "org/early"]) == 0
+    assert not early.parent.exists()
     assert not list(Path(os.environ["HF_HUB_CACHE"]).rglob("*.incomplete"))

@@ -22,7 +22,7 @@ from serving.core.config import EMBEDDED_MODEL, ConfigError, LaunchConfig, Mode
 from serving.core.embedded_model import embedded_gguf, ensure_for
 from serving.core.model_cache import size_on_disk, snapshot_complete
 
-Kind = Literal["seq2seq", "causal", "instruct"]
+Kind = Literal["seq2seq", "causal", "instruct", "unknown"]  # unknown: a download stopped before its config came
 Source = Literal["embedded", "hub", "cache", "folder"]
 
 # Per-replica memory beyond the weights: torch, tokenizer, a Ray worker (~measured 350 MB here).
@@ -43,6 +43,8 @@ class CatalogEntry(BaseModel):
     @property
     def tasks(self) -> list[str]:
         """Plain causal models continue text; they cannot be asked to summarize."""
+        if self.kind == "unknown":
+            return []  # told once its config is here (a start fetches it first)
         return ["fanout"] if self.kind == "causal" else ["summarize", "fanout"]
 
     @property
@@ -137,7 +139,7 @@ def _cached_entries() -> list[CatalogEntry]:
         try:
             kind = kind_from_folder(snap)
         except ConfigError:
-            continue
+            continue  # listed below, as a download without its config
         whole = snapshot_complete(snap)
         entries.append(
             CatalogEntry(
@@ -146,6 +148,23 @@ def _cached_entries() -> list[CatalogEntry]:
                 hub_id=hub_id, size_on_disk=size_on_disk(hub_id, _hub_cache()),
             )
         )
+    return entries + _stopped_before_config({e.name for e in entries})
+
+
+def _stopped_before_config(listed: set[str]) -> list[CatalogEntry]:
+    """Models in the cache that are none of `listed`: a download stopped before its config.json came, whose
+    bytes still take disk (`gradio-serve models --remove NAME` deletes them; the next start goes on)."""
+    known = {hub_id: (kind, params) for hub_id, kind, params, _ in KNOWN}
+    entries = []
+    for folder in sorted(_hub_cache().glob("models--*")):
+        hub_id = folder.name.removeprefix("models--").replace("--", "/")
+        size = size_on_disk(hub_id, _hub_cache())
+        if hub_id in listed or not size:
+            continue
+        kind, params = known.get(hub_id, ("unknown", None))
+        entries.append(CatalogEntry(
+            name=hub_id, kind=kind, params_m=params, source="cache", available_offline=False, hub_id=hub_id,
+            description="partly downloaded, before its config; the next start finishes it", size_on_disk=size))
     return entries
 
 
