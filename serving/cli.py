@@ -116,6 +116,7 @@ def cmd_up(args) -> int:
 
 def cmd_apply(args) -> int:
     from serving.core import apply_request
+    from serving.core.download_progress import DownloadLines
     from serving.core.process_group import pid_alive
     from serving.core.protocol import Phase
     from serving.core.records import live_record, read_status_record
@@ -139,7 +140,16 @@ def cmd_apply(args) -> int:
     print(f"Applying {what} to the app at {record.url}…")
     start = time.monotonic()
     request_id = apply_request.send(record.pid, config.model_dump(mode="json"))
-    answer = apply_request.wait(request_id, lambda: pid_alive(record.pid), timeout_s=args.timeout)
+    lines, tty = DownloadLines(), sys.stdout.isatty()
+
+    def show_download() -> None:  # a Hub model the change needs is downloaded first
+        status = read_status_record()
+        if status and status.download and (said := lines.line(status.download.as_json(), tty)):
+            print(said[0], end="\n" if said[1] else "", flush=True)
+
+    answer = apply_request.wait(request_id, lambda: pid_alive(record.pid), timeout_s=args.timeout,
+                                meanwhile=show_download)
+    print(lines.close(), end="")
     if answer is None:
         print("error: no answer from the app (it stopped, or the change took too long); "
               "see `gradio-serve status` and the log", file=sys.stderr)
@@ -181,6 +191,8 @@ def cmd_status(args) -> int:
     phase = status.phase.value if status and status.phase else "starting"
     print(f"{phase}: {record.url}  (supervisor pid {record.pid}, "
           f"app {status.app_status if status else 'NOT_STARTED'})")
+    if status and status.download:  # for a change being applied; the running app goes on meanwhile
+        print(f"downloading for the change being applied: {describe_event(status.download.as_json())}")
     rows = [("DEPLOYMENT", "STATUS", "REPLICAS", "MESSAGE")]
     for d in status.deployments if status else []:
         rows.append((d.name, d.status, f"{d.replicas_running}/{d.replicas_target}", d.message[:60]))

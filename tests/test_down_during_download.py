@@ -12,8 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+import pytest
 import test_hub_download as hub_tests
-from supervisor_run import free_port
+from supervisor_run import Up, free_port
 
 from serving.core import paths
 
@@ -92,3 +94,41 @@ def test_down_stops_a_start_that_is_downloading_and_the_next_start_continues(hub
             second.wait()
     assert len(parts()) == 1 and parts()[0].stat().st_size > kept
     taken.close()
+
+
+@pytest.mark.slow
+def test_apply_of_a_model_not_here_downloads_it_first_with_progress_while_the_app_answers(hub, tiny_files, tmp_path):
+    """`gradio-serve apply --model HUB_ID` of a model not in the cache: the supervisor downloads it before the
+    change is deployed (as `up` does), `apply` and `status` show its progress, and the running app answers
+    meanwhile; then the change is applied."""
+    port = free_port()
+    up = Up(["--mode", "fanout", "--model", "org/chat", "--model", "org/chat", "--num-cpus", "0.5", "--port", str(port)],
+            dict(os.environ),
+            tmp_path / "up.log")
+    try:
+        url = up.wait_running(300)["url"]
+        hub.bytes_per_s = 60_000  # ~12 s for the weights: time to look
+        apply = subprocess.Popen([sys.executable, "-m", "serving", "apply", "--model", "org/chat", "--model", "org/gpt2"],
+                                 cwd=ROOT,
+                                 env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            _t, said = up.wait_for(lambda e: e.get("event") == "download" and e.get("done_bytes", 0) > 100_000, 90)
+            assert said["model"] == "org/gpt2", said
+            shown = cli("status").stdout
+            assert shown.startswith("running: ") and "downloading for the change being applied: " in shown, shown
+            assert httpx.get(url, timeout=10, trust_env=False).status_code == 200  # the running app goes on
+            out, _ = apply.communicate(timeout=240)
+        finally:
+            if apply.poll() is None:
+                apply.kill()
+                apply.wait()
+        assert apply.returncode == 0, out
+        assert "Downloading org/gpt2" in out and "Done in" in out, out
+        assert next(e for e in reversed(up.events) if e.get("event") == "applied")["ok"]
+        assert "downloading for" not in cli("status").stdout
+        models = [d["model"] for d in next(e for e in reversed(up.events) if e["event"] == "status")["deployments"]
+                  if d["name"].startswith("model")]
+        assert models == ["org/chat", "org/gpt2"], models
+        assert not parts()
+    finally:
+        up.stop()

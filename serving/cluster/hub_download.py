@@ -285,7 +285,7 @@ def fetch_missing(entries: list[CatalogEntry], slots: list, events: EventWriter,
     `told` gets each `download` event's fields too (the supervisor's records: download_records.py)."""
     todo: dict[str, bool] = {}  # hub id -> trust_remote_code
     for entry, slot in zip(entries, slots, strict=True):
-        if entry.hub_id and entry.source in ("hub", "cache") and not _whole(entry):
+        if needs_download(entry):
             todo[entry.hub_id] = todo.get(entry.hub_id, False) or bool(getattr(slot, "trust_remote_code", False))
     if not todo:
         return entries
@@ -319,6 +319,11 @@ def _say(events: EventWriter, told: Callable[[dict], None] | None, fields: dict)
     if told is not None:
         told(fields)  # first: the records name this supervisor before the event tells anyone to look
     events.emit("download", **fields)
+
+
+def needs_download(entry: CatalogEntry) -> bool:
+    """A Hub model not whole in the cache (local folders and the embedded model never do)."""
+    return bool(entry.hub_id) and entry.source in ("hub", "cache") and not _whole(entry)
 
 
 def _whole(entry: CatalogEntry) -> bool:

@@ -62,9 +62,11 @@ def result(request_id: str) -> ApplyAnswer | None:
     return applied if applied is not None and applied.id == request_id else None
 
 
-def wait(request_id: str, pid_alive, timeout_s: float = 900, poll_s: float = 0.05) -> ApplyAnswer | None:
+def wait(request_id: str, pid_alive, timeout_s: float = 900, poll_s: float = 0.05,
+         meanwhile=None) -> ApplyAnswer | None:
     """Poll for the result; None on timeout or when the supervisor went away (pid_alive() false).
-    Often: a model swap is done in ~1 s, and reading one small file costs ~0.1 ms."""
+    Often: a model swap is done in ~1 s, and reading one small file costs ~0.1 ms. `meanwhile()` is
+    called at each poll (the CLI shows a download's progress)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         answer = result(request_id)
@@ -72,6 +74,8 @@ def wait(request_id: str, pid_alive, timeout_s: float = 900, poll_s: float = 0.0
             return answer
         if not pid_alive():
             return None
+        if meanwhile is not None:
+            meanwhile()
         time.sleep(poll_s)
     return None
 
