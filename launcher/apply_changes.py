@@ -18,7 +18,9 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from launcher.serving_controller import ServingController, ServingState
 from serving.core import apply_request
 from serving.core.config import ConfigError, LaunchConfig
+from serving.core.download_progress import describe_event
 from serving.core.protocol import AppliedEvent, ApplyAnswer
+from serving.core.records import read_status_record
 
 # What each section that needs a restart means to someone looking at the window.
 _RESTART_WORDS = {"http": "the port (HTTP settings)", "cluster": "the cluster"}
@@ -66,6 +68,7 @@ class ApplyRequest(QObject):
     """One apply request to the running supervisor, from sending to its answer."""
 
     finished = Signal(object)  # ApplyOutcome, once
+    progress = Signal(str)  # a Hub model the change needs, downloading first: "Downloading NAME: 45% · ..."
 
     poll_ms = 250
     timeout_s = 15 * 60.0  # a big model on a slow disk can take minutes to load
@@ -77,6 +80,7 @@ class ApplyRequest(QObject):
         self.request_id: str | None = None
         self._started = 0.0
         self._done = False
+        self._said = ""
         self._timer = QTimer(self, interval=self.poll_ms)
         self._timer.timeout.connect(self._poll)
 
@@ -98,7 +102,15 @@ class ApplyRequest(QObject):
         answer = apply_request.result(self.request_id)
         if answer:
             self._answer(answer)
-        elif self.controller.state is not ServingState.running:
+            return
+        # The supervisor writes a change's download into its status record (an attached one's too).
+        status = read_status_record()
+        if status is not None and status.download is not None:
+            said = describe_event(status.download.as_json())
+            if said != self._said:
+                self._said = said
+                self.progress.emit(said)
+        if self.controller.state is not ServingState.running:
             self._finish(False, "the app stopped before the change was made", "", answered=False)
         elif self.elapsed_s() > self.timeout_s:
             self._finish(

@@ -333,6 +333,7 @@ class Session(QObject):
             return
         self._request = request
         request.finished.connect(self._on_applied)
+        request.progress.connect(lambda said: self.notice.emit(f"Applying changes: {said}"))
         launcher_logger().info("applying to the running app: %s", served(config))
         self.notice.emit(f"Applying changes ({served(config)})…")
         self._set(SessionState.applying)

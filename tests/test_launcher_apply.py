@@ -231,6 +231,19 @@ def test_apply_in_place_success_failure_refusal_and_restart(window, qtbot, monke
     assert f"127.0.0.1:{port}/" in window.state_label.text()
     assert errors.last_dialog is None and opened == [], "no error, and the browser is not opened again"
 
+    # A Hub model not here: its download's progress shows while the app goes on, then it is applied.
+    said = []
+    window.statusBar().messageChanged.connect(said.append)
+    window.form.rows[0].model.setEditText("download-me")
+    window.apply_changes()
+    qtbot.waitUntil(lambda: window.session.state is not SessionState.applying, timeout=10_000)
+    downloads = [m for m in said if m.startswith("Applying changes: Downloading download-me: ")]
+    assert len(downloads) >= 2 and "75%" in downloads[-1], said
+    assert controller.running_config.models[0].model == "download-me"
+    window.form.rows[0].model.setEditText("smollm2-135m-instruct")
+    window.apply_changes()
+    qtbot.waitUntil(lambda: window.session.state is not SessionState.applying, timeout=10_000)
+
     # A failed deploy: the message and hint reach the user, the old config stays the baseline.
     window.form.rows[0].model.setEditText("broken")
     window.apply_changes()

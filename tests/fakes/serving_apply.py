@@ -1,6 +1,7 @@
 """Fake `gradio-serve up --events` that also answers apply requests like serving/cluster/supervisor.py.
 
-Model "broken" fails to deploy (answered, then the old one restored); "refused" is refused at once."""
+Model "broken" fails to deploy (answered, then the old one restored); "refused" is refused at once;
+"download-me" is downloaded first (its progress in the status record)."""
 
 import json
 import os
@@ -72,6 +73,12 @@ def apply(request):
     if model == "refused":
         answer(rid, False, "the app is still starting or changing", "wait until it is running, then apply again")
         return
+    if model == "download-me":  # a Hub model not here: its progress in the status record, as the supervisor's
+        for done in (1, 2, 3):
+            download = {"time": time.time(), "model": model, "done_bytes": done * 1_000_000,
+                        "total_bytes": 4_000_000, "bytes_per_s": 1_000_000, "eta_s": 4 - done}
+            paths.write_json_atomic(paths.status_record(), {"phase": "running", "url": url, "download": download})
+            time.sleep(0.4)
     phase("deploying", "applying " + model)
     time.sleep(apply_s)
     if model == "broken":
