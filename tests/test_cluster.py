@@ -242,6 +242,37 @@ def test_your_app_on_a_cluster_travels_as_working_dir(cluster, serve_port, env, 
     assert httpx.get(f"http://127.0.0.1:{serve_port}/other", timeout=30).text == "other app here"
 
 
+def test_a_serve_application_file_on_a_cluster_is_served_and_reloaded(cluster, serve_port, env, tmp_path):
+    """`up --address --app FILE --reload` of a Serve application file (a GradioIngress subclass bound to two
+    model deployments): deployed from a task on the cluster, in the uploaded copy of its folder; sessions stick
+    through Serve's proxy; a save travels to that copy and new replicas of the changed deployment only serve it."""
+    from test_serve_app import APP, ask
+
+    folder = tmp_path / "fanout"
+    folder.mkdir()
+    (folder / "fanout.py").write_text(APP.format(version=0))
+    up = Up(["--address", cluster.address, "--app", str(folder / "fanout.py"), "--port", str(serve_port), "--reload"],
+            env, tmp_path / "up.log")
+    try:
+        url = up.wait_running(timeout=240)["url"]
+        session = Client(url, verbose=False)
+        answers = [ask(session) for _ in range(3)]
+        assert [a[2] for a in answers] == [1, 2, 3] and {a[0] for a in answers} == {"v0"}, answers
+        deployments = cluster.serve_details()["applications"]["gradio-serve"]["deployments"]
+        assert {n: len(d["replicas"]) for n, d in deployments.items()} == {"app": 2, "Upper": 1, "Reverse": 1}
+        models = {n: {r["replica_id"] for r in deployments[n]["replicas"]} for n in ("Upper", "Reverse")}
+
+        (folder / "fanout.py").write_text(APP.format(version=1))
+        _t, said = up.wait_for(lambda e: e.get("event") == "log" and "reloaded fanout.py" in e.get("message", ""), 180)
+        assert "new replicas" in said["message"], said["message"]
+        assert ask(Client(url, verbose=False))[0] == "v1"
+        after = cluster.serve_details()["applications"]["gradio-serve"]["deployments"]
+        assert {n: {r["replica_id"] for r in after[n]["replicas"]} for n in ("Upper", "Reverse")} == models
+    finally:
+        up.stop()
+    assert up.proc.returncode == 0, up.events[-3:]
+
+
 # -- export + serve deploy ---------------------------------------------------------------------------------
 
 def test_exported_config_deploys_with_serve_deploy(cluster, serve_port, env, tiny_models, tmp_path):
