@@ -98,11 +98,13 @@ def test_a_serve_application_file_is_served_sticky_and_reloaded_on_save(serving_
     app.write_text(APP.format(version=0))
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    up = Up(["--app", str(app), "--reload", "--port", str(port)], serving_env, tmp_path / "up.log")
+    up = Up(["--app", str(app), "--reload", "--num-cpus", "0.5", "--port", str(port)], serving_env, tmp_path / "up.log")
     try:
         up.wait_running(300)
         status = [e for e in up.events if e.get("event") == "status"][-1]
-        assert {d["name"] for d in status["deployments"]} == {"app", "Upper", "Reverse"}, status
+        assert {d["name"]: d["replicas_target"] for d in status["deployments"]} == {"app": 2, "Upper": 1, "Reverse": 1}
+        warned = [e["message"] for e in up.events if e.get("event") == "log" and e.get("level") == "warning"]
+        assert any(w.startswith("--num-cpus 0.5: not applied") for w in warned), warned
 
         # One session keeps its replica and its gr.State (the router the file did not set is ours).
         session = Client(url, verbose=False)

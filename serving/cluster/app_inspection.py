@@ -69,9 +69,22 @@ class AppInspection:
         found = answers[-1]
         if not found.ok:
             raise StartError(found.error or "the app cannot be loaded", found.hint or "fix the app and start again")
-        return Found(found.summary(), found.file or "", list(found.warnings), found.serve_app)
+        warnings = list(found.warnings)
+        if found.serve_app and (ignored := _not_for_serve_apps(self.spec)):
+            warnings.append(f"{ignored}: not applied, a Serve application file's deployments ask for what the file "
+                            "declares (num_replicas and ray_actor_options there)")
+        return Found(found.summary(), found.file or "", warnings, found.serve_app)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+
+
+def _not_for_serve_apps(spec: AppSpec) -> str:
+    """The app's flags given that a Serve application file does not take ("--replicas 2, --num-cpus 0.5")."""
+    default = AppSpec(target=spec.target)
+    given = [f"{flag} {getattr(spec, field):g}" for flag, field in (
+        ("--replicas", "replicas"), ("--num-cpus", "num_cpus"), ("--num-gpus", "num_gpus"))
+        if getattr(spec, field) != getattr(default, field)]
+    return ", ".join(given + (["--min/--max-replicas"] if spec.autoscaling else []))
