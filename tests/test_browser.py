@@ -88,3 +88,33 @@ def test_fanout_page_in_chromium(browser, tiny_models, serving_env, tmp_path):
     finally:
         up.stop()
     assert (ARTIFACTS / "browser-fanout.png").stat().st_size > 10_000
+
+
+def test_the_guides_parallel_app_served_by_gradio_serve_in_chromium(browser, tiny_models, serving_env, tmp_path):
+    """Ray's guide's own parallel example (a GradioIngress subclass bound to two model deployments, only the
+    import changed), served by `gradio-serve up --app` and used in a real browser through the app's port."""
+    port = free_port()
+    # The file's three deployments ask for a CPU each; this machine has 2 cores.
+    up = Up(["--app", str(ROOT / "tests" / "guide" / "demo_parallel.py"), "--cpus", "4", "--port", str(port)],
+            serving_env, tmp_path / "up.log")
+    try:
+        running = up.wait_running()
+        ARTIFACTS.mkdir(exist_ok=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            page.goto(running["url"], wait_until="load", timeout=60_000)
+            page.locator("textarea").first.fill("My name is Lewis")
+            page.get_by_role("button", name="Submit").click()
+            page.wait_for_function("() => [...document.querySelectorAll('textarea')].some("
+                                   "t => t.value.includes('[Generated text version 2]'))", timeout=120_000)
+            page.screenshot(path=str(ARTIFACTS / "browser-guide-parallel.png"), full_page=True)
+            output = page.locator("textarea").nth(1).input_value()
+        finally:
+            context.close()
+        assert output.startswith("[Generated text version 1]\nMy name is Lewis"), output
+        assert not errors, errors
+    finally:
+        up.stop()
