@@ -70,6 +70,8 @@ class AppRow(QWidget):
         self._result: Inspection | None = None
         self._waiting: list[Callable[[Inspection], None]] = []
         self._active = False  # checks run only while the window is in mode app
+        self._editable = True
+        self._declares = False  # the file is a Serve application: its deployments set their own resources
         self._loading = False
         self.inspector = inspector or AppInspector(self)
         self.inspector.finished.connect(self._on_inspected)
@@ -218,7 +220,11 @@ class AppRow(QWidget):
         self.target_box.setEnabled(editable)
         self.choose.setEnabled(editable)
         self.reload.setEnabled(editable)  # the watch starts with the app: a change waits for the next start
-        self.boxes.set_editable(editable)
+        self._editable = editable
+        self._boxes_follow()
+
+    def _boxes_follow(self) -> None:
+        self.boxes.set_editable(self._editable and not self._declares)
         self._update_autoscaling()
 
     # ---- choosing ----------------------------------------------------------------------
@@ -325,6 +331,8 @@ class AppRow(QWidget):
 
     def _deliver(self, result: Inspection) -> None:
         self._result = result
+        self._declares = result.ok and result.serve_app
+        self._boxes_follow()
         self._watch(file_of(result.target) if result.target else None)
         self._show_result(result)
         self.checked.emit(result)

@@ -162,7 +162,7 @@ def test_choosing_a_file_shows_what_it_holds(window, qtbot, tmp_path, monkeypatc
     assert w.form.current_config().app.target == builder + ":build"
 
 
-def test_a_serve_application_file_is_recognised_and_says_where_its_resources_are_set(window, qtbot):
+def test_a_serve_application_file_is_recognised_and_says_where_its_resources_are_set(window, qtbot, tmp_path):
     """Ray's guide's parallel example (a GradioIngress subclass bound to two model deployments)."""
     w = window
     w.form.mode_app.setChecked(True)
@@ -172,6 +172,11 @@ def test_a_serve_application_file_is_recognised_and_says_where_its_resources_are
     assert w.form.app_row.found_text() == ("app · Serve app: MyGradioServer + 2 deployments\n"
                                            "deployed as the file declares its deployments: their CPUs, GPUs and "
                                            "replicas are set there")
+    row = w.form.app_row
+    assert not (row.cpus.isEnabled() or row.gpus.isEnabled() or row.replicas.isEnabled()), "they would not apply"
+    w.form.app_row.set_target(app_file(tmp_path, "demo.py", BLOCKS))  # a plain Gradio app: they apply again
+    assert wait_checked(qtbot, w).ok
+    assert row.cpus.isEnabled() and row.replicas.isEnabled()
 
 
 @pytest.mark.parametrize(
