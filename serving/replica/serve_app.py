@@ -7,8 +7,9 @@ Ray task, so the user's code never runs in the supervisor: the task imports the 
 ingress our app deployment's name (`app`: the app's port, the status and the metrics find it as for
 any app) and the sticky router where the author set none, and submits it. The file's own classes go
 by value (cloudpickle), so the replicas need not import it by name. Its deployments keep every option
-their author wrote. A reload submits the saved file anew: Serve starts new replicas of every deployment
-(a subclass's code is the deployment itself), as `serve run --reload` does.
+their author wrote. A reload submits the saved file anew: Serve starts new replicas of the deployments
+whose code changed (a subclass's code is the deployment itself; each gets a code version, `_code_version`),
+where `serve run --reload` restarts them all.
 """
 
 from __future__ import annotations
