@@ -7,6 +7,7 @@ with our message. Needs `apt-get install chromium` (Playwright's own browser dow
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -31,7 +32,9 @@ def _answers(page, n: int, timeout_ms: int = 120_000) -> list[str]:
     return [page.locator(f"#answer-{i} textarea").input_value() for i in range(n)]
 
 
-def _run_page(browser, url: str, button: str, n_answers: int, shot: str) -> list[str]:
+@contextlib.contextmanager
+def _opened(browser, url: str):
+    """(page, the page's script errors) at `url`, in a context of its own, closed after."""
     ARTIFACTS.mkdir(exist_ok=True)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -39,6 +42,13 @@ def _run_page(browser, url: str, button: str, n_answers: int, shot: str) -> list
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
         page.goto(url, wait_until="load", timeout=60_000)
+        yield page, errors
+    finally:
+        context.close()
+
+
+def _run_page(browser, url: str, button: str, n_answers: int, shot: str) -> list[str]:
+    with _opened(browser, url) as (page, errors):
         box = page.locator("textarea").first
         box.wait_for(timeout=60_000)
 
@@ -56,8 +66,6 @@ def _run_page(browser, url: str, button: str, n_answers: int, shot: str) -> list
         page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
         assert not errors, errors
         return answers
-    finally:
-        context.close()
 
 
 def test_summarizer_page_in_chromium(browser, tiny_models, serving_env, tmp_path):
@@ -99,21 +107,13 @@ def test_the_guides_parallel_app_served_by_gradio_serve_in_chromium(browser, tin
             serving_env, tmp_path / "up.log")
     try:
         running = up.wait_running()
-        ARTIFACTS.mkdir(exist_ok=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        try:
-            page.goto(running["url"], wait_until="load", timeout=60_000)
+        with _opened(browser, running["url"]) as (page, errors):
             page.locator("textarea").first.fill("My name is Lewis")
             page.get_by_role("button", name="Submit").click()
             page.wait_for_function("() => [...document.querySelectorAll('textarea')].some("
                                    "t => t.value.includes('[Generated text version 2]'))", timeout=120_000)
             page.screenshot(path=str(ARTIFACTS / "browser-guide-parallel.png"), full_page=True)
             output = page.locator("textarea").nth(1).input_value()
-        finally:
-            context.close()
         assert output.startswith("[Generated text version 1]\nMy name is Lewis"), output
         assert not errors, errors
     finally:
