@@ -4,7 +4,7 @@ stream), with a pause of its own before each call. p50 and p99 through the app's
 against the same sessions, on the same schedule, sent straight to the replicas' own ports, half to
 each (as the relay spreads them); two rounds of each, in the order A B B A (the path that runs later
 meets replicas that have served longer: with one round each, the second path's p99 was 15-70 % worse
-whichever it was). Also the relay's memory per idle keep-alive connection. ~4.5 minutes.
+whichever it was). Also the relay's memory per idle keep-alive connection. ~3 minutes (each round ~40 s: 2 calls, a pause of 0-20 s before each).
 
 The pauses keep the machine below saturation (2 busy cores do ~33 such calls/s in all): a
 saturated run measures Gradio's queue, whose wait swamps the path's.
@@ -97,7 +97,7 @@ def _memory_per_idle_connection(port: int, n: int) -> float:
     return asyncio.run(run())
 
 
-def measure(env: dict, log_path, sessions: int = 200, calls: int = 3, pause_s: float = 10,
+def measure(env: dict, log_path, sessions: int = 200, calls: int = 2, pause_s: float = 10,
             rounds: int = 2, first: str = "relay") -> tuple[dict, dict]:
     port = free_port()
     up = Up(["--app", str(APP), "--replicas", "2", "--num-cpus", "1", "--port", str(port)], env, log_path)

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from benchmarks.common import ARTICLE, PY, ROOT, Group, Up, free_port, gclient, log, wait_http
 
-APPS = ["text_interface.py", "counter_state.py", "chat_stream.py", "tabs_blocks.py", "api_flows.py",
-        "image_tools.py"]
+# Five kinds (the issue asks for at least 5): an Interface, gr.State, a streaming chat, tabs, an
+# image pipeline.
+APPS = ["text_interface.py", "counter_state.py", "chat_stream.py", "tabs_blocks.py", "image_tools.py"]
 
 
 def plain_first_answer(env: dict, log_path: Path, model: str) -> float:
