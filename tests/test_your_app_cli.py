@@ -71,13 +71,15 @@ def test_missing_file_and_syntax_error_are_refused_before_ray_starts(serving_env
     assert not any(e.get("phase") == "starting_cluster" for e in up.events)
 
 
-def test_an_app_that_cannot_be_imported_is_refused_before_deploying(serving_env, tmp_path):
+def test_an_app_that_cannot_be_imported_is_refused_with_its_file_and_line(serving_env, tmp_path):
+    """A Gradio app by its text is deployed while it is imported aside (serving/cluster/app_inspection.py):
+    the import's error, not Serve's, ends the start, and nothing of it stays."""
     app = tmp_path / "needs_pkg.py"
     app.write_text("import gradio as gr\nimport definitely_not_installed_pkg\ndemo = gr.Blocks()\n")
     up, error = failed_start(serving_env, tmp_path, "--app", str(app), "--port", str(free_port()))
     assert error["message"] == f"{app}, line 2: imports 'definitely_not_installed_pkg', which is not installed here"
     assert "pip install definitely_not_installed_pkg" in error["hint"]
-    assert not any(e.get("phase") == "deploying" for e in up.events)
+    assert not any(e.get("phase") == "running" for e in up.events)
 
 
 def test_an_app_that_fails_only_in_its_replica_is_told_by_its_error(serving_env, tmp_path):

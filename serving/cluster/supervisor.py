@@ -176,19 +176,15 @@ class Supervisor(ChangesInPlace):
 
         from serving.ray_private import start_serve_without_waiting
 
-        if self._inspection is not None:
+        if self._inspection is not None and not self._inspection.speculative:
             self.phase(Phase.validating, f"importing {self.config.app.target}")
-            found = self._inspection.result(self.stop_requested)
-            self._inspection = None
-            if found is None:  # a stop asked for meanwhile
-                return
-            self._app_found, self._serve_app = found.name_and_kind, found.serve_app
-            for warning in found.warnings:
-                self.events.emit("log", level="warning", message=warning)
-            self.events.emit("log", level="info", message=f"found {self._app_found} in {found.file}")
+            if self._inspection.result(self.stop_requested) is None:
+                return  # a stop asked for meanwhile
+        self._take_inspection()
         if self.stop_requested.is_set():
             return
-        self.phase(Phase.deploying, "deploying " + (self._app_found or ", ".join(e.name for e in entries)))
+        what = self._app_found or (parse_target(self.config.app.target).short_name if self.config.app else "")
+        self.phase(Phase.deploying, "deploying " + (what or ", ".join(e.name for e in entries)))
         http = self.config.http
         if self.config.cluster.address:
             check_cluster_serve(self.config)
@@ -253,6 +249,28 @@ class Supervisor(ChangesInPlace):
 
         submit_app(app or build_app(self.config, code=code), name=APP_NAME, route_prefix="/")
 
+    def _take_inspection(self, wait: bool = False) -> bool:
+        """The app's import aside (serving/cluster/app_inspection.py), once it has ended: what it found is
+        said, its error ends the start (StartError). True when a file deployed as a Gradio app turned
+        out a Serve application: deployed again, as one."""
+        if self._inspection is None:
+            return False
+        found = self._inspection.result(self.stop_requested) if wait else self._inspection.poll()
+        if found is None:
+            return False
+        self._inspection = None
+        guessed_wrong = found.serve_app and not self._serve_app and self.deployed
+        self._app_found, self._serve_app = found.name_and_kind, found.serve_app
+        for warning in found.warnings:
+            self.events.emit("log", level="warning", message=warning)
+        self.events.emit("log", level="info", message=f"found {self._app_found} in {found.file}")
+        if guessed_wrong:
+            self._start_deploy(None)
+            if self._reloader is not None:  # it follows a Serve application file its own way
+                self._reloader.stop()
+                self._reloader = Reloader.start_for(self)
+        return guessed_wrong
+
     def _watch(self) -> None:
         last = None
         while True:
@@ -260,6 +278,8 @@ class Supervisor(ChangesInPlace):
             self._wake.clear()
             if self.stop_requested.is_set():
                 break
+            if self._take_inspection():
+                continue
             if self.apply_pending.is_set():
                 self.apply_pending.clear()
                 self._take_apply_request()
@@ -271,7 +291,7 @@ class Supervisor(ChangesInPlace):
                 if said := point_relay(self._relay, self.config, rollout):
                     self.events.emit("log", level="info", message=said)
             if status is None:
-                if self._deploy_error:
+                if self._deploy_error and not self._take_inspection(wait=True):  # its error says more
                     self._failed(f"deploying failed: {self._deploy_error}", getattr(self._deploy_error, "hint", ""))
                 continue
             snapshot = status_snapshot(status, targets, self.config, self._app_found, self._slots_of)
@@ -284,6 +304,8 @@ class Supervisor(ChangesInPlace):
                 continue
             app_status = snapshot["app_status"]
             if app_status == "DEPLOY_FAILED" or (self._deploy_error and submitted):
+                if self._take_inspection(wait=True):  # its error says more; a Serve application: redeployed
+                    continue
                 failed = [d for d in snapshot["deployments"] if d["message"]]
                 detail = failed[0]["message"] if failed else (status.message or str(self._deploy_error))
                 self._failed(f"the app failed to deploy: {failure_line(detail)}",
