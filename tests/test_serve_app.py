@@ -133,3 +133,24 @@ def test_a_serve_application_file_is_served_sticky_and_reloaded_on_save(serving_
         print(f"save to the new code answering: {time.monotonic() - saved:.1f} s; {said['message']}")
     finally:
         up.stop()
+
+
+@pytest.mark.slow
+def test_a_serve_application_imported_from_a_sibling_file_is_found_and_served(serving_env, tmp_path):
+    """main.py binds nothing itself, so it is deployed as a Gradio app while it is imported aside
+    (serving/cluster/app_inspection.py); the import finds the Serve application it imports, which is then
+    deployed as one, its deployments' code going by value from the folder's modules."""
+    (tmp_path / "fanout.py").write_text(APP.format(version=0))
+    main = tmp_path / "main.py"
+    main.write_text("from fanout import app  # noqa: F401\n")
+    port = free_port()
+    up = Up(["--app", str(main), "--port", str(port)], serving_env, tmp_path / "up.log")
+    try:
+        up.wait_running(300)
+        found = [e["message"] for e in up.events if e.get("event") == "log" and e["message"].startswith("found ")]
+        assert found and "Serve app: FanOut + 2 deployments" in found[0], found
+        status = [e for e in up.events if e.get("event") == "status"][-1]
+        assert {d["name"]: d["replicas_target"] for d in status["deployments"]} == {"app": 2, "Upper": 1, "Reverse": 1}
+        assert ask(Client(f"http://127.0.0.1:{port}/", verbose=False))[::2] == ("v0", 1)
+    finally:
+        up.stop()

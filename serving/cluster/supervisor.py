@@ -303,7 +303,8 @@ class Supervisor(ChangesInPlace):
             if self._announced:
                 continue
             app_status = snapshot["app_status"]
-            if app_status == "DEPLOY_FAILED" or (self._deploy_error and submitted):
+            # Only this version's failure counts: one read before it was submitted is the version it replaces.
+            if (app_status == "DEPLOY_FAILED" or self._deploy_error) and submitted:
                 if self._take_inspection(wait=True):  # its error says more; a Serve application: redeployed
                     continue
                 failed = [d for d in snapshot["deployments"] if d["message"]]

@@ -148,8 +148,25 @@ def _loaded(target: str, app_dir: str | None):
     if loaded.application is None:
         raise AppLoadError(f"{target} holds no Serve application (any more)",
                            "a plain Gradio file is served with `gradio-serve up --app FILE`; restart it if it changed")
-    cloudpickle.register_pickle_by_value(sys.modules[loaded.module])  # the replicas need not import it by name
+    # The file and the modules it imported from its folder go by value: the replicas need not import them by name.
+    folder = Path(loaded.file).resolve().parent
+    for module in [sys.modules[loaded.module], *_modules_under(folder)]:
+        cloudpickle.register_pickle_by_value(module)
     return loaded
+
+
+def _modules_under(folder: Path) -> list:
+    """Modules imported from the app's folder (a sibling file that defines the deployments, say), not from
+    an environment inside it."""
+    found = []
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if module is None or not file or name == "__main__" or "site-packages" in file:
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            if Path(file).resolve().is_relative_to(folder):
+                found.append(module)
+    return found
 
 
 def _code_version(file: Path):
