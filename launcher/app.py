@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.install_desktop_entry or args.uninstall_desktop_entry or args.autostart:
         return desktop_integration(args)
 
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QThreadPool, QTimer
     from PySide6.QtWidgets import QApplication
 
     from launcher import settings as settings_mod
@@ -235,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
 
     app.aboutToQuit.connect(last_resort)
     rc = app.exec()
+    # Python still running in Qt's pool threads (the machine probe, the model list: slow on a loaded
+    # machine) while the interpreter finalizes can abort it; a SIGTERM early in a start once ended in
+    # SIGABRT in CI. Let that work end first (it is short; bounded all the same).
+    QThreadPool.globalInstance().waitForDone(3000)
     single.close()
     window.tray.hide()
     log.info("launcher exiting%s", " (the app keeps serving)" if keep["serving"] else "")
