@@ -217,7 +217,10 @@ READING = [
     "imports: `import ray, ray.serve` is ~170 MB in each of the supervisor, controller and proxy, `import ray` "
     "~77 MB of the runtime-env agent's 91 MB (the raylet starts it and waits for it), and in the model replica "
     "transformers 5's model code imports torch.distributed, torch._dynamo and sympy (~98 MB) beside the "
-    "257 MB of weights."),
+    "257 MB of weights. A fresh install on 2026-12-03 got transformers 5.25, which imports its new dependency "
+    "`kernels` wherever transformers is imported (smollm2 loaded in one process: 708 MB RSS instead of 642; "
+    "the idle fan-out measured 1925.6 MB in that install's one repetition); 5.25's GGUF path needs `kernels`, "
+    "so it cannot be hidden, and pyproject.toml keeps transformers below 5.25: 1735 MB in this run."),
     ("- **First answer.** The table above shows where a cold start goes on 2 cores. Four of Ray's and "
     "Serve's waits were cut (`serving/ray_private/`, `serving/cluster/supervisor.py`): the raylet's first look for "
     "its own object store failed and looked again 1 s later (now every 50 ms); `ray.init` looks for its "
@@ -246,8 +249,9 @@ READING = [
     "class is built at import). The supervisor waited for the import aside to end before it asked for the "
     "replica, which then imported Gradio again. Now a file that by its text cannot be a Serve application (no "
     "`.bind(`) is deployed at once, the import aside at the lowest CPU priority, read as the start goes on "
-    "(serving/cluster/app_inspection.py): 7.9-10.9 s instead of 12.5-13.6 s in single runs, and the ratio "
-    "3.35 -> 2.25 in one `ready` repetition (same machine, 25 % of its CPU stolen by its host). What is left "
+    "(serving/cluster/app_inspection.py): 7.9-10.9 s instead of 12.5-13.6 s in single runs; `make bench`'s "
+    "ratio 3.35 -> 2.42 (2.3-2.44, n=3; 9.9 s vs 4.05 s), on a machine whose host took ~25 % of its CPU "
+    "(`top`'s steal) in this run. What is left "
     "is Ray's start (~2.5-3 s) and the replica (~5 s: a new worker, `import ray.serve`, Gradio and the app), "
     "against `python F`'s ~4 s, which is Gradio's import and the app. Tried and not kept: a third prestarted "
     "worker for the replica (no gain in 3 pairs of runs)."),
