@@ -65,6 +65,11 @@ class Bench:
         # measured in the first one alone, so that three repetitions fit in the time asked for.
         self.rep = 0
 
+    def _carried(self, section: str, keys: tuple[str, ...]) -> dict:
+        """A notes-only baseline's details from the first repetition, for a later one that skips it."""
+        before = self.details.get(section, {})
+        return {k: before[k] for k in keys if k in before}
+
     def logfile(self, name: str) -> Path:
         return self.work / f"{name}.log"
 
@@ -184,14 +189,13 @@ class Bench:
                 plain1.stop(grace=10)
         # The same calls in both apps (prompts x rounds): the ratio is of their total times.
         s, p = (sum(lat[k]) / len(lat[k]) for k in ("serve", "plain"))
-        before = self.details.get("fanout", {})
         if tuned:
             p1 = sum(lat["plain_1thread"]) / len(lat["plain_1thread"])
             tuned_said = {"plain_1thread_latency_s": [round(x, 3) for x in lat["plain_1thread"]],
                           "plain_1thread_mean_s": round(p1, 3), "ratio_vs_plain_1thread": round(s / p1, 3)}
         else:
-            tuned_said = {k: before[k] for k in ("plain_1thread_latency_s", "plain_1thread_mean_s",
-                                                 "ratio_vs_plain_1thread") if k in before}
+            tuned_said = self._carried("fanout", ("plain_1thread_latency_s", "plain_1thread_mean_s",
+                                                  "ratio_vs_plain_1thread"))
         per_prompt = [round(sum(lat["serve"][i:i + rounds]) / sum(lat["plain"][i:i + rounds]), 3)
                       for i in range(0, len(lat["serve"]), rounds)]
         self.results["fanout_vs_sequential_ratio"] = round(s / p, 3)
@@ -235,12 +239,11 @@ class Bench:
                 plain.stop(grace=10)
 
         out["plain"] = plain_app("plain")
-        before = self.details.get("throughput", {})
         if self.rep == 0:  # the tuned baseline (one torch thread), for the notes: first repetition only
             out["plain_1thread"] = plain_app("plain1", "--num-cpus", "1")
             out["ratio_vs_plain_1thread"] = round(out["serve"]["rps"] / out["plain_1thread"]["rps"], 3)
         else:
-            out.update({k: before[k] for k in ("plain_1thread", "ratio_vs_plain_1thread") if k in before})
+            out.update(self._carried("throughput", ("plain_1thread", "ratio_vs_plain_1thread")))
         self.results["throughput_vs_plain_gradio_ratio"] = round(out["serve"]["rps"] / out["plain"]["rps"], 3)
         self.details["throughput"] = {
             "setup": f"{clients} gradio_client clients x {per_client} requests (cap {cap_s:g} s), summarize, "
@@ -340,8 +343,7 @@ class Bench:
         # `serve run --reload`, reported and never a goal, is measured in the first repetition only.
         results, details = reload.measure(self.work, self.env, serve_run=self.rep == 0)
         if self.rep:
-            before = self.details.get("reload", {})
-            details.update({k: v for k, v in before.items() if k.startswith("serve_run")})
+            details.update(self._carried("reload", ("serve_run_reload_s", "serve_run_reload_failed", "serve_run_setup")))
         self.results.update(results)
         self.details["reload"] = details
 

@@ -156,17 +156,23 @@ def _loaded(target: str, app_dir: str | None):
 
 
 def _modules_under(folder: Path) -> list:
-    """Modules imported from the app's folder (a sibling file that defines the deployments, say), not from
-    an environment inside it."""
+    """Modules imported from the app's own code in its folder (a sibling file that defines the
+    deployments, say), by the rule the code version uses: not from an environment inside it."""
     found = []
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
-        if module is None or not file or name == "__main__" or "site-packages" in file:
+        if module is None or not file or name == "__main__":
             continue
         with contextlib.suppress(OSError, ValueError):
-            if Path(file).resolve().is_relative_to(folder):
+            path = Path(file).resolve()
+            if path.is_relative_to(folder) and _is_app_code(path.relative_to(folder)):
                 found.append(module)
     return found
+
+
+def _is_app_code(relative: Path) -> bool:
+    """A file of the app's folder that is its own code: not hidden, cached or installed (.venv, site-packages)."""
+    return not any(p.startswith(".") or p in ("__pycache__", "site-packages") for p in relative.parts)
 
 
 def _code_version(file: Path):
@@ -180,8 +186,7 @@ def _code_version(file: Path):
 
     folder = hashlib.sha256()
     for path in sorted(file.parent.rglob("*.py"))[:2000]:
-        parts = path.relative_to(file.parent).parts
-        if path != file and not any(p.startswith(".") or p in ("__pycache__", "site-packages") for p in parts):
+        if path != file and _is_app_code(path.relative_to(file.parent)):
             with contextlib.suppress(OSError):
                 folder.update(path.as_posix().encode() + b"\0" + path.read_bytes())
 
