@@ -95,11 +95,12 @@ def _tables(d: dict) -> list[str]:
     if tokens:
         out += [(f"## Tokens per second inside one replica (`python -m benchmarks.tokens`; {tokens['model']}, "
                 f"{tokens['dtype']}, {tokens['threads']} torch thread, {tokens['new_tokens_per_row']} new tokens "
-                "per prompt, 4 prompts of different lengths; last repetition)"), "",
-                "| Batch | Decode loop (what replicas run) tokens/s | generate() on the batch tokens/s |",
+                "per prompt, 4 prompts of different lengths; the loop: last repetition)"), "",
+                "| Batch | Decode loop (what replicas run) tokens/s | generate() on the batch tokens/s (first repetition) |",
                 "|---|---|---|"]
-        out += [f"| {r['batch']} | {r['loop_tokens_per_s']} ({r['loop_s']} s) | {r['generate_tokens_per_s']} "
-                f"({r['generate_s']} s) |" for r in tokens["rows"]]
+        out += [f"| {r['batch']} | {r['loop_tokens_per_s']} ({r['loop_s']} s) | "
+                + (f"{r['generate_tokens_per_s']} ({r['generate_s']} s) |" if "generate_s" in r else "— |")
+                for r in tokens["rows"]]
         out.append("")
     profile = (d.get("cold") or {}).get("profile")
     if profile:
@@ -120,8 +121,8 @@ def _durations(data: dict) -> list[str]:
            "| Section | Repetitions | Total |", "|---|---|---|"]
     out += [f"| {name} | {', '.join(str(s) for s in secs)} | {sum(secs)} |"
             for name, secs in sorted(took.items(), key=lambda kv: -sum(kv[1]))]
-    return [*out, ("Notes-only baselines (the plain app tuned to one thread, `serve run --reload`) are measured in "
-                   "the first repetition alone."), ""]
+    return [*out, ("Notes-only baselines (the plain app tuned to one thread, `serve run --reload`, `generate()` on a "
+                   "batch) are measured in the first repetition alone."), ""]
 
 
 def _loads(data: dict) -> str:
@@ -142,7 +143,7 @@ READING = [
     "tuned to one torch thread (`--num-cpus 1`), in the notes: that is the fair measure of what Serve's "
     "parallelism buys, and on a machine whose two cores are already busy it buys little for the fan-out."),
     ("- **Fan-out.** The default fan-out (the embedded model twice: greedy and sampling) with the sampling "
-    "slot seeded; 3 prompts x 2 calls, interleaved, and the ratio is of the total times. Both slots use one "
+    "slot seeded; 3 prompts x 1 call each repetition, interleaved, and the ratio is of the total times. Both slots use one "
     "model, so they share one deployment (`serving/replica/apps.py` `slot_groups`): one replica with both slots' CPUs "
     "(2 torch threads) decodes the two prompts as one batch of 2, each with its own settings "
     "(`serving/replica/decoding.py`). A batch of 2 costs little more than 1 on a CPU (the weights are read once per "

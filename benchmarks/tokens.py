@@ -5,12 +5,14 @@ made to decode exactly 64 tokens (same work at every size), prompts of different
 continuous decode loop (serving/replica/decoding.py, what replicas run) vs transformers' generate() on the
 same batch (what they ran before), each the best of 2 runs.
 
-    python -m benchmarks.tokens      # prints one JSON object
+    python -m benchmarks.tokens              # prints one JSON object
+    python -m benchmarks.tokens --loop-only  # the decode loop alone (make bench's later repetitions)
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 from benchmarks.common import ARTICLE, EMBEDDED, PROMPT
@@ -20,7 +22,7 @@ PROMPTS = [ARTICLE, PROMPT, "Name three colours of the rainbow and say why the s
 NEW_TOKENS = 64
 
 
-def main() -> None:
+def main(loop_only: bool = False) -> None:
     from serving.core.catalog import resolve
     from serving.core.config import Generation, Mode
     from serving.replica.models import Runner
@@ -43,15 +45,16 @@ def main() -> None:
         prompts = [PROMPTS[i % len(PROMPTS)] for i in range(size)]
         runner.loop = loop
         t_loop = best_of(2, prompts)
-        runner.loop = None  # generate() on the whole batch
-        t_generate = best_of(2, prompts)
-        rows.append({"batch": size, "loop_s": round(t_loop, 3), "generate_s": round(t_generate, 3),
-                     "loop_tokens_per_s": round(size * NEW_TOKENS / t_loop, 1),
-                     "generate_tokens_per_s": round(size * NEW_TOKENS / t_generate, 1)})
+        row = {"batch": size, "loop_s": round(t_loop, 3), "loop_tokens_per_s": round(size * NEW_TOKENS / t_loop, 1)}
+        if not loop_only:
+            runner.loop = None  # generate() on the whole batch
+            t_generate = best_of(2, prompts)
+            row.update(generate_s=round(t_generate, 3), generate_tokens_per_s=round(size * NEW_TOKENS / t_generate, 1))
+        rows.append(row)
     runner.loop = loop
     print(json.dumps({"model": EMBEDDED, "dtype": str(runner.model.dtype).removeprefix("torch."), "threads": 1,
                       "new_tokens_per_row": NEW_TOKENS, "rows": rows}))
 
 
 if __name__ == "__main__":
-    main()
+    main(loop_only="--loop-only" in sys.argv[1:])
