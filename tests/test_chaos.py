@@ -2,7 +2,7 @@
 
 tests/apps/counter_state.py (a gr.State counter that says which process answered) runs on 3
 replicas. 60 gradio_client sessions bump their counters concurrently for the whole test while one
-replica is SIGKILLed every 20 s for 2 minutes (Serve starts a replacement each time). Then the app
+replica is SIGKILLed every 20 s for 80 s (Serve starts a replacement each time). Then the app
 is scaled 3 -> 4 in place (`gradio-serve apply --replicas 4`). Checked, for every call of every session:
 - a session whose replica lives counts on without a gap: its state is intact;
 - a session whose replica was killed moves once, to a fresh state on a live replica (its count
@@ -11,7 +11,7 @@ is scaled 3 -> 4 in place (`gradio-serve apply --replicas 4`). Checked, for ever
 - no call waits more than 10 s, failed or not;
 - scaling 3 -> 4 moves no session and loses no count.
 The sessions run in a process of their own (tests/chaos_load.py), ~4 calls a second in all.
-About 4 minutes on 2 cores.
+About 2.5 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from supervisor_run import ROOT, Up, free_port
 pytestmark = pytest.mark.slow
 
 SESSIONS = 60
-KILL_EVERY_S, CHAOS_S = 20, 120
+KILL_EVERY_S, CHAOS_S = 20, 80
 MAX_WAIT_S = 10
 PAUSE_S = (10.0, 16.0)  # between a session's calls
 
@@ -187,5 +187,5 @@ def test_replicas_killed_every_20_s_under_60_sessions_then_scaled_3_to_4(tmp_pat
     problems = {i: p for i, s in enumerate(sessions) if (p := judge(s, kills, scaled_at))}
     assert not problems, (summary, {i: (p, [(round(c.start - up.t0, 1), c.pid, c.count) for c in sessions[i].calls])
                                     for i, p in list(problems.items())[:5]})
-    assert len(kills) == CHAOS_S // KILL_EVERY_S and len(calls) > SESSIONS * 8, summary  # ~10 each at this pace
+    assert len(kills) == CHAOS_S // KILL_EVERY_S and len(calls) > SESSIONS * 6, summary  # ~8 each at this pace
     assert all(s.calls and s.calls[-1].start > scaled_at for s in sessions)  # all went on after the scaling
