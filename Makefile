@@ -31,14 +31,14 @@ run: install
 	bash scripts/system-deps.sh run
 	$(BIN)/gradio-serve-launcher
 
-# ~46-50 min on 2 cores (whole runs on a clean clone, 2026-12-03): real clusters, apps and browsers (the slow end-to-end tests are marked `slow`)
+# ~50 min on 2 cores from a clean clone, 46 of it the tests (2026-12-08): real clusters, apps and browsers (the slow end-to-end tests are marked `slow`)
 test: install system-deps
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 test-fast: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow"
 
-# Ratios against plain Gradio, medians of 3 interleaved repetitions in one run (~60 min on this 2-core machine on 2026-12-03, from each section's time: over the 30 asked; see docs/benchmarks.md): benchmarks/results/latest.json, docs/benchmarks.md
+# Ratios against plain Gradio, medians of 3 interleaved repetitions in one run (~55 min on this 2-core machine, from each section's time on 2026-12-03 less the cuts of 2026-12-08: over the 30 asked; see docs/benchmarks.md): benchmarks/results/latest.json, docs/benchmarks.md
 bench: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m benchmarks.run
 
