@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 
+from serving.core.machine import detect_native_bf16
 from serving.core.preflight import free_loopback_port
 from serving.core.process_group import signal_group, stop_group
 
@@ -302,7 +303,8 @@ def machine() -> dict:
         pass
     return {
         "cpus": psutil.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "cpu_model": model, "python": platform.python_version(), "platform": platform.platform(),
+        "cpu_model": model, "native_bf16": detect_native_bf16(), "python": platform.python_version(),
+        "platform": platform.platform(),
         "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 

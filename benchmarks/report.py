@@ -43,7 +43,7 @@ def write_doc(data: dict) -> None:
         "[`benchmarks/results/latest.json`](../benchmarks/results/latest.json)."),
         "",
         f"- Date: {data['date']}",
-        (f"- Machine: {m['cpus']} cores, {m['ram_gb']} GB RAM, CPU: {m['cpu_model']}; {m['platform']}, "
+        (f"- Machine: {m['cpus']} cores, {m['ram_gb']} GB RAM, CPU: {m['cpu_model']}{_precision(data)}; {m['platform']}, "
         f"Python {m['python']}; load average at start {m['load_avg_at_start']} (shared with other work)"),
         f"- Load average (1, 5, 15 min) around each repetition: {_loads(data)}",
         f"- Code measured: {data.get('code', 'unknown')}",
@@ -123,6 +123,17 @@ def _durations(data: dict) -> list[str]:
             for name, secs in sorted(took.items(), key=lambda kv: -sum(kv[1]))]
     return [*out, ("Notes-only baselines (the plain app tuned to one thread, `serve run --reload`, `generate()` on a "
                    "batch) are measured in the first repetition alone."), ""]
+
+
+def _precision(data: dict) -> str:
+    """Whether the CPU multiplies bfloat16 natively: the models run in bfloat16 there, in float32 elsewhere
+    (serving/replica/models.py), which moves the memory, batching and fan-out figures."""
+    native = data["machine"].get("native_bf16")
+    dtype = (data["details"].get("tokens") or {}).get("dtype")
+    if native is None and dtype is None:
+        return ""
+    said = {True: "native bfloat16", False: "no native bfloat16", None: "bfloat16 support unknown"}[native]
+    return f" ({said}: the models ran in {dtype})" if dtype else f" ({said})"
 
 
 def _loads(data: dict) -> str:
