@@ -38,7 +38,7 @@ test: install system-deps
 test-fast: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow"
 
-# Ratios against plain Gradio, medians of 3 interleaved repetitions in one run (~55 min on this 2-core machine, from each section's time on 2026-12-03 less the cuts of 2026-12-08: over the 30 asked; see docs/benchmarks.md): benchmarks/results/latest.json, docs/benchmarks.md
+# Ratios against plain Gradio, medians of 3 interleaved repetitions in one run (45.6 min on this 2-core machine on 2026-12-08, over the 30 asked: the relay's 200 sessions alone take ~3 min a repetition; see docs/benchmarks.md): benchmarks/results/latest.json, docs/benchmarks.md
 bench: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m benchmarks.run
 

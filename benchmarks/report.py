@@ -203,11 +203,21 @@ READING = [
     "(3.33 s instead of 2.78 s). The ratio rose with the faster cold start it divides by (0.27 -> ~0.33)."),
     ("- **Time to first token** is measured as the page sees it: gradio_client on the page's streaming "
     "endpoint (the first non-empty partial answer) vs the whole-answer endpoint, embedded model."),
-    ("- **Precision.** `auto` is bfloat16 on a CPU with native bfloat16 (this AMD EPYC has AVX-512 BF16) and "
-    "float32 elsewhere, in both apps alike (the plain app runs the same `Runner`). On this CPU bfloat16 "
-    "reads a 108-token prompt in 0.11 s instead of 0.34 s and decodes ~1.2x faster, in half the memory. "
-    "Its answers differ slightly from float32's (the summary of the benchmark's article: 49 tokens instead "
-    "of 30, as sensible); `--dtype float32` keeps the old numerics."),
+    ("- **Precision.** `auto` is bfloat16 on a CPU with native bfloat16 (AVX-512 BF16 or AMX) and "
+    "float32 elsewhere, in both apps alike (the plain app runs the same `Runner`); the machine line above "
+    "says which a run had. On an AMD EPYC with AVX-512 BF16 (the runs up to 2026-12-03) bfloat16 read a "
+    "108-token prompt in 0.11 s instead of 0.34 s and decoded ~1.2x faster, in half the memory; its answers "
+    "differ slightly from float32's (the summary of the benchmark's article: 49 tokens instead of 30, as "
+    "sensible); `--dtype float32` keeps the old numerics. On an AMD EPYC with AVX2 only (2026-12-08) "
+    "bfloat16 is emulated (8 rows x 48 tokens: 22.2 s, against 7.0 s in float32), so the models run in "
+    "float32 and several figures move against the same code on the bfloat16 machine (medians of 3 each): "
+    "the model replica holds float32 weights (1015 MB RSS instead of 758; idle fan-out 1983 MB instead of "
+    "1735), and a batch costs more per row (a decode step of 2 rows took 86-90 ms against 54-56 ms for 1 "
+    "row: MKL's kernel for a few rows of float32), so batching buys less: batch 8 / batch 1 tokens/s 3.68 "
+    "(5.24), throughput 3.40x plain (5.43x), and the fan-out, one replica decoding both slots as a batch of "
+    "2, 0.727 of the sequential app (0.46). Tried and not kept: the product as `W @ x.T` for 2-5 rows with "
+    "2 threads (20-27 % faster per step when the model is called from the main thread, but no faster, or "
+    "slower, from the decode loop's thread)."),
     ("- **Idle memory** sums RSS over every process of the running fan-out app (the supervisor's process group: "
     "GCS, raylet, Ray's agents, controller, proxy, ingress and model replicas; the table above lists them). "
     "RSS counts shared pages in each process; PSS (in the notes) shares them out. From 3388 MB: one "
