@@ -31,6 +31,7 @@ from pathlib import Path
 from serving.cluster.app_inspection import APP_IMPORT_TIMEOUT_S
 from serving.core.config import APP_DEPLOYMENT, AppSpec
 from serving.core.inspection import Inspection
+from serving.core.process_group import group_alive
 from serving.core.target import app_folder, parse_target
 from serving.front.sessions import SWAP_KEY_ENV, SWAP_KEY_HEADER, SWAP_PATH
 
@@ -96,6 +97,11 @@ class WarmCheck:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # it and a fork that hangs
             proc.wait()
+            # The fork is the inspector's child, not ours to wait for: under load it was still alive just after
+            # (a whole test run). Briefly wait for the group to be gone, so nothing of a check outlives close().
+            deadline = time.monotonic() + 2
+            while group_alive(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
 
 
 class Reloader:
